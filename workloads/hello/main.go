@@ -1,0 +1,126 @@
+// Command hello is the sample workload: the quickstart's "billing" app.
+//
+// It listens on 127.0.0.1:$PORT and serves
+//
+//	/health   200 "ok" once ready
+//	/hello    "hello from billing <VERSION> (<INSTANCE>)"
+//	anything  a small JSON echo of the method, path and query it received
+//
+// Its version comes from the HELLO_VERSION environment variable, which the
+// spore manifest sets, so two spores of the same binary differ. Test knobs,
+// also from the environment: HELLO_HEALTH=never (never answers /health),
+// HELLO_HEALTH=fail (answers 500), HELLO_READY_DELAY=300ms (unhealthy for a
+// while after start). On SIGTERM it stops accepting, finishes in-flight
+// requests and exits 0.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	port := os.Getenv("PORT")
+	if port == "" {
+		log.Fatal("hello: PORT is not set")
+	}
+	version := envOr("HELLO_VERSION", "v0")
+	instance := envOr("MESH_INSTANCE", fmt.Sprintf("pid-%d", os.Getpid()))
+	app := envOr("MESH_APP", "billing")
+	host := envOr("HOST", "127.0.0.1")
+
+	var readyDelay time.Duration
+	if d := os.Getenv("HELLO_READY_DELAY"); d != "" {
+		v, err := time.ParseDuration(d)
+		if err != nil {
+			log.Fatalf("hello: HELLO_READY_DELAY: %v", err)
+		}
+		readyDelay = v
+	}
+	started := time.Now()
+	healthMode := os.Getenv("HELLO_HEALTH")
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case healthMode == "never":
+			<-r.Context().Done() // hang until the checker gives up
+			return
+		case healthMode == "fail":
+			http.Error(w, "unhealthy on purpose", http.StatusInternalServerError)
+			return
+		case time.Since(started) < readyDelay:
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Hello-Version", version)
+		w.Header().Set("X-Hello-Instance", instance)
+		fmt.Fprintf(w, "hello from %s %s (%s)\n", app, version, instance)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Hello-Version", version)
+		w.Header().Set("X-Hello-Instance", instance)
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"method":   r.Method,
+			"path":     r.URL.Path,
+			"raw_path": r.URL.RawPath,
+			"query":    r.URL.RawQuery,
+			"version":  version,
+			"instance": instance,
+			"headers": map[string]string{
+				"X-Forwarded-For":   r.Header.Get("X-Forwarded-For"),
+				"X-Forwarded-Host":  r.Header.Get("X-Forwarded-Host"),
+				"X-Forwarded-Proto": r.Header.Get("X-Forwarded-Proto"),
+				"X-Mycelium-Edge":   r.Header.Get("X-Mycelium-Edge"),
+			},
+		})
+	})
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		log.Fatalf("hello: listen: %v", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("hello %s (%s) listening on %s", version, instance, ln.Addr())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case s := <-sigs:
+		log.Printf("hello: %s received, shutting down", s)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			log.Printf("hello: shutdown: %v", err)
+			os.Exit(1)
+		}
+	case err := <-done:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Fatalf("hello: serve: %v", err)
+		}
+	}
+}
+
+func envOr(name, def string) string {
+	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
