@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+func init() {
+	register(&command{
+		name:     "status",
+		synopsis: "Show apps, instances and edge counters of a running mesh",
+		run:      runStatus,
+	})
+}
+
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", "status [-json] [-config mesh.hcl | -addr ADDR]", stderr)
+	cf := addControlFlags(fs)
+	asJSON := fs.Bool("json", false, "print the full status as JSON")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	c, err := cf.client()
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, raw, err := c.Status(ctx)
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if *asJSON {
+		fmt.Fprintln(stdout, string(raw))
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "APP\tDIGEST\tREADY/DESIRED\tMIN\tMAX\tRESTART\n")
+	for _, a := range st.Apps {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s\n", a.Name, short(a.Digest), a.Ready, a.Desired, a.Min, a.Max, a.Restart)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "APP\tNODE\tINSTANCE\tDIGEST\tSTATE\tPID\tPORT\tENDPOINT\tRESTARTS\n")
+	for _, in := range st.Instances {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n", in.App, in.NodeID, in.Instance, short(in.Digest), in.State, in.PID, in.Port, in.URL, in.Restarts)
+	}
+	tw.Flush()
+	if st.Edge != nil {
+		fmt.Fprintf(stdout, "\nedge: %v\n", st.Edge)
+	}
+	return exitOK
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}

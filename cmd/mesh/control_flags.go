@@ -1,0 +1,59 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/mesh"
+)
+
+// controlFlags are the flags every command that talks to a running mesh takes.
+type controlFlags struct {
+	config *string
+	addr   *string
+	token  *string
+}
+
+func addControlFlags(fs *flag.FlagSet) *controlFlags {
+	return &controlFlags{
+		config: fs.String("config", "", "mesh.hcl of the running mesh, to find its control socket (default mesh.hcl when present)"),
+		addr:   fs.String("addr", os.Getenv("MESH_ADDR"), "control API address: unix:///path/control.sock or http://host:port (env MESH_ADDR)"),
+		token:  fs.String("token", os.Getenv("MESH_TOKEN"), "bearer token for a TCP control API (env MESH_TOKEN)"),
+	}
+}
+
+// client resolves the control address: -addr, else the config's control
+// block, else the default socket.
+func (cf *controlFlags) client() (*mesh.Client, error) {
+	addr := *cf.addr
+	if addr == "" {
+		path := *cf.config
+		if path == "" {
+			if _, err := os.Stat("mesh.hcl"); err == nil {
+				path = "mesh.hcl"
+			}
+		}
+		if path == "" {
+			return nil, fmt.Errorf("no control address: pass -config mesh.hcl or -addr")
+		}
+		cfg, diags := config.Load(path)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("load %s: %s", path, diags.Error())
+		}
+		switch {
+		case cfg.Control.Socket != "":
+			addr = "unix://" + filepath.Clean(cfg.Control.Socket)
+		case cfg.Control.Listen != "":
+			addr = "http://" + cfg.Control.Listen
+			if *cf.token == "" {
+				*cf.token = cfg.Control.Token
+			}
+		default:
+			return nil, fmt.Errorf("%s configures no control API", path)
+		}
+	}
+	return mesh.NewClient(addr, *cf.token)
+}

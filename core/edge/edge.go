@@ -1,0 +1,433 @@
+// Package edge is the HTTP entry point of the mesh (F5, F7): it routes
+// /{app}/... to the endpoints of app and counts what it serves.
+//
+// The routing table is rebuilt from the fabric's endpoint snapshots and from
+// the balancer's policies, off the request path, and swapped atomically: a
+// request takes no lock and calls neither the fabric nor a plugin. A balancer
+// receives the endpoint set and batched load reports and answers with a
+// policy (smooth weighted round-robin or power of two choices) that the edge
+// executes in-process. Passive health checking ejects endpoints whose
+// connections fail or that answer runs of 5xx, within a bounded share of the
+// app, and brings them back with a slow start.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mycelium-mesh/mesh/core/fabric"
+	"github.com/mycelium-mesh/mesh/sdk"
+)
+
+// Source yields endpoint tables: the current one first, then the newest one
+// after each change, until ctx ends. *fabric.Fabric satisfies it.
+type Source interface {
+	WatchEndpoints(ctx context.Context) <-chan fabric.Snapshot
+}
+
+// Balancer turns an app's endpoints and loads into a picking policy. It is
+// called from a background goroutine per app, never per request.
+// sdk.Balancer satisfies it.
+type Balancer interface {
+	Balance(ctx context.Context, s sdk.AppState) (sdk.Policy, error)
+}
+
+// DefaultAdminAddr is where callers usually serve /metrics.
+const DefaultAdminAddr = "127.0.0.1:9090"
+
+// ErrNoSource is returned by New without a Source.
+var ErrNoSource = errors.New("edge: no endpoint source")
+
+// AppOptions are per-app settings.
+type AppOptions struct {
+	// StripPrefix removes /{app} before forwarding; nil means true.
+	StripPrefix *bool
+}
+
+// OutlierOptions tune passive health checking. Zero values take defaults.
+type OutlierOptions struct {
+	ConsecutiveConnFailures int           // default 3
+	Consecutive5xx          int           // default 5
+	BaseEjection            time.Duration // default 10s; grows with each ejection
+	MaxEjection             time.Duration // default 5m
+	MaxEjectionPercent      int           // default 50; share of an app's endpoints
+	SlowStart               time.Duration // default 10s; weight ramps from 10% to 100%
+}
+
+// Options configure an Edge. Zero durations and sizes take the defaults in
+// parentheses.
+type Options struct {
+	Source    Source                      // required
+	Balancers func(app string) Balancer   // nil, or nil for an app: equal-weight round-robin
+	Apps      map[string]AppOptions       // per-app settings; listed apps answer 503, not 404, before they have endpoints
+	Logger    hclog.Logger                // (null logger)
+	AdminAddr string                      // /metrics listener; "" disables it (see DefaultAdminAddr)
+
+	LogInterval    time.Duration // counters log line (10s)
+	ReportInterval time.Duration // load reports to the balancer (500ms)
+	BalanceTimeout time.Duration // one Balance call (2s)
+
+	ReadHeaderTimeout     time.Duration // (10s)
+	IdleTimeout           time.Duration // client keep-alive (120s)
+	ResponseHeaderTimeout time.Duration // upstream answer (60s)
+	DialTimeout           time.Duration // upstream connect (3s)
+	MaxHeaderBytes        int           // (64 KiB); larger headers get 431
+	MaxIdleConnsPerHost   int           // upstream pool (1024)
+
+	// DisableIdempotentRetry stops replaying GET/HEAD/OPTIONS requests that
+	// already reached an endpoint. Requests that never reached one (connect
+	// failures) are always retried on another endpoint.
+	DisableIdempotentRetry bool
+	// RetryBudgetRatio is the share of requests that may be replayed (0.2),
+	// on top of RetryBudgetMinPerSec (3) replays per second.
+	RetryBudgetRatio     float64
+	RetryBudgetMinPerSec float64
+
+	Outlier OutlierOptions
+}
+
+func (o *Options) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	def(&o.LogInterval, 10*time.Second)
+	def(&o.ReportInterval, 500*time.Millisecond)
+	def(&o.BalanceTimeout, 2*time.Second)
+	def(&o.ReadHeaderTimeout, 10*time.Second)
+	def(&o.IdleTimeout, 120*time.Second)
+	def(&o.ResponseHeaderTimeout, 60*time.Second)
+	def(&o.DialTimeout, 3*time.Second)
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = 1024
+	}
+	if o.RetryBudgetRatio <= 0 {
+		o.RetryBudgetRatio = 0.2
+	}
+	if o.RetryBudgetMinPerSec <= 0 {
+		o.RetryBudgetMinPerSec = 3
+	}
+	oo := &o.Outlier
+	if oo.ConsecutiveConnFailures <= 0 {
+		oo.ConsecutiveConnFailures = 3
+	}
+	if oo.Consecutive5xx <= 0 {
+		oo.Consecutive5xx = 5
+	}
+	def(&oo.BaseEjection, 10*time.Second)
+	def(&oo.MaxEjection, 5*time.Minute)
+	if oo.MaxEjectionPercent <= 0 || oo.MaxEjectionPercent > 100 {
+		oo.MaxEjectionPercent = 50
+	}
+	def(&oo.SlowStart, 10*time.Second)
+}
+
+// AppCounters are the counters of one app since the edge started.
+type AppCounters struct {
+	Requests     uint64 // completed requests, all statuses
+	Errors5xx    uint64 // answers with a 5xx status, the edge's own included
+	ClientClosed uint64 // clients gone before the answer (counted as 499)
+	InFlight     int64
+	Endpoints    int // endpoints in the routing table
+	Ejected      int // of those, ejected by passive health checking
+}
+
+// Edge is the reverse proxy. Create it with New, then Start it.
+type Edge struct {
+	opts      Options
+	log       hclog.Logger
+	transport *http.Transport
+	metrics   *metrics
+
+	routes atomic.Pointer[map[string]*app]
+
+	mu       sync.Mutex // guards apps, started, upgraded
+	apps     map[string]*app
+	started  bool
+	upgraded map[net.Conn]struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	srv     *http.Server
+	ln      net.Listener
+	admin   *http.Server
+	adminLn net.Listener
+}
+
+// New checks opts and builds an edge; nothing listens until Start.
+func New(opts Options) (*Edge, error) {
+	if opts.Source == nil {
+		return nil, ErrNoSource
+	}
+	opts.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Edge{
+		opts:     opts,
+		log:      opts.Logger.Named("edge"),
+		metrics:  newMetrics(),
+		apps:     map[string]*app{},
+		upgraded: map[net.Conn]struct{}{},
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	e.transport = &http.Transport{
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          0, // no global cap; per host below
+		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+	}
+	empty := map[string]*app{}
+	e.routes.Store(&empty)
+	for name := range opts.Apps {
+		e.appLocked(name)
+	}
+	e.publishLocked()
+	return e, nil
+}
+
+// Start binds addr, serves in the background, and starts watching the
+// source, balancing and logging. It binds the admin listener too when
+// Options.AdminAddr is set.
+func (e *Edge) Start(addr string) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("edge: already started")
+	}
+	e.started = true
+	e.mu.Unlock()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("edge: listen %s: %w", addr, err)
+	}
+	if e.opts.AdminAddr != "" {
+		aln, err := net.Listen("tcp", e.opts.AdminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("edge: listen admin %s: %w", e.opts.AdminAddr, err)
+		}
+		e.adminLn = aln
+		e.admin = &http.Server{
+			Handler:           e.metrics.handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          e.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		}
+		go func() {
+			if err := e.admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.log.Error("admin listener stopped", "error", err)
+			}
+		}()
+	}
+	e.ln = ln
+	e.srv = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: e.opts.ReadHeaderTimeout,
+		IdleTimeout:       e.opts.IdleTimeout,
+		MaxHeaderBytes:    e.opts.MaxHeaderBytes,
+		ErrorLog:          e.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+	}
+	// Take the first snapshot before serving so that requests arriving
+	// right after Start already see the endpoints.
+	snaps := e.opts.Source.WatchEndpoints(e.ctx)
+	select {
+	case s, ok := <-snaps:
+		if ok {
+			e.apply(s)
+		}
+	case <-time.After(time.Second):
+	}
+	e.wg.Add(2)
+	go e.watch(snaps)
+	go e.logLoop()
+	go func() {
+		if err := e.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.log.Error("listener stopped", "error", err)
+		}
+	}()
+	e.log.Info("edge listening", "addr", ln.Addr().String(), "admin", e.AdminAddr())
+	return nil
+}
+
+// Addr is the bound address after Start, nil before.
+func (e *Edge) Addr() net.Addr {
+	if e.ln == nil {
+		return nil
+	}
+	return e.ln.Addr()
+}
+
+// AdminAddr is the bound admin address after Start, nil when disabled.
+func (e *Edge) AdminAddr() net.Addr {
+	if e.adminLn == nil {
+		return nil
+	}
+	return e.adminLn.Addr()
+}
+
+// Shutdown stops accepting, waits for in-flight requests to finish (or ctx
+// to end), then stops the background work and closes upgraded connections.
+func (e *Edge) Shutdown(ctx context.Context) error {
+	var err error
+	if e.srv != nil {
+		err = e.srv.Shutdown(ctx)
+	}
+	if e.admin != nil {
+		if aerr := e.admin.Shutdown(ctx); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	e.cancel()
+	e.mu.Lock()
+	for c := range e.upgraded {
+		c.Close()
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+	e.transport.CloseIdleConnections()
+	if err != nil {
+		return fmt.Errorf("edge: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Counters returns the counters of every app the edge knows.
+func (e *Edge) Counters() map[string]AppCounters {
+	apps := *e.routes.Load()
+	out := make(map[string]AppCounters, len(apps))
+	for name, a := range apps {
+		out[name] = a.counters()
+	}
+	return out
+}
+
+// watch applies snapshots until the source closes or the edge stops.
+func (e *Edge) watch(snaps <-chan fabric.Snapshot) {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case s, ok := <-snaps:
+			if !ok {
+				if e.ctx.Err() == nil {
+					e.log.Warn("endpoint source closed; keeping the last routing table")
+				}
+				return
+			}
+			e.apply(s)
+		}
+	}
+}
+
+// apply installs one endpoint snapshot. Apps missing from it keep their
+// entry with no endpoints, so they answer 503 rather than 404.
+func (e *Edge) apply(s fabric.Snapshot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, eps := range s.Apps {
+		e.appLocked(name).setEndpoints(eps)
+	}
+	for name, a := range e.apps {
+		if _, ok := s.Apps[name]; !ok {
+			a.setEndpoints(nil)
+		}
+	}
+	e.publishLocked()
+}
+
+// appLocked returns the app called name, creating it and its goroutines.
+func (e *Edge) appLocked(name string) *app {
+	if a, ok := e.apps[name]; ok {
+		return a
+	}
+	a := newApp(e, name)
+	e.apps[name] = a
+	if e.opts.Balancers != nil {
+		a.balancer = e.opts.Balancers(name)
+	}
+	e.wg.Add(1)
+	go a.run(e.ctx)
+	if a.balancer != nil {
+		e.wg.Add(1)
+		go a.balanceLoop(e.ctx)
+	}
+	return a
+}
+
+// publishLocked swaps in a new app map for the request path.
+func (e *Edge) publishLocked() {
+	m := make(map[string]*app, len(e.apps))
+	for k, v := range e.apps {
+		m[k] = v
+	}
+	e.routes.Store(&m)
+}
+
+// logLoop writes one counters line per app every LogInterval.
+func (e *Edge) logLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.opts.LogInterval)
+	defer t.Stop()
+	last := map[string]AppCounters{}
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+		cs := e.Counters()
+		names := make([]string, 0, len(cs))
+		for n := range cs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			c, p := cs[n], last[n]
+			e.log.Info("counters", "app", n,
+				"requests", c.Requests, "5xx", c.Errors5xx,
+				"requests_interval", c.Requests-p.Requests, "5xx_interval", c.Errors5xx-p.Errors5xx,
+				"client_closed", c.ClientClosed, "in_flight", c.InFlight,
+				"endpoints", c.Endpoints, "ejected", c.Ejected)
+		}
+		last = cs
+	}
+}
+
+func parseTarget(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" || u.Host == "" {
+		return nil, fmt.Errorf("want http://host:port, got %q", raw)
+	}
+	return u, nil
+}

@@ -1,0 +1,158 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Client talks to a running mesh's control API.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for addr: "unix:///path/to/control.sock" or
+// "http://127.0.0.1:7070" (which needs token).
+func NewClient(addr, token string) (*Client, error) {
+	c := &Client{token: token}
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		sock := strings.TrimPrefix(addr, "unix://")
+		if sock == "" {
+			return nil, fmt.Errorf("control address %q: empty socket path", addr)
+		}
+		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}
+		c.base = "http://mesh"
+		c.http = &http.Client{Transport: tr}
+	case strings.HasPrefix(addr, "http://"), strings.HasPrefix(addr, "https://"):
+		if _, err := url.Parse(addr); err != nil {
+			return nil, fmt.Errorf("control address %q: %w", addr, err)
+		}
+		c.base = strings.TrimRight(addr, "/")
+		c.http = &http.Client{}
+	default:
+		return nil, fmt.Errorf("control address %q: want unix:///path or http://host:port", addr)
+	}
+	return c, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("control request: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) || errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("cannot reach the mesh control API (is `mesh run` running?): %w", err)
+		}
+		return fmt.Errorf("control request: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read control response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var ae apiError
+		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
+			return fmt.Errorf("%s", ae.Error)
+		}
+		return fmt.Errorf("control API: %s", resp.Status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode control response: %w", err)
+		}
+	}
+	return nil
+}
+
+// Status fetches the mesh status; raw holds the JSON as received.
+func (c *Client) Status(ctx context.Context) (st Status, raw json.RawMessage, err error) {
+	err = c.do(ctx, http.MethodGet, "/v1/status", nil, &raw)
+	if err == nil {
+		err = json.Unmarshal(raw, &st)
+	}
+	return st, raw, err
+}
+
+// Deploy asks the mesh to roll app out to digest.
+func (c *Client) Deploy(ctx context.Context, app, digest string) error {
+	b, _ := json.Marshal(map[string]string{"app": app, "digest": digest})
+	return c.do(ctx, http.MethodPost, "/v1/deploy", bytes.NewReader(b), nil)
+}
+
+// Rollout reports the progress of a deploy.
+func (c *Client) Rollout(ctx context.Context, app, digest string) (RolloutState, error) {
+	var rs RolloutState
+	q := url.Values{"app": {app}, "digest": {digest}}
+	err := c.do(ctx, http.MethodGet, "/v1/rollout?"+q.Encode(), nil, &rs)
+	return rs, err
+}
+
+// WaitRollout polls until the rollout is ready, failed or superseded, or ctx ends.
+func (c *Client) WaitRollout(ctx context.Context, app, digest string, progress func(RolloutState)) (RolloutState, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last RolloutState
+	for {
+		rs, err := c.Rollout(ctx, app, digest)
+		if err != nil {
+			return last, err
+		}
+		if progress != nil && (rs.Ready != last.Ready || rs.State != last.State) {
+			progress(rs)
+		}
+		last = rs
+		if rs.State != "progressing" {
+			return rs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("rollout of %s to %s: %w", app, digest, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// PublishSpore uploads a spore file; the mesh verifies it against its
+// trusted keys and stores it. It returns the digest.
+func (c *Client) PublishSpore(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open spore: %w", err)
+	}
+	defer f.Close()
+	var out struct{ Digest string }
+	if err := c.do(ctx, http.MethodPost, "/v1/spores", f, &out); err != nil {
+		return "", fmt.Errorf("publish %s: %w", path, err)
+	}
+	return out.Digest, nil
+}
+
+// Reload asks the mesh to re-read mesh.hcl; it returns notes on changes that
+// need a restart.
+func (c *Client) Reload(ctx context.Context) ([]string, error) {
+	var out struct{ Notes []string }
+	err := c.do(ctx, http.MethodPost, "/v1/reload", nil, &out)
+	return out.Notes, err
+}

@@ -1,0 +1,220 @@
+package mesh
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/repo"
+)
+
+// The control API is plain HTTP+JSON:
+//
+//	GET  /v1/status                       Status
+//	POST /v1/deploy   {"app","digest"}    the new plan
+//	GET  /v1/rollout?app=&digest=         RolloutState
+//	POST /v1/spores   (spore bytes)       {"digest"}: verified, then published
+//	POST /v1/reload                       {"notes":[...]}
+//
+// It listens on a unix socket (mode 0600) and, when configured, on a TCP
+// address where every request must carry `Authorization: Bearer <token>`.
+// It can start binaries, so it is never served without one of the two guards.
+
+// maxSporeUpload bounds one uploaded spore.
+const maxSporeUpload = 4 << 30
+
+type controlServer struct {
+	servers []*http.Server
+	addrs   []string
+	socket  string
+}
+
+func startControl(m *Mesh, cc config.ControlConfig) (*controlServer, error) {
+	cs := &controlServer{}
+	if cc.Socket != "" {
+		if err := os.MkdirAll(filepath.Dir(cc.Socket), 0o755); err != nil {
+			return nil, fmt.Errorf("control socket dir: %w", err)
+		}
+		if err := removeStaleSocket(cc.Socket); err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("unix", cc.Socket)
+		if err != nil {
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
+		if err := os.Chmod(cc.Socket, 0o600); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("control socket permissions: %w", err)
+		}
+		cs.socket = cc.Socket
+		cs.serve(ln, m.controlHandler(""), "unix://"+cc.Socket)
+	}
+	if cc.Listen != "" {
+		if cc.Token == "" {
+			cs.close()
+			return nil, errors.New("control: a TCP listener needs a token")
+		}
+		ln, err := net.Listen("tcp", cc.Listen)
+		if err != nil {
+			cs.close()
+			return nil, fmt.Errorf("control listener: %w", err)
+		}
+		cs.serve(ln, m.controlHandler(cc.Token), "http://"+ln.Addr().String())
+	}
+	return cs, nil
+}
+
+// removeStaleSocket removes a socket file left by a mesh that is gone, and
+// refuses to take over one that still answers.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("control socket: %s exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return fmt.Errorf("control socket: %s is in use by another mesh", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("control socket: remove stale %s: %w", path, err)
+	}
+	return nil
+}
+
+func (cs *controlServer) serve(ln net.Listener, h http.Handler, addr string) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	cs.servers = append(cs.servers, srv)
+	cs.addrs = append(cs.addrs, addr)
+	go func() { _ = srv.Serve(ln) }()
+}
+
+func (cs *controlServer) describe() string { return strings.Join(cs.addrs, ",") }
+
+func (cs *controlServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range cs.servers {
+		_ = s.Shutdown(ctx)
+	}
+	if cs.socket != "" {
+		_ = os.Remove(cs.socket)
+	}
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrUnknownApp), errors.Is(err, repo.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, repo.ErrBadDigest):
+		code = http.StatusBadRequest
+	}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		code = http.StatusUnprocessableEntity
+	}
+	writeJSON(w, code, apiError{Error: err.Error()})
+}
+
+func (m *Mesh) controlHandler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, m.Status())
+	})
+	mux.HandleFunc("POST /v1/deploy", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ App, Digest string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "decode request: " + err.Error()})
+			return
+		}
+		p, err := m.Deploy(r.Context(), req.App, req.Digest)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, p)
+	})
+	mux.HandleFunc("GET /v1/rollout", func(w http.ResponseWriter, r *http.Request) {
+		rs, err := m.Rollout(r.URL.Query().Get("app"), r.URL.Query().Get("digest"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rs)
+	})
+	mux.HandleFunc("POST /v1/spores", func(w http.ResponseWriter, r *http.Request) {
+		tmp, err := os.CreateTemp(m.Config().DataDir, ".upload-*.spore")
+		if err != nil {
+			writeErr(w, fmt.Errorf("store upload: %w", err))
+			return
+		}
+		defer os.Remove(tmp.Name())
+		n, err := io.Copy(tmp, io.LimitReader(r.Body, maxSporeUpload+1))
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			writeErr(w, fmt.Errorf("receive spore: %w", err))
+			return
+		}
+		if n > maxSporeUpload {
+			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{Error: "spore larger than 4 GiB"})
+			return
+		}
+		d, err := m.Publish(tmp.Name())
+		if err != nil {
+			writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"digest": d})
+	})
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		notes, err := m.Reload(r.Context())
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"notes": notes})
+	})
+	if token == "" {
+		return mux
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mesh"`)
+			writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong bearer token"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}

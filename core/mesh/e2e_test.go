@@ -1,0 +1,536 @@
+package mesh_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mesh/core/mesh"
+	"github.com/mycelium-mesh/mesh/internal/testutil"
+)
+
+// These are the spec's acceptance tests, automated: they build the real mesh
+// binary and the sample workload, pack and publish spores with the CLI, start
+// `mesh run` as a process and talk to it over loopback.
+
+var (
+	binDir  string
+	meshBin string
+	helloBn string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mesh-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	if meshBin, err = testutil.Build(dir, "./cmd/mesh", "mesh"); err == nil {
+		helloBn, err = testutil.Build(dir, "./workloads/hello", "hello")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one test's mesh: its directory, spores and the running process.
+type env struct {
+	t        *testing.T
+	dir      string
+	cfgPath  string
+	edgeURL  string
+	v1, v2   string // spore files
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logs     *syncBuffer
+	restart  string
+	warmup   string
+	maxInst  int
+	extraApp string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(meshBin, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mesh %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{t: t, dir: dir, restart: "on-failure", warmup: "300ms", maxInst: 3}
+	runCLI(t, "keygen", "-out", filepath.Join(dir, "dev"))
+	for _, v := range []string{"v1", "v2"} {
+		man := fmt.Sprintf(`{"identity":{"kind":"Spore","name":"billing","version":"%s.0.0"},
+"runtime":{"command":"./binary","args":[],"env":{"HELLO_VERSION":"%s"}},
+"resources":{"nutrients":{"cpu_milli":100,"memory_mb":64}},"slo":{"p99_budget_ms":50},
+"security":{"lsm_profile":"","read_only_fs":false}}`, v, v)
+		mf := filepath.Join(dir, v+".json")
+		if err := os.WriteFile(mf, []byte(man), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "billing-"+v+".spore")
+		runCLI(t, "pack", "-binary", helloBn, "-manifest", mf, "-key", filepath.Join(dir, "dev.key"), "-out", out)
+		if v == "v1" {
+			e.v1 = out
+		} else {
+			e.v2 = out
+		}
+	}
+	e.edgeURL = fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t))
+	e.cfgPath = filepath.Join(dir, "mesh.hcl")
+	e.writeConfig()
+	return e
+}
+
+func (e *env) writeConfig() {
+	cfg := fmt.Sprintf(`
+data_dir = "data"
+run_dir  = "run"
+warmup   = %q
+grace    = "2s"
+trusted_keys = ["dev.pub"]
+repo { dir = "repo" }
+control { socket = "control.sock" }
+edge {
+  listen = %q
+  admin  = ""
+}
+agents { count = 3 }
+app "billing" {
+  spore   = "billing-v1.spore"
+  max     = %d
+  restart = %q
+}
+%s
+`, e.warmup, strings.TrimPrefix(e.edgeURL, "http://"), e.maxInst, e.restart, e.extraApp)
+	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// start runs `mesh run` and waits until the edge serves billing on every node.
+func (e *env) start() {
+	t := e.t
+	t.Helper()
+	e.logs = &syncBuffer{}
+	cmd := exec.Command(meshBin, "run", "-config", e.cfgPath)
+	cmd.Stdout = e.logs
+	cmd.Stderr = e.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mesh: %v", err)
+	}
+	e.cmd = cmd
+	e.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(e.exited) }()
+	t.Cleanup(e.stop)
+	e.waitReady(15 * time.Second)
+}
+
+func (e *env) stop() {
+	if e.cmd == nil {
+		return
+	}
+	select {
+	case <-e.exited:
+	default:
+		_ = e.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.exited:
+		case <-time.After(20 * time.Second):
+			_ = e.cmd.Process.Kill()
+			<-e.exited
+			e.t.Errorf("mesh did not stop within 20s of SIGTERM")
+		}
+	}
+	e.cmd = nil
+	if e.t.Failed() {
+		e.t.Logf("mesh logs:\n%s", e.logs.String())
+	}
+}
+
+func (e *env) client() *mesh.Client {
+	c, err := mesh.NewClient("unix://"+filepath.Join(e.dir, "control.sock"), "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (e *env) status() mesh.Status {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, _, err := e.client().Status(ctx)
+	if err != nil {
+		e.t.Fatalf("status: %v", err)
+	}
+	return st
+}
+
+func (e *env) waitReady(d time.Duration) {
+	t := e.t
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		select {
+		case <-e.exited:
+			t.Fatalf("mesh exited early:\n%s", e.logs.String())
+		default:
+		}
+		if _, err := os.Stat(filepath.Join(e.dir, "control.sock")); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, _, err := e.client().Status(ctx)
+			cancel()
+			if err == nil && len(st.Apps) > 0 && st.Apps[0].Ready >= st.Apps[0].Desired && st.Apps[0].Desired > 0 {
+				if resp, err := http.Get(e.edgeURL + "/billing/hello"); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("mesh not ready within %s:\n%s", d, e.logs.String())
+}
+
+// pids returns the pids of billing instances in the given states.
+func pids(st mesh.Status, states ...string) []int {
+	var out []int
+	for _, in := range st.Instances {
+		for _, s := range states {
+			if in.App == "billing" && in.State == s {
+				out = append(out, in.PID)
+			}
+		}
+	}
+	return out
+}
+
+// load runs clients that GET /billing/hello until stop is closed, counting
+// failures and versions seen.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	versions   map[string]int
+	firstErr   atomic.Value
+	wg         sync.WaitGroup
+	stop       chan struct{}
+}
+
+func startLoad(url string, clients int) *load {
+	l := &load{versions: map[string]int{}, stop: make(chan struct{})}
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for i := 0; i < clients; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := hc.Get(url)
+				if err != nil {
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					l.failed.Add(1)
+					l.firstErr.CompareAndSwap(nil, resp.Status)
+					continue
+				}
+				l.ok.Add(1)
+				v := resp.Header.Get("X-Hello-Version")
+				l.mu.Lock()
+				l.versions[v]++
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+func (l *load) seen(v string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.versions[v]
+}
+
+// Acceptance 1: build, pack, publish, run → GET /billing/hello is 200 with
+// X-Mycelium-Edge.
+func TestAcceptanceServe(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	resp, err := http.Get(e.edgeURL + "/billing/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	h := resp.Header.Get("X-Mycelium-Edge")
+	if _, err := time.Parse(time.RFC3339, h); err != nil {
+		t.Fatalf("X-Mycelium-Edge %q is not RFC3339: %v", h, err)
+	}
+	if !strings.Contains(string(body), "hello from billing v1") {
+		t.Fatalf("unexpected body %q", body)
+	}
+	st := e.status()
+	if got := len(pids(st, "ready")); got != 3 {
+		t.Fatalf("want 3 ready instances, got %d: %+v", got, st.Instances)
+	}
+	if out := runCLI(t, "status", "-config", e.cfgPath); !strings.Contains(out, "billing") {
+		t.Fatalf("mesh status output lacks the app:\n%s", out)
+	}
+}
+
+// Acceptance 2: under continuous load, deploy a new digest: zero failed
+// requests, responses switch to the new version, and the old instances are
+// stopped on every node within warmup plus grace.
+func TestAcceptanceBlueGreen(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	old := pids(e.status(), "ready")
+	if len(old) != 3 {
+		t.Fatalf("want 3 ready instances before deploy, got %v", old)
+	}
+
+	l := startLoad(e.edgeURL+"/billing/hello", 8)
+	time.Sleep(300 * time.Millisecond)
+	out := runCLI(t, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", e.v2, "-timeout", "60s")
+	if !strings.Contains(out, "ready") {
+		t.Fatalf("deploy output: %s", out)
+	}
+	deployed := time.Now()
+	// Old instances must be gone within warmup (300ms) + grace (2s), plus slack.
+	if alive := testutil.WaitGone(old, 2300*time.Millisecond+3*time.Second); len(alive) > 0 {
+		t.Errorf("old instances still alive %s after rollout: %v", time.Since(deployed), alive)
+	}
+	time.Sleep(300 * time.Millisecond)
+	l.finish()
+
+	if n := l.failed.Load(); n != 0 {
+		t.Fatalf("%d of %d requests failed during blue/green (first: %v)", n, n+l.ok.Load(), l.firstErr.Load())
+	}
+	if l.ok.Load() < 500 {
+		t.Fatalf("load too thin to mean anything: %d requests", l.ok.Load())
+	}
+	if l.seen("v2") == 0 {
+		t.Fatalf("never saw v2: %v", l.versions)
+	}
+	resp, err := http.Get(e.edgeURL + "/billing/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("X-Hello-Version"); v != "v2" {
+		t.Fatalf("after rollout got version %q", v)
+	}
+	t.Logf("blue/green: %d requests, 0 failed, versions %v", l.ok.Load(), l.versions)
+}
+
+// Acceptance 3: SIGKILL a workload under load: zero failed idempotent
+// requests while other endpoints exist, the endpoint is deregistered at once
+// and the instance is respawned per its restart policy.
+func TestAcceptanceWorkloadKill(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	st := e.status()
+	var victim mesh.AppStatus
+	victim = st.Apps[0]
+	var pid int
+	var node string
+	for _, in := range st.Instances {
+		if in.State == "ready" {
+			pid, node = in.PID, in.NodeID
+			break
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no ready instance: %+v", st)
+	}
+	_ = victim
+
+	l := startLoad(e.edgeURL+"/billing/hello", 8)
+	time.Sleep(300 * time.Millisecond)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The endpoint of that node must be deregistered promptly or replaced by
+	// a respawned instance.
+	deadline := time.Now().Add(10 * time.Second)
+	respawned := 0
+	for time.Now().Before(deadline) {
+		st := e.status()
+		for _, in := range st.Instances {
+			if in.NodeID == node && in.State == "ready" && in.PID != pid && testutil.Alive(in.PID) {
+				respawned = in.PID
+			}
+		}
+		if respawned != 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	l.finish()
+	if respawned == 0 {
+		t.Fatalf("instance on %s not respawned after SIGKILL", node)
+	}
+	if n := l.failed.Load(); n != 0 {
+		t.Fatalf("%d of %d requests failed after SIGKILL (first: %v)", n, n+l.ok.Load(), l.firstErr.Load())
+	}
+	t.Logf("workload kill: %d requests, 0 failed; respawned as pid %d", l.ok.Load(), respawned)
+}
+
+// SIGKILL of `mesh run` leaves no workload or plugin behind, and a restarted
+// mesh comes back with the desired state it had, deployed digests included.
+func TestMeshKillAndRestart(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := e.client()
+	d2, err := c.PublishSpore(ctx, e.v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Deploy(ctx, "billing", d2); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
+		t.Fatalf("rollout: %+v %v", rs, err)
+	}
+	st := e.status()
+	work := pids(st, "ready", "draining", "starting")
+	kids := testutil.Children(e.cmd.Process.Pid)
+	if len(work) == 0 {
+		t.Fatal("no workloads to watch")
+	}
+	// SIGKILL the whole mesh process (only it: workloads and plugins have
+	// their own process groups or are children we expect to die with it).
+	if err := e.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-e.exited
+	if alive := testutil.WaitGone(append(work, kids...), 2*time.Second); len(alive) > 0 {
+		for _, p := range alive {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		t.Fatalf("processes survived SIGKILL of mesh: %v (workloads %v, children %v)", alive, work, kids)
+	}
+
+	// Restart: the deployed digest is kept (the app block did not change).
+	e.start()
+	st = e.status()
+	if st.Apps[0].Digest != d2 {
+		t.Fatalf("after restart app digest is %s, want deployed %s", st.Apps[0].Digest, d2)
+	}
+	resp, err := http.Get(e.edgeURL + "/billing/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("X-Hello-Version"); v != "v2" {
+		t.Fatalf("after restart version %q, want v2", v)
+	}
+	e.stop()
+
+	// A changed app block is applied again: back to the spore it names.
+	e.maxInst = 2
+	e.writeConfig()
+	e.start()
+	st = e.status()
+	if st.Apps[0].Digest == d2 {
+		t.Fatalf("changed app block was not re-applied: digest still %s", d2)
+	}
+	if st.Apps[0].Max != 2 {
+		t.Fatalf("max = %d, want 2", st.Apps[0].Max)
+	}
+}
+
+// The control API refuses spores signed by keys the mesh does not trust, and
+// `mesh status -json` is valid JSON.
+func TestControlAPI(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	other := filepath.Join(e.dir, "other")
+	runCLI(t, "keygen", "-out", other)
+	bad := filepath.Join(e.dir, "bad.spore")
+	runCLI(t, "pack", "-binary", helloBn, "-manifest", filepath.Join(e.dir, "v1.json"), "-key", other+".key", "-out", bad)
+	cmd := exec.Command(meshBin, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", bad)
+	out, err := cmd.CombinedOutput()
+	if err == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("deploy of untrusted spore: want exit 1, got %v\n%s", err, out)
+	}
+	if !strings.Contains(strings.ToLower(string(out)), "trust") {
+		t.Fatalf("error does not say why: %s", out)
+	}
+	js := runCLI(t, "status", "-json", "-config", e.cfgPath)
+	var v map[string]any
+	if err := json.Unmarshal([]byte(js), &v); err != nil {
+		t.Fatalf("status -json: %v\n%s", err, js)
+	}
+	fi, err := os.Stat(filepath.Join(e.dir, "control.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket mode %v, want 0600", fi.Mode().Perm())
+	}
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every benchmark scenario of the project and prints one summary table of
+# medians and ratios, also written to bench/results.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count="${BENCH_COUNT:-5}"
+out=bench/results.txt
+raw="$(mktemp -d)"
+trap 'rm -rf "$raw"' EXIT
+
+pkgs=$(go list ./... | while read -r p; do
+	d="$(go list -f '{{.Dir}}' "$p")"
+	if grep -qs '^func Benchmark' "$d"/*_test.go; then echo "$p"; fi
+done)
+echo "==> go benchmarks (count=$count): $pkgs" >&2
+go test -run '^$' -bench . -benchmem -count "$count" -timeout 60m $pkgs | tee "$raw/go.txt" >&2
+
+edge_table=""
+if [ -d bench/edge ]; then
+	echo "==> edge load scenario" >&2
+	if make -s bench-edge EDGE_OUT="$raw/edge.txt" >&2; then
+		edge_table="$raw/edge.txt"
+	else
+		echo "edge load scenario failed" >&2
+	fi
+fi
+
+{
+	echo "# Mycelium Mesh benchmark summary"
+	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3)"
+	echo
+	go run ./bench/summary < "$raw/go.txt"
+	if [ -n "$edge_table" ] && [ -f "$edge_table" ]; then
+		echo
+		cat "$edge_table"
+	fi
+} | tee "$out"
+echo "==> written to $out" >&2

@@ -1,0 +1,145 @@
+package sdk
+
+import (
+	"fmt"
+	"time"
+)
+
+// String returns the string attribute name, or def when it is absent or not
+// a string.
+func (c Config) String(name, def string) string {
+	if s, ok := c[name].(string); ok {
+		return s
+	}
+	return def
+}
+
+// Number returns the number attribute name, or def when it is absent or not
+// a number.
+func (c Config) Number(name string, def float64) float64 {
+	switch v := c[name].(type) {
+	case float64:
+		return v
+	case float32:
+		return float64(v)
+	case int:
+		return float64(v)
+	case int64:
+		return float64(v)
+	case uint32:
+		return float64(v)
+	}
+	return def
+}
+
+// Bool returns the bool attribute name, or def when it is absent or not a
+// bool.
+func (c Config) Bool(name string, def bool) bool {
+	if b, ok := c[name].(bool); ok {
+		return b
+	}
+	return def
+}
+
+// Duration returns the duration attribute name (a string such as "250ms"),
+// or def when it is absent or does not parse. The host validates durations
+// declared in the schema before the plugin sees them.
+func (c Config) Duration(name string, def time.Duration) time.Duration {
+	switch v := c[name].(type) {
+	case string:
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	case time.Duration:
+		return v
+	}
+	return def
+}
+
+// StringList returns the list(string) attribute name, or def when it is
+// absent. Lists decoded from JSON ([]any of strings) are accepted too.
+func (c Config) StringList(name string, def []string) []string {
+	switch v := c[name].(type) {
+	case []string:
+		return append([]string(nil), v...)
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return def
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	return def
+}
+
+// Attribute returns the schema attribute called name.
+func (s Schema) Attribute(name string) (Attribute, bool) {
+	for _, a := range s.Attributes {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return Attribute{}, false
+}
+
+// WithDefaults returns a copy of c in which every attribute of s that is
+// absent from c and has a default carries that default.
+func (c Config) WithDefaults(s Schema) Config {
+	out := make(Config, len(c)+len(s.Attributes))
+	for k, v := range c {
+		out[k] = v
+	}
+	for _, a := range s.Attributes {
+		if _, ok := out[a.Name]; !ok && a.Default != nil {
+			out[a.Name] = a.Default
+		}
+	}
+	return out
+}
+
+// Validate checks a schema for mistakes an author can make: empty or
+// duplicate names, unknown types, a default of the wrong type.
+func (s Schema) Validate() error {
+	seen := map[string]bool{}
+	for _, a := range s.Attributes {
+		if a.Name == "" {
+			return fmt.Errorf("schema: attribute with empty name")
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("schema: attribute %q declared twice", a.Name)
+		}
+		seen[a.Name] = true
+		switch a.Type {
+		case TypeString, TypeNumber, TypeBool, TypeDuration, TypeStringList:
+		default:
+			return fmt.Errorf("schema: attribute %q: unknown type %q", a.Name, a.Type)
+		}
+		if a.Default == nil {
+			continue
+		}
+		ok := false
+		switch a.Type {
+		case TypeString:
+			_, ok = a.Default.(string)
+		case TypeNumber:
+			ok = Config{"v": a.Default}.Number("v", -1) == Config{"v": a.Default}.Number("v", -2)
+		case TypeBool:
+			_, ok = a.Default.(bool)
+		case TypeDuration:
+			if s, isStr := a.Default.(string); isStr {
+				_, err := time.ParseDuration(s)
+				ok = err == nil
+			}
+		case TypeStringList:
+			ok = Config{"v": a.Default}.StringList("v", nil) != nil
+		}
+		if !ok {
+			return fmt.Errorf("schema: attribute %q: default %v is not a %s", a.Name, a.Default, a.Type)
+		}
+	}
+	return nil
+}

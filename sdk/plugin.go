@@ -1,0 +1,292 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/mycelium-mesh/mesh/proto/pluginv1"
+)
+
+// Handshake is shared by the host and every plugin. A process started
+// without the magic cookie refuses to serve, so running a plugin by hand
+// prints a note instead of hanging.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  APIVersion,
+	MagicCookieKey:   "MYCELIUM_PLUGIN",
+	MagicCookieValue: "d6c1f0a2-mycelium-mesh-plugin",
+}
+
+// SupportedAPIVersions lists the plugin API versions this sdk implements.
+var SupportedAPIVersions = []uint32{APIVersion}
+
+// ChunkSize is the largest data payload of one repo stream message.
+const ChunkSize = 64 << 10
+
+// DefaultCallTimeout bounds Info and Schema, which take no context.
+const DefaultCallTimeout = 5 * time.Second
+
+// Remote is implemented by every client the sdk dispenses. It offers the
+// base calls with a context and an error, which Info and Schema cannot.
+type Remote interface {
+	GetInfo(ctx context.Context) (Info, error)
+	GetSchema(ctx context.Context) (Schema, error)
+}
+
+// ClientPluginSet is the go-plugin set a host dispenses from: one entry per
+// plugin kind, keyed by the Kind* constants.
+func ClientPluginSet() plugin.PluginSet {
+	return plugin.PluginSet{
+		KindRepo:     &RepoPlugin{},
+		KindBalancer: &BalancerPlugin{},
+		KindHealth:   &HealthPlugin{},
+	}
+}
+
+// VersionedClientPlugins maps each API version to ClientPluginSet, for
+// plugin.ClientConfig.VersionedPlugins.
+func VersionedClientPlugins(versions []uint32) map[int]plugin.PluginSet {
+	out := make(map[int]plugin.PluginSet, len(versions))
+	for _, v := range versions {
+		out[int(v)] = ClientPluginSet()
+	}
+	return out
+}
+
+// ServerPluginSet returns the go-plugin set that serves impl: a single
+// entry for the kind impl.Info() declares. It fails when impl does not
+// implement the interface of that kind.
+func ServerPluginSet(impl Plugin) (plugin.PluginSet, error) {
+	info := impl.Info()
+	switch info.Kind {
+	case KindRepo:
+		r, ok := impl.(RepoBackend)
+		if !ok {
+			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.RepoBackend", info.Name, info.Kind)
+		}
+		return plugin.PluginSet{KindRepo: &RepoPlugin{Impl: r}}, nil
+	case KindBalancer:
+		b, ok := impl.(Balancer)
+		if !ok {
+			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.Balancer", info.Name, info.Kind)
+		}
+		return plugin.PluginSet{KindBalancer: &BalancerPlugin{Impl: b}}, nil
+	case KindHealth:
+		h, ok := impl.(HealthChecker)
+		if !ok {
+			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.HealthChecker", info.Name, info.Kind)
+		}
+		return plugin.PluginSet{KindHealth: &HealthPlugin{Impl: h}}, nil
+	}
+	return nil, fmt.Errorf("plugin %q declares unknown kind %q (want %s, %s or %s)", info.Name, info.Kind, KindRepo, KindBalancer, KindHealth)
+}
+
+// RepoPlugin is the go-plugin GRPCPlugin of the repo kind. Impl is set on
+// the plugin side only.
+type RepoPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl RepoBackend
+}
+
+// GRPCServer registers the base and repo services.
+func (p *RepoPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterBaseServer(s, &baseServer{impl: p.Impl})
+	pb.RegisterRepoServer(s, &repoServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns a *RepoClient.
+func (p *RepoPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return NewRepoClient(cc), nil
+}
+
+// BalancerPlugin is the go-plugin GRPCPlugin of the balancer kind.
+type BalancerPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl Balancer
+}
+
+// GRPCServer registers the base and balancer services.
+func (p *BalancerPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterBaseServer(s, &baseServer{impl: p.Impl})
+	pb.RegisterBalancerServer(s, &balancerServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns a *BalancerClient.
+func (p *BalancerPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return NewBalancerClient(cc), nil
+}
+
+// HealthPlugin is the go-plugin GRPCPlugin of the health kind.
+type HealthPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl HealthChecker
+}
+
+// GRPCServer registers the base and health services.
+func (p *HealthPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterBaseServer(s, &baseServer{impl: p.Impl})
+	pb.RegisterHealthServer(s, &healthServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns a *HealthClient.
+func (p *HealthPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return NewHealthClient(cc), nil
+}
+
+// baseServer serves the Base service for any kind.
+type baseServer struct {
+	pb.UnimplementedBaseServer
+	impl Plugin
+}
+
+func (s *baseServer) GetInfo(context.Context, *pb.GetInfoRequest) (*pb.GetInfoResponse, error) {
+	i := s.impl.Info()
+	vs := i.APIVersions
+	if len(vs) == 0 {
+		vs = SupportedAPIVersions
+	}
+	return &pb.GetInfoResponse{Kind: i.Kind, Name: i.Name, Version: i.Version, ApiVersions: vs}, nil
+}
+
+func (s *baseServer) GetSchema(context.Context, *pb.GetSchemaRequest) (*pb.GetSchemaResponse, error) {
+	sc := s.impl.Schema()
+	out := &pb.GetSchemaResponse{}
+	for _, a := range sc.Attributes {
+		pa := &pb.SchemaAttribute{Name: a.Name, Type: string(a.Type), Required: a.Required, Description: a.Description}
+		if a.Default != nil {
+			b, err := json.Marshal(a.Default)
+			if err != nil {
+				return nil, status.Errorf(codes.Internal, "encode default of %q: %v", a.Name, err)
+			}
+			pa.DefaultJson = string(b)
+		}
+		out.Attributes = append(out.Attributes, pa)
+	}
+	return out, nil
+}
+
+func (s *baseServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	cfg := Config{}
+	if len(req.ConfigJson) > 0 {
+		if err := json.Unmarshal(req.ConfigJson, &cfg); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "decode config: %v", err)
+		}
+	}
+	cfg = normalizeConfig(cfg, s.impl.Schema())
+	if err := s.impl.Configure(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return &pb.ConfigureResponse{}, nil
+}
+
+// normalizeConfig turns JSON-decoded lists into []string for list(string)
+// attributes so plugins see the documented Go types.
+func normalizeConfig(c Config, s Schema) Config {
+	for _, a := range s.Attributes {
+		if a.Type != TypeStringList {
+			continue
+		}
+		if _, ok := c[a.Name].([]any); ok {
+			c[a.Name] = c.StringList(a.Name, nil)
+		}
+	}
+	return c
+}
+
+// baseClient implements the base calls on the client side.
+type baseClient struct {
+	base pb.BaseClient
+}
+
+// GetInfo asks the plugin what it is.
+func (c *baseClient) GetInfo(ctx context.Context) (Info, error) {
+	r, err := c.base.GetInfo(ctx, &pb.GetInfoRequest{})
+	if err != nil {
+		return Info{}, fmt.Errorf("get info: %w", remoteError(err))
+	}
+	return Info{Kind: r.Kind, Name: r.Name, Version: r.Version, APIVersions: r.ApiVersions}, nil
+}
+
+// GetSchema asks the plugin for its config schema.
+func (c *baseClient) GetSchema(ctx context.Context) (Schema, error) {
+	r, err := c.base.GetSchema(ctx, &pb.GetSchemaRequest{})
+	if err != nil {
+		return Schema{}, fmt.Errorf("get schema: %w", remoteError(err))
+	}
+	var s Schema
+	for _, a := range r.Attributes {
+		attr := Attribute{Name: a.Name, Type: AttrType(a.Type), Required: a.Required, Description: a.Description}
+		if a.DefaultJson != "" {
+			var v any
+			if err := json.Unmarshal([]byte(a.DefaultJson), &v); err != nil {
+				return Schema{}, fmt.Errorf("get schema: default of %q: %w", a.Name, err)
+			}
+			if attr.Type == TypeStringList {
+				v = Config{"v": v}.StringList("v", nil)
+			}
+			attr.Default = v
+		}
+		s.Attributes = append(s.Attributes, attr)
+	}
+	return s, nil
+}
+
+// Configure sends the decoded configuration to the plugin.
+func (c *baseClient) Configure(ctx context.Context, cfg Config) error {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("configure: encode config: %w", err)
+	}
+	if _, err := c.base.Configure(ctx, &pb.ConfigureRequest{ConfigJson: b}); err != nil {
+		return fmt.Errorf("configure: %w", remoteError(err))
+	}
+	return nil
+}
+
+// Info calls GetInfo with DefaultCallTimeout; it returns the zero Info when
+// the plugin does not answer.
+func (c *baseClient) Info() Info {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout)
+	defer cancel()
+	i, _ := c.GetInfo(ctx)
+	return i
+}
+
+// Schema calls GetSchema with DefaultCallTimeout; it returns an empty schema
+// when the plugin does not answer.
+func (c *baseClient) Schema() Schema {
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout)
+	defer cancel()
+	s, _ := c.GetSchema(ctx)
+	return s
+}
+
+// remoteError turns a gRPC status into a plain error carrying the plugin's
+// message. Deadline and cancellation map onto the context errors so
+// callers can test them with errors.Is; transport failures keep their
+// status so callers can tell an unreachable plugin apart.
+func remoteError(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Unknown:
+		return errors.New(st.Message())
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%s: %w", st.Message(), context.DeadlineExceeded)
+	case codes.Canceled:
+		return fmt.Errorf("%s: %w", st.Message(), context.Canceled)
+	}
+	return err
+}
