@@ -61,7 +61,9 @@ func (c Config) Duration(name string, def time.Duration) time.Duration {
 func (c Config) StringList(name string, def []string) []string {
 	switch v := c[name].(type) {
 	case []string:
-		return append([]string(nil), v...)
+		out := make([]string, len(v))
+		copy(out, v)
+		return out
 	case []any:
 		out := make([]string, 0, len(v))
 		for _, e := range v {

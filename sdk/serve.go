@@ -103,7 +103,7 @@ func serve(impl Plugin) error {
 func watchParent(l hclog.Logger, interval time.Duration) {
 	ppid := os.Getppid()
 	setParentDeathSignal()
-	if os.Getppid() != ppid || ppid == 1 {
+	if os.Getppid() != ppid {
 		// The parent died before the kernel hook was in place.
 		l.Error("parent process is gone; exiting")
 		os.Exit(1)

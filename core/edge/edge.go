@@ -67,22 +67,22 @@ type OutlierOptions struct {
 // Options configure an Edge. Zero durations and sizes take the defaults in
 // parentheses.
 type Options struct {
-	Source    Source                      // required
-	Balancers func(app string) Balancer   // nil, or nil for an app: equal-weight round-robin
-	Apps      map[string]AppOptions       // per-app settings; listed apps answer 503, not 404, before they have endpoints
-	Logger    hclog.Logger                // (null logger)
-	AdminAddr string                      // /metrics listener; "" disables it (see DefaultAdminAddr)
+	Source    Source                    // required
+	Balancers func(app string) Balancer // nil, or nil for an app: equal-weight round-robin
+	Apps      map[string]AppOptions     // per-app settings; listed apps answer 503, not 404, before they have endpoints
+	Logger    hclog.Logger              // (null logger)
+	AdminAddr string                    // /metrics listener; "" disables it (see DefaultAdminAddr)
 
 	LogInterval    time.Duration // counters log line (10s)
 	ReportInterval time.Duration // load reports to the balancer (500ms)
 	BalanceTimeout time.Duration // one Balance call (2s)
 
-	ReadHeaderTimeout     time.Duration // (10s)
-	IdleTimeout           time.Duration // client keep-alive (120s)
-	ResponseHeaderTimeout time.Duration // upstream answer (60s)
-	DialTimeout           time.Duration // upstream connect (3s)
-	MaxHeaderBytes        int           // (64 KiB); larger headers get 431
-	MaxIdleConnsPerHost   int           // upstream pool (1024)
+	ReadHeaderTimeout   time.Duration // (10s)
+	IdleTimeout         time.Duration // client keep-alive (120s)
+	UpstreamTimeout     time.Duration // upstream response headers (60s)
+	DialTimeout         time.Duration // upstream connect (3s)
+	MaxHeaderBytes      int           // (64 KiB); larger headers get 431
+	MaxIdleConnsPerHost int           // upstream pool (1024)
 
 	// DisableIdempotentRetry stops replaying GET/HEAD/OPTIONS requests that
 	// already reached an endpoint. Requests that never reached one (connect
@@ -110,7 +110,7 @@ func (o *Options) setDefaults() {
 	def(&o.BalanceTimeout, 2*time.Second)
 	def(&o.ReadHeaderTimeout, 10*time.Second)
 	def(&o.IdleTimeout, 120*time.Second)
-	def(&o.ResponseHeaderTimeout, 60*time.Second)
+	def(&o.UpstreamTimeout, 60*time.Second)
 	def(&o.DialTimeout, 3*time.Second)
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
@@ -195,7 +195,7 @@ func New(opts Options) (*Edge, error) {
 		MaxIdleConns:          0, // no global cap; per host below
 		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ResponseHeaderTimeout: opts.UpstreamTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,

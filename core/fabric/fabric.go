@@ -151,7 +151,7 @@ type Fabric struct {
 	budgets   map[string]Budget
 	subs      map[*subscriber]struct{}
 	claims    map[string]map[string]map[*claim]struct{} // app -> node -> claims
-	endpoints map[string]map[string]Endpoint           // app -> node -> endpoint
+	endpoints map[string]map[string]Endpoint            // app -> node -> endpoint
 	epVersion uint64
 	snapshot  Snapshot
 	watchers  map[chan Snapshot]struct{}

@@ -22,6 +22,7 @@ import (
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/edge"
 	"github.com/mycelium-mesh/mesh/core/fabric"
+	"github.com/mycelium-mesh/mesh/core/pluginhost"
 	"github.com/mycelium-mesh/mesh/core/repo"
 	"github.com/mycelium-mesh/mesh/core/spore"
 )
@@ -59,6 +60,7 @@ type Mesh struct {
 	plug   *plugins
 	edge   *edge.Edge
 	agents []*agent.Agent
+	nodes  []string
 
 	mu      sync.Mutex // guards cfg, trust and applied state during reloads
 	started time.Time
@@ -181,6 +183,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 			return fmt.Errorf("agent %s: %w", node, err)
 		}
 		m.agents = append(m.agents, a)
+		m.nodes = append(m.nodes, node)
 	}
 	for _, a := range m.agents {
 		wg.Add(1)
@@ -408,6 +411,7 @@ type Status struct {
 	Apps      []AppStatus            `json:"apps"`
 	Instances []agent.InstanceStatus `json:"instances"`
 	Edge      any                    `json:"edge"`
+	Plugins   []pluginhost.Status    `json:"plugins"`
 }
 
 // AppStatus is desired versus running state of one app.
@@ -425,9 +429,12 @@ type AppStatus struct {
 // Status returns the current state.
 func (m *Mesh) Status() Status {
 	st := Status{Started: m.started}
+	st.Nodes = append(st.Nodes, m.nodes...)
 	for _, a := range m.agents {
-		st.Nodes = append(st.Nodes, a.NodeID())
 		st.Instances = append(st.Instances, a.Instances()...)
+	}
+	if m.plug != nil {
+		st.Plugins = m.plug.statuses()
 	}
 	sort.SliceStable(st.Instances, func(i, j int) bool {
 		a, b := st.Instances[i], st.Instances[j]

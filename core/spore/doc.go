@@ -9,10 +9,11 @@
 // names with ".." elements or backslashes, duplicate names, extra or missing
 // entries. Entries are stored (method 0) or deflated (method 8); encrypted or
 // other methods are refused. The manifest may not exceed MaxManifestSize
-// (1 MiB) and the binary may not exceed MaxBinarySize. Every entry is
-// decompressed through a counter: an entry that inflates past the size its
-// header declares (a zip bomb) is stopped at the first byte beyond it, and one
-// that ends early is refused too, as is a CRC-32 mismatch.
+// (1 MiB) and the binary may not exceed MaxBinarySize; opening the archive
+// reads at most 1 MiB of central directory, however many entries it claims.
+// Every entry is decompressed through a counter: an entry that inflates past
+// the size its header declares (a zip bomb) is stopped at the first byte
+// beyond it, and one that ends early is refused too, as is a CRC-32 mismatch.
 //
 // Pack stores the binary uncompressed, so packing and verifying run at the
 // speed of SHA-256 and memory stays flat whatever the size of the binary.

@@ -29,6 +29,10 @@ func FormatPublicKey(k ed25519.PublicKey) string {
 // spaces are ignored.
 func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, privateKeyPrefix) {
+		// Never echo private key material into an error message.
+		return nil, fmt.Errorf("%w: got a private key where a public key belongs (use the .pub file)", ErrBadKey)
+	}
 	rest, ok := strings.CutPrefix(s, publicKeyPrefix)
 	if !ok {
 		return nil, fmt.Errorf("%w: public key %q does not start with %q", ErrBadKey, abbreviate(s), publicKeyPrefix)

@@ -320,6 +320,11 @@ func Canonical(m Manifest) ([]byte, error) {
 			return nil, fmt.Errorf("%w: integrity holds invalid UTF-8", ErrBadManifest)
 		}
 	}
+	return canonicalBytes(m), nil
+}
+
+// canonicalBytes serializes m canonically without validating it.
+func canonicalBytes(m Manifest) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"identity":{"kind":`)
 	writeString(&b, m.Identity.Kind)
@@ -367,7 +372,7 @@ func Canonical(m Manifest) ([]byte, error) {
 	b.WriteString(`},"slo":{"p99_budget_ms":`)
 	b.WriteString(strconv.Itoa(m.SLO.P99BudgetMS))
 	b.WriteString(`}}`)
-	return b.Bytes(), nil
+	return b.Bytes()
 }
 
 // signedDigest is SHA-256(Canonical(m) || binary_sha256), the message that

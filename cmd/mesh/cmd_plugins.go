@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/pluginhost"
+)
+
+func init() {
+	register(&command{
+		name:     "plugins",
+		synopsis: "List configured and bundled plugins and check that they start",
+		run:      runPlugins,
+	})
+}
+
+func runPlugins(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("plugins", "plugins [-config mesh.hcl] [-timeout 10s]", stderr)
+	cfgPath := fs.String("config", "mesh.hcl", "path of the configuration file")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long each plugin may take to start and answer")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, diags := config.Load(*cfgPath)
+	if diags.HasErrors() {
+		_ = config.WriteDiagnostics(stderr, diags, nil, 100, false)
+		return exitError
+	}
+	host, err := pluginhost.New(pluginhost.Options{
+		Logger:       hclog.New(&hclog.LoggerOptions{Name: "mesh", Level: hclog.Warn, Output: stderr}),
+		StartTimeout: *timeout,
+		CallTimeout:  *timeout,
+	})
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	defer host.Close()
+
+	type row struct {
+		spec       pluginhost.Spec
+		configured bool
+	}
+	var rows []row
+	seen := map[string]bool{}
+	for _, b := range cfg.Plugins {
+		rows = append(rows, row{pluginhost.Spec{Kind: b.Kind, Name: b.Name, Command: b.Command, SHA256: b.SHA256, Config: b.Config, DeclRange: b.DeclRange}, true})
+		seen[b.Kind+"/"+b.Name] = true
+	}
+	for _, info := range pluginhost.Bundled() {
+		if !seen[info.Kind+"/"+info.Name] {
+			rows = append(rows, row{pluginhost.Spec{Kind: info.Kind, Name: info.Name}, false})
+		}
+	}
+
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tNAME\tVERSION\tSOURCE\tCONFIGURED\tSTATUS")
+	failed := 0
+	var problems []string
+	for _, r := range rows {
+		source := "bundled"
+		if r.spec.Command != "" {
+			source = r.spec.Command
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		info, err := host.Probe(ctx, r.spec)
+		cancel()
+		status, version := "ok", info.Version
+		if version == "" {
+			version = "-"
+		}
+		if err != nil {
+			status = "FAILED"
+			failed++
+			problems = append(problems, err.Error())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.spec.Kind, r.spec.Name, version, source, yesNo(r.configured), status)
+	}
+	tw.Flush()
+	if failed > 0 {
+		fmt.Fprintln(stderr)
+		for _, p := range problems {
+			fmt.Fprintln(stderr, "Error: "+strings.TrimSpace(p))
+		}
+		return exitError
+	}
+	return exitOK
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

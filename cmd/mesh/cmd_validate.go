@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/mycelium-mesh/mesh/core/config"
+)
+
+func init() {
+	register(&command{
+		name:     "validate",
+		synopsis: "Check a mesh.hcl configuration file",
+		run:      runValidate,
+	})
+}
+
+func runValidate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("validate", "validate [FILE.hcl]\n\n"+
+		"Decodes and checks a configuration file (default ./mesh.hcl) without\n"+
+		"starting anything. Errors and warnings are printed with file, line and\n"+
+		"the offending text; the exit code is 1 when there is an error.", stderr)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	path := "mesh.hcl"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		path = fs.Arg(0)
+	default:
+		fmt.Fprintln(stderr, "mesh validate: at most one file")
+		fs.Usage()
+		return exitUsage
+	}
+	_, diags := config.Load(path)
+	if len(diags) > 0 {
+		if err := config.WriteDiagnostics(stderr, diags, nil, 0, false); err != nil {
+			return fail(stderr, "%v", err)
+		}
+	}
+	if diags.HasErrors() {
+		return exitError
+	}
+	fmt.Fprintln(stdout, "Configuration is valid.")
+	return exitOK
+}

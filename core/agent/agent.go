@@ -1,0 +1,347 @@
+// Package agent is a mesh node: it follows the plans of the control fabric
+// and runs each planned spore as a plain process on this machine.
+//
+// For every plan it receives, an agent that does not already run the plan's
+// digest fetches the spore from the repo, verifies it against the trusted
+// keys and extracts it (once per digest per node, under
+// <RunDir>/<node>/spores/<hex>/), claims an instance slot from the fabric
+// (sized by the manifest's nutrients), and launches the binary in a fresh
+// instance directory <RunDir>/<node>/<app>-<rand>/ that also holds its
+// stdout.log and stderr.log. The workload runs in its own process group on a
+// loopback port given in PORT, next to the manifest's env and MESH_APP,
+// MESH_NODE and MESH_INSTANCE; it inherits only PATH (and LANG, TZ, TMPDIR
+// when set) from the mesh. It is gated on health (polled every few
+// milliseconds at first, backing off to 100ms, up to HealthTimeout) and only
+// then registered as the node's endpoint of the app.
+//
+// A new digest for an app already running here is rolled out blue/green: the
+// old instance serves until the new one is healthy, the new endpoint then
+// replaces the old one, and the old instance drains for Warmup before it is
+// stopped. A new version that never becomes healthy leaves the old one
+// serving. When plans change faster than rollouts finish, the superseded
+// starting instance is killed and the agent converges on the newest digest.
+//
+// When a workload exits its endpoint is withdrawn at once and the plan's
+// restart policy applies (backoff from 100ms doubling to 10s). An app that
+// stays down by its policy (or whose start failed) is tried again when a plan
+// for it is published again. A claim refused by the fabric is retried every
+// second, so a node takes over a slot another node gave up. Stopping an
+// instance sends SIGTERM to its group and SIGKILL after Grace. Each running
+// workload is recorded under <RunDir>/<node>/instances/; a later Start stops
+// what a crashed run left behind, checking the recorded process start time
+// so that a reused pid is never signalled. On Linux workloads also get
+// SIGKILL when the mesh process dies.
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mycelium-mesh/mesh/core/fabric"
+	"github.com/mycelium-mesh/mesh/core/spore"
+	"github.com/mycelium-mesh/mesh/sdk"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultHealthPath    = "/health"
+	DefaultHealthTimeout = 6 * time.Second
+	DefaultWarmup        = 2 * time.Second
+	DefaultGrace         = 5 * time.Second
+)
+
+// Instance states reported by Instances.
+const (
+	StateStarting = "starting"
+	StateReady    = "ready"
+	StateDraining = "draining"
+	StateStopped  = "stopped"
+	StateFailed   = "failed"
+)
+
+// Repo is where the agent gets spores from; *repo.Repo satisfies it.
+type Repo interface {
+	Path(digest string) (string, error)
+}
+
+// HealthChecker checks one workload; sdk.HealthChecker satisfies it.
+type HealthChecker interface {
+	Check(ctx context.Context, c sdk.HealthCheck) (sdk.HealthResult, error)
+}
+
+// Options configure an Agent. NodeID, Fabric, Repo, Trusted, RunDir and
+// Health are required.
+type Options struct {
+	NodeID        string
+	Fabric        *fabric.Fabric
+	Repo          Repo
+	Trusted       []ed25519.PublicKey
+	RunDir        string
+	Health        HealthChecker
+	HealthPath    string        // default /health
+	HealthTimeout time.Duration // default 6s: how long a new instance may take to become healthy
+	Warmup        time.Duration // default 2s: how long a replaced instance drains before it is stopped
+	Grace         time.Duration // default 5s: SIGTERM to SIGKILL
+	Logger        hclog.Logger
+}
+
+// InstanceStatus describes one workload instance of this node.
+type InstanceStatus struct {
+	App       string
+	NodeID    string
+	Instance  string
+	Digest    string
+	State     string // starting, ready, draining, stopped or failed
+	PID       int
+	Port      int
+	URL       string
+	Restarts  int // restarts of the app on this node before this instance
+	LastError string
+	Since     time.Time // when State was entered
+}
+
+// ErrSubscriptionClosed is returned by Start when the fabric closes the plan
+// subscription before the context ends.
+var ErrSubscriptionClosed = errors.New("plan subscription closed")
+
+// Agent runs the workloads of one node.
+type Agent struct {
+	opts    Options
+	log     hclog.Logger
+	nodeDir string
+
+	mu      sync.Mutex
+	started bool
+	apps    map[string]*appCtl
+
+	sporesMu sync.Mutex
+	spores   map[string]*extracted
+}
+
+// extracted is a spore unpacked on this node; mu serialises its extraction.
+type extracted struct {
+	mu       sync.Mutex
+	done     bool
+	dir      string
+	manifest spore.Manifest
+}
+
+// New checks opts and returns an agent; nothing runs before Start.
+func New(opts Options) (*Agent, error) {
+	switch {
+	case opts.NodeID == "" || !fabric.ValidAppName(opts.NodeID):
+		return nil, fmt.Errorf("agent: invalid node id %q", opts.NodeID)
+	case opts.Fabric == nil:
+		return nil, errors.New("agent: no fabric")
+	case opts.Repo == nil:
+		return nil, errors.New("agent: no repo")
+	case len(opts.Trusted) == 0:
+		return nil, errors.New("agent: no trusted keys")
+	case opts.RunDir == "":
+		return nil, errors.New("agent: no run dir")
+	case opts.Health == nil:
+		return nil, errors.New("agent: no health checker")
+	case opts.HealthTimeout < 0 || opts.Warmup < 0 || opts.Grace < 0:
+		return nil, errors.New("agent: negative duration")
+	}
+	if opts.HealthPath == "" {
+		opts.HealthPath = DefaultHealthPath
+	}
+	if opts.HealthTimeout == 0 {
+		opts.HealthTimeout = DefaultHealthTimeout
+	}
+	if opts.Warmup == 0 {
+		opts.Warmup = DefaultWarmup
+	}
+	if opts.Grace == 0 {
+		opts.Grace = DefaultGrace
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	runDir, err := filepath.Abs(opts.RunDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: run dir: %w", err)
+	}
+	opts.RunDir = runDir
+	return &Agent{
+		opts:    opts,
+		log:     opts.Logger.With("node", opts.NodeID),
+		nodeDir: filepath.Join(runDir, opts.NodeID),
+		apps:    map[string]*appCtl{},
+		spores:  map[string]*extracted{},
+	}, nil
+}
+
+// Start runs the node until ctx ends, then stops every workload it started
+// and returns. Leftovers of a previous run on the same RunDir and node are
+// stopped first. Start may be called once.
+func (a *Agent) Start(ctx context.Context) error {
+	a.mu.Lock()
+	if a.started {
+		a.mu.Unlock()
+		return errors.New("agent: already started")
+	}
+	a.started = true
+	a.mu.Unlock()
+
+	for _, d := range []string{a.nodeDir, a.recordsDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
+		}
+	}
+	if err := a.clearLeftovers(); err != nil {
+		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
+	}
+	// Extractions of a previous run are not trusted: every digest is verified
+	// and extracted again when first needed.
+	if err := os.RemoveAll(filepath.Join(a.nodeDir, "spores")); err != nil {
+		return fmt.Errorf("agent %s: clear old spores: %w", a.opts.NodeID, err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	plans := a.opts.Fabric.Subscribe(runCtx)
+	a.log.Info("agent started", "run_dir", a.nodeDir)
+
+	var wg sync.WaitGroup
+	var result error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case p, ok := <-plans:
+			if !ok {
+				if ctx.Err() == nil {
+					result = fmt.Errorf("agent %s: %w", a.opts.NodeID, ErrSubscriptionClosed)
+				}
+				break loop
+			}
+			a.mu.Lock()
+			c := a.apps[p.AppName]
+			if c == nil {
+				c = newAppCtl(a, p.AppName)
+				a.apps[p.AppName] = c
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c.run(runCtx)
+				}()
+			}
+			a.mu.Unlock()
+			c.offer(p)
+		}
+	}
+	cancel()
+	wg.Wait()
+	a.log.Info("agent stopped")
+	return result
+}
+
+// Instances returns the live instances of this node and the last few that
+// stopped or failed, sorted by app and start.
+func (a *Agent) Instances() []InstanceStatus {
+	a.mu.Lock()
+	ctls := make([]*appCtl, 0, len(a.apps))
+	for _, c := range a.apps {
+		ctls = append(ctls, c)
+	}
+	a.mu.Unlock()
+	var out []InstanceStatus
+	for _, c := range ctls {
+		out = append(out, c.statuses()...)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].App != out[j].App {
+			return out[i].App < out[j].App
+		}
+		return out[i].Since.Before(out[j].Since)
+	})
+	return out
+}
+
+// contextRepo is a Repo whose fetches can be cancelled; *repo.Repo is one.
+type contextRepo interface {
+	PathContext(ctx context.Context, digest string) (string, error)
+}
+
+// prepare returns the extracted directory and manifest of digest, fetching,
+// verifying and extracting the spore the first time it is needed.
+func (a *Agent) prepare(ctx context.Context, digest string) (string, spore.Manifest, error) {
+	a.sporesMu.Lock()
+	e := a.spores[digest]
+	if e == nil {
+		e = &extracted{}
+		a.spores[digest] = e
+	}
+	a.sporesMu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done {
+		return e.dir, e.manifest, nil
+	}
+	hex, err := digestHex(digest)
+	if err != nil {
+		return "", spore.Manifest{}, err
+	}
+	var path string
+	if r, ok := a.opts.Repo.(contextRepo); ok {
+		path, err = r.PathContext(ctx, digest)
+	} else {
+		path, err = a.opts.Repo.Path(digest)
+	}
+	if err != nil {
+		return "", spore.Manifest{}, fmt.Errorf("fetch spore %s: %w", digest, err)
+	}
+	parent := filepath.Join(a.nodeDir, "spores")
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
+	}
+	// Extract next to the final place and rename, so that a half-written
+	// extraction is never used.
+	tmp, err := os.MkdirTemp(parent, hex+".tmp-")
+	if err != nil {
+		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
+	}
+	m, err := spore.Extract(path, a.opts.Trusted, tmp)
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", spore.Manifest{}, fmt.Errorf("verify and extract spore %s: %w", digest, err)
+	}
+	final := filepath.Join(parent, hex)
+	if err := os.RemoveAll(final); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
+	}
+	e.dir, e.manifest, e.done = final, m, true
+	a.log.Debug("spore extracted", "digest", digest, "dir", final)
+	return final, m, nil
+}
+
+func digestHex(d string) (string, error) {
+	const prefix = "sha256:"
+	if len(d) != len(prefix)+64 || d[:len(prefix)] != prefix {
+		return "", fmt.Errorf("malformed digest %q", d)
+	}
+	for _, c := range d[len(prefix):] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", fmt.Errorf("malformed digest %q", d)
+		}
+	}
+	return d[len(prefix):], nil
+}

@@ -1,0 +1,438 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mycelium-mesh/mesh/core/fabric"
+)
+
+// Restart backoff and the wait before a refused claim is tried again.
+const (
+	restartFirstBackoff = 100 * time.Millisecond
+	restartMaxBackoff   = 10 * time.Second
+	// An instance that was ready this long before it exited resets the backoff.
+	restartStableAfter = 10 * time.Second
+	claimRetry         = time.Second
+	// Stopped and failed instances kept for Instances, per app.
+	keepFinished = 5
+)
+
+type eventKind int
+
+const (
+	evReady   eventKind = iota // an instance passed its health gate
+	evOver                     // an instance is over; its process, if any, is reaped
+	evDrained                  // a replaced instance finished its warmup
+)
+
+type event struct {
+	kind eventKind
+	inst *instance
+	out  *outcome
+}
+
+// appCtl converges one app on this node to its latest plan. Only its run
+// goroutine touches the fields below mu.
+type appCtl struct {
+	a      *Agent
+	name   string
+	log    hclog.Logger
+	plans  chan fabric.Plan // latest-wins, one sender
+	events chan event
+	done   chan struct{}
+
+	mu  sync.Mutex
+	all []*instance // live instances and the last finished ones, oldest first
+
+	plan      fabric.Plan
+	havePlan  bool
+	active    *instance // ready and registered
+	pending   *instance // starting for the planned digest
+	draining  map[*instance]bool
+	live      map[*instance]bool // not over yet
+	down      bool               // the planned digest failed and the policy says stay down
+	holdUntil time.Time          // no launch before this time (restart backoff, claim retry)
+	backoff   time.Duration
+	restarts  int
+	refused   bool // last claim was refused (logged once per streak)
+	timer     *time.Timer
+	timerC    <-chan time.Time
+}
+
+func newAppCtl(a *Agent, name string) *appCtl {
+	return &appCtl{
+		a:        a,
+		name:     name,
+		log:      a.log.With("app", name),
+		plans:    make(chan fabric.Plan, 1),
+		events:   make(chan event, 16),
+		done:     make(chan struct{}),
+		draining: map[*instance]bool{},
+		live:     map[*instance]bool{},
+		backoff:  restartFirstBackoff,
+	}
+}
+
+// offer hands the app its newest plan, replacing one not yet taken.
+func (c *appCtl) offer(p fabric.Plan) {
+	for {
+		select {
+		case c.plans <- p:
+			return
+		default:
+		}
+		select {
+		case <-c.plans:
+		default:
+		}
+	}
+}
+
+// post delivers an event to the run loop; it never blocks once the loop is gone.
+func (c *appCtl) post(ev event) {
+	select {
+	case c.events <- ev:
+	case <-c.done:
+	}
+}
+
+func (c *appCtl) run(ctx context.Context) {
+	defer close(c.done)
+	for {
+		select {
+		case <-ctx.Done():
+			c.shutdown()
+			return
+		case p := <-c.plans:
+			c.onPlan(p)
+		case ev := <-c.events:
+			c.onEvent(ev)
+		case <-c.timerC:
+			c.timerC = nil
+		}
+		c.reconcile()
+	}
+}
+
+// shutdown stops every instance of the app and waits for them to be over.
+func (c *appCtl) shutdown() {
+	c.havePlan = false
+	c.stopAll("mesh stopping")
+	for len(c.live) > 0 {
+		ev := <-c.events
+		c.onEvent(ev)
+		c.stopAll("mesh stopping")
+	}
+}
+
+func (c *appCtl) onPlan(p fabric.Plan) {
+	if p.Deleted() {
+		c.log.Info("plan received: app withdrawn")
+	} else {
+		c.log.Info("plan received", "digest", p.Digest, "min", p.Min, "max", p.Max, "restart", p.Restart)
+	}
+	if !c.havePlan || p.Digest != c.plan.Digest {
+		c.holdUntil = time.Time{}
+		c.backoff = restartFirstBackoff
+		c.restarts = 0
+		c.refused = false
+	}
+	c.plan, c.havePlan, c.down = p, true, false
+}
+
+func (c *appCtl) restartPolicy() string {
+	if c.plan.Restart == "" {
+		return fabric.RestartNever
+	}
+	return c.plan.Restart
+}
+
+// reconcile moves the app one step toward its plan.
+func (c *appCtl) reconcile() {
+	if !c.havePlan || c.plan.Deleted() {
+		c.stopAll("plan withdrawn")
+		return
+	}
+	want := c.plan.Digest
+	if c.pending != nil && c.pending.digest != want {
+		c.log.Info("abandoning superseded start", "digest", c.pending.digest, "instance", c.pending.id, "newest", want)
+		c.abort(c.pending, "superseded by "+want)
+		c.pending = nil
+	}
+	if c.pending != nil || c.down || (c.active != nil && c.active.digest == want) {
+		return
+	}
+	if wait := time.Until(c.holdUntil); wait > 0 {
+		c.arm(wait)
+		return
+	}
+	c.launch(want)
+}
+
+func (c *appCtl) arm(d time.Duration) {
+	if c.timer == nil {
+		c.timer = time.NewTimer(d)
+	} else {
+		c.timer.Stop()
+		c.timer.Reset(d)
+	}
+	c.timerC = c.timer.C
+}
+
+func (c *appCtl) launch(digest string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	inst := &instance{
+		a:        c.a,
+		app:      c.name,
+		digest:   digest,
+		id:       newInstanceID(c.name),
+		restarts: c.restarts,
+		ctx:      ctx,
+		cancel:   cancel,
+		state:    StateStarting,
+		since:    time.Now(),
+		exited:   make(chan struct{}),
+	}
+	inst.log = c.log.With("digest", digest, "instance", inst.id)
+	c.pending = inst
+	c.live[inst] = true
+	c.mu.Lock()
+	c.all = append(c.all, inst)
+	c.mu.Unlock()
+	port := c.plan.Port
+	go func() {
+		defer cancel()
+		if out := inst.start(port); out != nil {
+			c.post(event{kind: evOver, inst: inst, out: out})
+			return
+		}
+		c.post(event{kind: evReady, inst: inst})
+		<-inst.exited
+		// Withdraw the endpoint at once, without waiting for the run loop; only
+		// this instance's own endpoint is removed, never a successor's.
+		if ep := inst.registered(); ep.URL != "" && c.a.opts.Fabric.RemoveEndpoint(ep) {
+			inst.log.Info("endpoint deregistered", "url", ep.URL)
+		}
+		c.post(event{kind: evOver, inst: inst, out: &outcome{inst: inst, err: inst.exitErr}})
+	}()
+}
+
+// abort cancels a start in progress; its goroutine kills what it launched.
+func (c *appCtl) abort(inst *instance, why string) {
+	inst.setState(StateDraining, why)
+	inst.cancel()
+	inst.stop()
+}
+
+// retire withdraws the endpoint of a running instance and stops it now.
+func (c *appCtl) retire(inst *instance, why string) {
+	c.deregister(inst)
+	delete(c.draining, inst)
+	if inst.getState() != StateDraining {
+		inst.log.Info("stopping instance", "reason", why)
+	}
+	inst.setState(StateDraining, "")
+	inst.stop()
+}
+
+func (c *appCtl) stopAll(why string) {
+	if c.pending != nil {
+		c.abort(c.pending, why)
+		c.pending = nil
+	}
+	if c.active != nil {
+		c.retire(c.active, why)
+		c.active = nil
+	}
+	for inst := range c.draining {
+		c.retire(inst, why)
+	}
+}
+
+func (i *instance) registered() fabric.Endpoint {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.endpoint
+}
+
+func (c *appCtl) deregister(inst *instance) {
+	if ep := inst.registered(); ep.URL != "" && c.a.opts.Fabric.RemoveEndpoint(ep) {
+		inst.log.Info("endpoint deregistered", "url", ep.URL)
+	}
+}
+
+func (c *appCtl) onEvent(ev event) {
+	switch ev.kind {
+	case evReady:
+		c.onReady(ev.inst)
+	case evDrained:
+		if c.draining[ev.inst] {
+			delete(c.draining, ev.inst)
+			ev.inst.log.Info("warmup over, stopping replaced instance")
+			ev.inst.stop()
+		}
+	case evOver:
+		c.onOver(ev.out)
+	}
+}
+
+func (c *appCtl) onReady(inst *instance) {
+	if inst != c.pending {
+		// Superseded or withdrawn while its health gate passed.
+		inst.stop()
+		return
+	}
+	c.pending = nil
+	c.refused = false
+	ep := fabric.Endpoint{AppName: c.name, URL: inst.status().URL, NodeID: c.a.opts.NodeID}
+	inst.mu.Lock()
+	inst.endpoint = ep
+	inst.mu.Unlock()
+	inst.setState(StateReady, "")
+	c.a.opts.Fabric.RegisterEndpoint(ep)
+	inst.log.Info("endpoint register", "url", ep.URL)
+	if old := c.active; old != nil {
+		// The new endpoint replaced the old one in the fabric; the old
+		// instance keeps serving requests already routed to it while it drains.
+		old.setState(StateDraining, "")
+		c.draining[old] = true
+		old.log.Info("draining replaced instance", "warmup", c.a.opts.Warmup, "successor", inst.id)
+		time.AfterFunc(c.a.opts.Warmup, func() { c.post(event{kind: evDrained, inst: old}) })
+	}
+	c.active = inst
+}
+
+func (c *appCtl) onOver(out *outcome) {
+	inst := out.inst
+	delete(c.live, inst)
+	delete(c.draining, inst)
+	inst.giveBack()
+	c.deregister(inst)
+
+	if out.refused {
+		if c.pending == inst {
+			c.pending = nil
+		}
+		c.forget(inst)
+		if !c.refused {
+			c.log.Info("budget refusal: not running here", "digest", inst.digest, "reason", out.err)
+			c.refused = true
+		} else {
+			c.log.Debug("budget refusal", "digest", inst.digest, "reason", out.err)
+		}
+		c.holdUntil = time.Now().Add(claimRetry)
+		return
+	}
+
+	st := inst.status()
+	wasPending, wasActive := c.pending == inst, c.active == inst
+	switch {
+	case wasPending:
+		c.pending = nil
+		inst.setState(StateFailed, errText(out.err))
+		inst.log.Error("instance failed to start", "error", out.err)
+		c.applyPolicy(false, 0)
+	case wasActive:
+		c.active = nil
+		clean := exitedCleanly(out.err)
+		state := StateStopped
+		if !clean {
+			state = StateFailed
+		}
+		inst.setState(state, errText(out.err))
+		inst.log.Warn("process exit", "pid", st.PID, "status", exitText(out.err))
+		inst.mu.Lock()
+		ran := time.Since(inst.readyAt)
+		inst.mu.Unlock()
+		c.applyPolicy(clean, ran)
+	default:
+		if st.PID > 0 {
+			inst.log.Info("process exit", "pid", st.PID, "status", exitText(out.err))
+		}
+		if inst.getState() != StateFailed {
+			inst.setState(StateStopped, "")
+		}
+	}
+	c.pruneFinished()
+}
+
+// applyPolicy decides what follows the failure or exit of the instance that
+// carried the planned digest.
+func (c *appCtl) applyPolicy(clean bool, ranFor time.Duration) {
+	if !c.havePlan || c.plan.Deleted() {
+		return
+	}
+	policy := c.restartPolicy()
+	restart := policy == fabric.RestartAlways || (policy == fabric.RestartOnFailure && !clean)
+	if !restart {
+		c.down = true
+		c.log.Info("not restarting", "restart", policy)
+		return
+	}
+	if ranFor >= restartStableAfter {
+		c.backoff = restartFirstBackoff
+	}
+	c.restarts++
+	c.holdUntil = time.Now().Add(c.backoff)
+	c.log.Info("restarting", "restart", policy, "in", c.backoff, "restarts", c.restarts)
+	c.backoff = min(c.backoff*2, restartMaxBackoff)
+}
+
+func errText(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.Canceled):
+		return ""
+	}
+	return err.Error()
+}
+
+// forget removes an instance that never ran from the status list.
+func (c *appCtl) forget(inst *instance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, x := range c.all {
+		if x == inst {
+			c.all = append(c.all[:k], c.all[k+1:]...)
+			return
+		}
+	}
+}
+
+// pruneFinished keeps only the newest few finished instances.
+func (c *appCtl) pruneFinished() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	finished := 0
+	for _, x := range c.all {
+		if !c.live[x] {
+			finished++
+		}
+	}
+	kept := c.all[:0]
+	for _, x := range c.all {
+		if !c.live[x] && finished > keepFinished {
+			finished--
+			continue
+		}
+		kept = append(kept, x)
+	}
+	c.all = kept
+}
+
+func (c *appCtl) statuses() []InstanceStatus {
+	c.mu.Lock()
+	list := append([]*instance(nil), c.all...)
+	c.mu.Unlock()
+	out := make([]InstanceStatus, 0, len(list))
+	for _, x := range list {
+		out = append(out, x.status())
+	}
+	return out
+}

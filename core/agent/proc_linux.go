@@ -1,0 +1,55 @@
+//go:build linux
+
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// deathSignal is delivered to a workload when the thread that started it
+// dies, so that workloads do not outlive a mesh killed with SIGKILL. The Go
+// runtime only ends threads of goroutines that exit while locked to their
+// thread, which this package never does.
+var deathSignal = syscall.SIGKILL
+
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: deathSignal}
+}
+
+// procStat holds the fields of /proc/<pid>/stat this package uses.
+type procStat struct {
+	State     byte
+	PGID      int
+	StartTime uint64 // clock ticks after boot (field 22)
+}
+
+// readProcStat parses /proc/<pid>/stat. The command name (field 2) may hold
+// spaces and parentheses, so parsing starts after its last ')'.
+func readProcStat(pid int) (procStat, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat: no command field", pid)
+	}
+	fields := bytes.Fields(data[i+1:])
+	// fields[0] is field 3 (state); field n is fields[n-3].
+	if len(fields) < 20 {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields)+2)
+	}
+	pgid, err := strconv.Atoi(string(fields[5-3]))
+	if err != nil {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat pgrp: %w", pid, err)
+	}
+	start, err := strconv.ParseUint(string(fields[22-3]), 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
+	}
+	return procStat{State: fields[0][0], PGID: pgid, StartTime: start}, nil
+}

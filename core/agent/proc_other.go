@@ -1,0 +1,24 @@
+//go:build !linux
+
+package agent
+
+import (
+	"errors"
+	"syscall"
+)
+
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
+
+type procStat struct {
+	State     byte
+	PGID      int
+	StartTime uint64
+}
+
+// readProcStat is only implemented on Linux; elsewhere leftovers of a
+// previous run cannot be identified safely and are left alone.
+func readProcStat(pid int) (procStat, error) {
+	return procStat{}, errors.New("process start times are only read on linux")
+}

@@ -1,0 +1,397 @@
+package edge
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mycelium-mesh/mesh/core/fabric"
+	"github.com/mycelium-mesh/mesh/sdk"
+)
+
+// weightScale is the weight of an endpoint at full strength with policy
+// weight 1; slow start takes a share of it.
+const weightScale = 100
+
+// minSlowStart is the share of its weight an endpoint gets right after it
+// returns from an ejection.
+const minSlowStart = 0.1
+
+// app is the routing state of one app. The request path reads picker and
+// touches atomics only; everything under mu belongs to the controller.
+type app struct {
+	e     *Edge
+	name  string
+	strip bool
+
+	picker atomic.Pointer[picker]
+	rr     atomic.Uint64 // round-robin position, kept across table swaps
+
+	requests     atomic.Uint64
+	errors5xx    atomic.Uint64
+	clientClosed atomic.Uint64
+	inFlight     atomic.Int64
+	ejectedCount atomic.Int32
+	retryTokens  atomic.Int64 // milli-retries available
+
+	prom appMetrics
+
+	kick     chan struct{} // wakes the controller (ejections)
+	balKick  chan struct{} // wakes the balancer loop (endpoint changes)
+	balancer Balancer
+
+	mu        sync.Mutex
+	eps       []*endpoint // current endpoints, sorted by ID
+	policy    sdk.Policy
+	hasPolicy bool
+	lastReqs  uint64 // requests at the last budget refill
+}
+
+func newApp(e *Edge, name string) *app {
+	strip := true
+	if o, ok := e.opts.Apps[name]; ok && o.StripPrefix != nil {
+		strip = *o.StripPrefix
+	}
+	a := &app{
+		e:       e,
+		name:    name,
+		strip:   strip,
+		prom:    e.metrics.forApp(name),
+		kick:    make(chan struct{}, 1),
+		balKick: make(chan struct{}, 1),
+	}
+	a.retryTokens.Store(int64(e.opts.RetryBudgetMinPerSec * 1000))
+	a.picker.Store(&picker{mode: sdk.ModeRoundRobin})
+	return a
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// setEndpoints replaces the endpoint set. Endpoints that stay (same node and
+// URL) keep their counters and health state. Called with e.mu held.
+func (a *app) setEndpoints(in []fabric.Endpoint) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := make(map[string]*endpoint, len(a.eps))
+	for _, ep := range a.eps {
+		old[ep.id+"\x00"+ep.url] = ep
+	}
+	next := make([]*endpoint, 0, len(in))
+	now := time.Now()
+	for _, fe := range in {
+		id := fe.NodeID
+		if id == "" {
+			id = fe.URL
+		}
+		key := id + "\x00" + fe.URL
+		if ep, ok := old[key]; ok {
+			next = append(next, ep)
+			delete(old, key)
+			continue
+		}
+		tgt, err := parseTarget(fe.URL)
+		if err != nil {
+			a.e.log.Warn("ignoring endpoint", "app", a.name, "node", fe.NodeID, "error", err)
+			continue
+		}
+		next = append(next, &endpoint{
+			id: id, url: fe.URL, host: tgt.Host, tgt: tgt, firstSeen: now,
+			promRequests: a.e.metrics.endpointRequests.WithLabelValues(a.name, fe.URL),
+		})
+	}
+	for _, ep := range old {
+		ep.removed.Store(true)
+		a.e.metrics.endpointRequests.DeleteLabelValues(a.name, ep.url)
+	}
+	changed := len(old) > 0 || len(next) != len(a.eps)
+	a.eps = next
+	a.rebuildLocked(now)
+	if changed {
+		a.e.log.Debug("endpoints changed", "app", a.name, "endpoints", len(next))
+	}
+	signal(a.balKick)
+}
+
+// rebuildLocked compiles the current endpoints, policy and slow-start state
+// into a new picker and swaps it in.
+func (a *app) rebuildLocked(now time.Time) {
+	mode := sdk.ModeRoundRobin
+	if a.hasPolicy && a.policy.Mode == sdk.ModeP2C {
+		mode = sdk.ModeP2C
+	}
+	weights := make([]uint64, len(a.eps))
+	any := false
+	for i, ep := range a.eps {
+		w := uint64(1)
+		if a.hasPolicy {
+			if pw, ok := a.policy.Weights[ep.id]; ok {
+				w = uint64(pw)
+			}
+		}
+		weights[i] = w * weightScale
+		if w > 0 {
+			any = true
+		}
+	}
+	if !any && len(a.eps) > 0 {
+		// A policy that takes every endpoint out would turn the app off;
+		// serve with equal weights instead.
+		for i := range weights {
+			weights[i] = weightScale
+		}
+	}
+	ss := a.e.opts.Outlier.SlowStart
+	for i, ep := range a.eps {
+		if ep.returnedAt.IsZero() || weights[i] == 0 {
+			continue
+		}
+		if f := float64(now.Sub(ep.returnedAt)) / float64(ss); f < 1 {
+			weights[i] = max(1, uint64(float64(weights[i])*math.Max(minSlowStart, f)))
+		}
+	}
+	var ejected int32
+	for _, ep := range a.eps {
+		if ep.ejected.Load() {
+			ejected++
+		}
+	}
+	a.ejectedCount.Store(ejected)
+	a.picker.Store(newPicker(mode, a.eps, weights, a.e.opts.Outlier.MaxEjectionPercent))
+}
+
+// run is the app's controller: it refills the retry budget, times
+// ejections out and ramps slow-starting endpoints.
+func (a *app) run(ctx context.Context) {
+	defer a.e.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.kick:
+		case <-t.C:
+			a.refillBudget(0.25)
+		}
+		a.tend(time.Now())
+	}
+}
+
+// refillBudget adds RetryBudgetRatio retries per request since the last
+// refill plus the per-second minimum, capped.
+func (a *app) refillBudget(sec float64) {
+	o := &a.e.opts
+	reqs := a.requests.Load()
+	a.mu.Lock()
+	d := reqs - a.lastReqs
+	a.lastReqs = reqs
+	a.mu.Unlock()
+	add := int64((float64(d)*o.RetryBudgetRatio + sec*o.RetryBudgetMinPerSec) * 1000)
+	limit := int64(max(10*o.RetryBudgetMinPerSec, 100) * 1000)
+	for {
+		cur := a.retryTokens.Load()
+		next := min(cur+add, limit)
+		if a.retryTokens.CompareAndSwap(cur, next) {
+			return
+		}
+	}
+}
+
+// takeRetry spends one retry from the budget.
+func (a *app) takeRetry() bool {
+	for {
+		cur := a.retryTokens.Load()
+		if cur < 1000 {
+			return false
+		}
+		if a.retryTokens.CompareAndSwap(cur, cur-1000) {
+			return true
+		}
+	}
+}
+
+// tend processes ejections: new ones get their deadline, expired ones come
+// back, and slow-starting endpoints get their next weight.
+func (a *app) tend(now time.Time) {
+	o := &a.e.opts.Outlier
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rebuild := false
+	for _, ep := range a.eps {
+		switch {
+		case ep.ejected.Load() && ep.ejectedAt.IsZero():
+			ep.ejections++
+			d := o.BaseEjection * time.Duration(ep.ejections)
+			if d > o.MaxEjection {
+				d = o.MaxEjection
+			}
+			ep.ejectedAt, ep.ejectedUntil = now, now.Add(d)
+			a.e.log.Warn("endpoint ejected", "app", a.name, "node", ep.id, "url", ep.url, "for", d)
+			rebuild = true
+		case ep.ejected.Load() && !now.Before(ep.ejectedUntil):
+			ep.ejectedAt = time.Time{}
+			ep.returnedAt = now
+			ep.consecConn.Store(0)
+			ep.consec5xx.Store(0)
+			ep.ejected.Store(false)
+			a.e.log.Info("endpoint returned", "app", a.name, "node", ep.id, "url", ep.url)
+			rebuild = true
+		case !ep.ejected.Load() && !ep.returnedAt.IsZero():
+			if now.Sub(ep.returnedAt) >= o.SlowStart {
+				ep.returnedAt = time.Time{}
+			}
+			rebuild = true
+		case !ep.ejected.Load() && ep.ejections > 0 && now.Sub(ep.ejectedUntil) > o.MaxEjection:
+			// A long healthy stretch forgets past ejections.
+			ep.ejections = 0
+		}
+	}
+	if rebuild {
+		a.rebuildLocked(now)
+	}
+}
+
+// eject takes ep out of picks if the app's ejection cap allows it. Called
+// on the request path; the controller does the rest.
+func (a *app) eject(p *picker, ep *endpoint) {
+	if ep.removed.Load() || !ep.ejected.CompareAndSwap(false, true) {
+		return
+	}
+	if a.ejectedCount.Add(1) > p.maxEjected {
+		a.ejectedCount.Add(-1)
+		ep.ejected.Store(false)
+		return
+	}
+	signal(a.kick)
+}
+
+// balanceLoop sends the app's state to its balancer on every endpoint change
+// and every ReportInterval, and installs the answers.
+func (a *app) balanceLoop(ctx context.Context) {
+	defer a.e.wg.Done()
+	t := time.NewTicker(a.e.opts.ReportInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.balKick:
+		case <-t.C:
+		}
+		st, ok := a.state()
+		if !ok {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, a.e.opts.BalanceTimeout)
+		pol, err := a.balancer.Balance(cctx, st)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				a.e.log.Warn("balancer failed; keeping the last policy", "app", a.name, "error", err)
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			a.e.log.Info("balancer answering again", "app", a.name)
+			failing = false
+		}
+		a.install(pol)
+	}
+}
+
+// state builds the balancer's view of the app and advances the load marks.
+func (a *app) state() (sdk.AppState, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.eps) == 0 {
+		return sdk.AppState{}, false
+	}
+	st := sdk.AppState{App: a.name, Endpoints: make([]sdk.Endpoint, len(a.eps)), Loads: make([]sdk.EndpointLoad, len(a.eps))}
+	for i, ep := range a.eps {
+		cur := loadMark{ep.requests.Load(), ep.failures.Load(), ep.latencyUS.Load()}
+		dr := cur.requests - ep.last.requests
+		if dr > 0 {
+			avg := float64(cur.latencyUS-ep.last.latencyUS) / float64(dr)
+			if ep.ewmaUS == 0 {
+				ep.ewmaUS = avg
+			} else {
+				ep.ewmaUS = 0.3*avg + 0.7*ep.ewmaUS
+			}
+		}
+		st.Endpoints[i] = sdk.Endpoint{ID: ep.id, URL: ep.url, NodeID: ep.id}
+		st.Loads[i] = sdk.EndpointLoad{
+			ID:          ep.id,
+			InFlight:    uint32(max(ep.inFlight.Load(), 0)),
+			Requests:    dr,
+			Failures:    cur.failures - ep.last.failures,
+			LatencyEWMA: ep.ewmaUS,
+		}
+		ep.last = cur
+	}
+	return st, true
+}
+
+// install applies a policy, rebuilding the picker only when it changed.
+func (a *app) install(p sdk.Policy) {
+	switch p.Mode {
+	case sdk.ModeRoundRobin, sdk.ModeP2C:
+	case "":
+		p.Mode = sdk.ModeRoundRobin
+	default:
+		a.e.log.Warn("balancer asked for an unknown pick mode; using round-robin", "app", a.name, "mode", p.Mode)
+		p.Mode = sdk.ModeRoundRobin
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.hasPolicy && samePolicy(a.policy, p) {
+		return
+	}
+	a.policy, a.hasPolicy = p, true
+	a.rebuildLocked(time.Now())
+}
+
+func samePolicy(x, y sdk.Policy) bool {
+	if x.Mode != y.Mode || len(x.Weights) != len(y.Weights) {
+		return false
+	}
+	for k, v := range x.Weights {
+		if w, ok := y.Weights[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *app) counters() AppCounters {
+	p := a.picker.Load()
+	return AppCounters{
+		Requests:     a.requests.Load(),
+		Errors5xx:    a.errors5xx.Load(),
+		ClientClosed: a.clientClosed.Load(),
+		InFlight:     a.inFlight.Load(),
+		Endpoints:    len(p.eps),
+		Ejected:      int(a.ejectedCount.Load()),
+	}
+}
+
+// appMetrics are the Prometheus children of one app, resolved once so the
+// request path does no label lookups.
+type appMetrics struct {
+	byClass  [6]prometheus.Counter // index: status/100; 0 unused
+	duration prometheus.Observer
+	inFlight prometheus.Gauge
+}

@@ -1,0 +1,502 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HeaderEdge is the header the edge adds to forwarded requests and to
+// responses, holding the time the request arrived in RFC3339.
+const HeaderEdge = "X-Mycelium-Edge"
+
+// StatusClientClosed is recorded for requests whose client went away before
+// the answer was complete (nginx's convention); it is never sent.
+const StatusClientClosed = 499
+
+// maxReplays bounds how often one request that reached an endpoint is
+// replayed on another, on top of the retry budget.
+const maxReplays = 2
+
+var (
+	protoHTTP   = []string{"http"}
+	protoHTTPS  = []string{"https"}
+	emptyValue  = []string{""}
+	upgradeConn = []string{"Upgrade"}
+	copyBufs    = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+)
+
+type stampCache struct {
+	sec int64
+	v   []string
+}
+
+var stamp atomic.Pointer[stampCache]
+
+// edgeStamp returns the header value for now, formatted once per second.
+// The slice is shared and must not be modified.
+func edgeStamp(now time.Time) []string {
+	s := now.Unix()
+	if c := stamp.Load(); c != nil && c.sec == s {
+		return c.v
+	}
+	c := &stampCache{sec: s, v: []string{now.UTC().Format(time.RFC3339)}}
+	stamp.Store(c)
+	return c.v
+}
+
+// ServeHTTP routes one request. It is the edge's handler and may also be
+// mounted in another server.
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	st := edgeStamp(start)
+	if r.Method == http.MethodConnect {
+		edgeError(w, st, http.StatusMethodNotAllowed, "CONNECT is not supported")
+		return
+	}
+	rt, ok := parseRoute(r.URL.EscapedPath())
+	if !ok {
+		edgeError(w, st, http.StatusBadRequest, "malformed path")
+		return
+	}
+	a := (*e.routes.Load())[rt.app]
+	if a == nil {
+		name := rt.app
+		if len(name) > 64 {
+			name = name[:64] + "..."
+		}
+		if name == "" {
+			edgeError(w, st, http.StatusNotFound, "no app in path: use /{app}/...")
+			return
+		}
+		edgeError(w, st, http.StatusNotFound, fmt.Sprintf("unknown app %q", name))
+		return
+	}
+	path := rt.cleaned
+	if a.strip {
+		path = rt.rest
+	}
+	a.inFlight.Add(1)
+	a.prom.inFlight.Inc()
+	status := http.StatusBadGateway // what a panic below is counted as
+	defer func() {
+		a.inFlight.Add(-1)
+		a.prom.inFlight.Dec()
+		a.requests.Add(1)
+		switch {
+		case status == StatusClientClosed:
+			a.clientClosed.Add(1)
+		case status >= 500:
+			a.errors5xx.Add(1)
+		}
+		c := status / 100
+		if c < 1 || c > 5 {
+			c = 5
+		}
+		a.prom.byClass[c].Inc()
+		a.prom.duration.Observe(time.Since(start).Seconds())
+	}()
+	status = e.forward(w, r, a, path, st, &status)
+}
+
+// bodyTracker passes the client's body to the transport, remembers whether
+// anything was read (so a connect failure can be retried safely) and keeps
+// the transport from closing it between attempts.
+type bodyTracker struct {
+	rc   io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *bodyTracker) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.rc.Read(p)
+}
+
+func (b *bodyTracker) Close() error { return nil }
+
+// forward sends the request to the app's endpoints until one answers and
+// relays the answer. It returns the status to record; *status is kept
+// current for the case where relaying panics to abort the response.
+func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path string, st []string, status *int) int {
+	p := a.picker.Load()
+	if len(p.eps) == 0 {
+		w.Header()["Retry-After"] = []string{"1"}
+		edgeError(w, st, http.StatusServiceUnavailable, fmt.Sprintf("no healthy endpoint for app %q", a.name))
+		return http.StatusServiceUnavailable
+	}
+	out, base := outRequest(r, path, st)
+	var body *bodyTracker
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &bodyTracker{rc: r.Body}
+		out.Body = body
+		out.ContentLength = r.ContentLength
+	}
+	oo := &e.opts.Outlier
+	var triedBuf [4]*endpoint
+	tried := triedBuf[:0]
+	replays := 0
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		ep := p.pick(&a.rr, tried)
+		if ep == nil {
+			return e.upstreamError(w, st, a, lastErr)
+		}
+		req := out
+		if attempt == 0 {
+			base.Host = ep.host
+		} else {
+			u := *base
+			u.Host = ep.host
+			cp := *out
+			cp.URL = &u
+			req = &cp
+		}
+		ep.inFlight.Add(1)
+		t0 := time.Now()
+		resp, err := e.transport.RoundTrip(req)
+		if err != nil {
+			ep.inFlight.Add(-1)
+			if r.Context().Err() != nil {
+				return StatusClientClosed
+			}
+			lastErr = err
+			tried = append(tried, ep)
+			ep.failures.Add(1)
+			if isConnectError(err) && (body == nil || !body.read.Load()) {
+				// Nothing reached the workload: any method may go elsewhere.
+				if int(ep.consecConn.Add(1)) >= oo.ConsecutiveConnFailures {
+					a.eject(p, ep)
+				}
+				continue
+			}
+			if int(ep.consec5xx.Add(1)) >= oo.Consecutive5xx {
+				a.eject(p, ep)
+			}
+			if body == nil && idempotent(r.Method) && !e.opts.DisableIdempotentRetry &&
+				replays < maxReplays && a.takeRetry() {
+				replays++
+				continue
+			}
+			return e.upstreamError(w, st, a, err)
+		}
+		return e.relay(w, r, a, p, ep, resp, st, t0, status)
+	}
+}
+
+// relay copies the endpoint's answer to the client.
+func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, t0 time.Time, status *int) int {
+	code := resp.StatusCode
+	ep.latencyUS.Add(uint64(time.Since(t0).Microseconds()))
+	ep.promRequests.Inc()
+	if code >= 500 {
+		ep.failures.Add(1)
+		if int(ep.consec5xx.Add(1)) >= e.opts.Outlier.Consecutive5xx {
+			a.eject(p, ep)
+		}
+	} else if ep.consec5xx.Load() != 0 {
+		ep.consec5xx.Store(0)
+	}
+	if ep.consecConn.Load() != 0 {
+		ep.consecConn.Store(0)
+	}
+	if code == http.StatusSwitchingProtocols {
+		defer func() {
+			ep.inFlight.Add(-1)
+			ep.requests.Add(1)
+		}()
+		return e.upgrade(w, r, resp, st)
+	}
+	defer resp.Body.Close()
+
+	h := w.Header()
+	copyResponseHeader(h, resp.Header)
+	h[HeaderEdge] = st
+	if len(resp.Trailer) > 0 {
+		keys := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		h["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	w.WriteHeader(code)
+	*status = code
+	flush := streaming(resp)
+	fl, _ := w.(http.Flusher)
+	if flush && fl != nil {
+		fl.Flush()
+	} else {
+		fl = nil
+	}
+	clientGone, err := copyBody(w, resp.Body, fl)
+	ep.inFlight.Add(-1)
+	ep.requests.Add(1)
+	if err != nil {
+		if clientGone || r.Context().Err() != nil {
+			*status = StatusClientClosed
+			return StatusClientClosed
+		}
+		// The endpoint broke off mid-body: the client must see a broken
+		// response, not a short one that looks complete.
+		ep.failures.Add(1)
+		*status = http.StatusBadGateway
+		e.log.Debug("upstream body aborted", "app", a.name, "endpoint", ep.url, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		h[k] = vv
+	}
+	return code
+}
+
+// copyBody copies src to w through a pooled buffer, flushing after every
+// write when fl is set. clientGone tells a failed write from a failed read.
+func copyBody(w io.Writer, src io.Reader, fl http.Flusher) (clientGone bool, err error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return true, werr
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return false, nil
+		}
+		if rerr != nil {
+			return false, rerr
+		}
+	}
+}
+
+// streaming tells whether a response must be flushed as it arrives:
+// server-sent events and bodies of unknown length.
+func streaming(resp *http.Response) bool {
+	if resp.ContentLength == -1 {
+		return true
+	}
+	ct := resp.Header.Get("Content-Type")
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "text/event-stream")
+}
+
+// upgrade relays a 101 answer and then bytes both ways until either side
+// closes.
+func (e *Edge) upgrade(w http.ResponseWriter, r *http.Request, resp *http.Response, st []string) int {
+	back, ok := resp.Body.(io.ReadWriteCloser)
+	want, got := upgradeType(r.Header), upgradeType(resp.Header)
+	if !ok || want == "" || !strings.EqualFold(want, got) {
+		resp.Body.Close()
+		edgeError(w, st, http.StatusBadGateway, "endpoint switched to an unexpected protocol")
+		return http.StatusBadGateway
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		back.Close()
+		edgeError(w, st, http.StatusInternalServerError, "connection cannot be upgraded")
+		return http.StatusInternalServerError
+	}
+	e.mu.Lock()
+	e.upgraded[conn] = struct{}{}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.upgraded, conn)
+		e.mu.Unlock()
+		conn.Close()
+		back.Close()
+	}()
+	h := make(http.Header, len(resp.Header)+1)
+	copyResponseHeader(h, resp.Header)
+	h["Connection"] = upgradeConn
+	h["Upgrade"] = []string{got}
+	h[HeaderEdge] = st
+	fmt.Fprintf(brw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols))
+	if err := h.Write(brw); err != nil {
+		return http.StatusSwitchingProtocols
+	}
+	brw.WriteString("\r\n")
+	if err := brw.Flush(); err != nil {
+		return http.StatusSwitchingProtocols
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		io.Copy(back, brw.Reader) // drains what the server buffered, then the conn
+		done <- struct{}{}
+	}()
+	go func() {
+		io.Copy(conn, back)
+		done <- struct{}{}
+	}()
+	<-done
+	return http.StatusSwitchingProtocols
+}
+
+// upstreamError answers for an endpoint that failed without answering.
+func (e *Edge) upstreamError(w http.ResponseWriter, st []string, a *app, err error) int {
+	code, msg := http.StatusBadGateway, fmt.Sprintf("app %q: endpoint failed", a.name)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		code, msg = http.StatusGatewayTimeout, fmt.Sprintf("app %q: endpoint timed out", a.name)
+	}
+	if err != nil {
+		e.log.Debug("upstream failed", "app", a.name, "error", err)
+	}
+	edgeError(w, st, code, msg)
+	return code
+}
+
+// edgeError writes a short plain-text answer of the edge's own.
+func edgeError(w http.ResponseWriter, st []string, code int, msg string) {
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	h[HeaderEdge] = st
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+}
+
+func isConnectError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// hopByHop reports headers that describe one connection and are never
+// forwarded (RFC 9110 section 7.6.1).
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// connectionTokens calls fn with each header named in Connection.
+func connectionTokens(h http.Header, fn func(string)) {
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				fn(textproto.CanonicalMIMEHeaderKey(tok))
+			}
+		}
+	}
+}
+
+func upgradeType(h http.Header) string {
+	found := false
+	connectionTokens(h, func(t string) {
+		if t == "Upgrade" {
+			found = true
+		}
+	})
+	if !found {
+		return ""
+	}
+	return h.Get("Upgrade")
+}
+
+// copyResponseHeader copies an endpoint's response header minus hop-by-hop
+// fields. Value slices are shared, not copied.
+func copyResponseHeader(dst, src http.Header) {
+	for k, vv := range src {
+		if !hopByHop(k) {
+			dst[k] = vv
+		}
+	}
+	if _, ok := src["Connection"]; ok {
+		connectionTokens(src, func(t string) { delete(dst, t) })
+	}
+}
+
+// outRequest builds the request to forward, without an endpoint yet. base is
+// its URL, whose Host the caller sets.
+func outRequest(r *http.Request, path string, st []string) (*http.Request, *url.URL) {
+	h := make(http.Header, len(r.Header)+4)
+	for k, vv := range r.Header {
+		if hopByHop(k) {
+			continue
+		}
+		switch k {
+		case "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", HeaderEdge:
+			continue
+		}
+		h[k] = vv
+	}
+	if _, ok := r.Header["Connection"]; ok {
+		connectionTokens(r.Header, func(t string) { delete(h, t) })
+		if up := upgradeType(r.Header); up != "" {
+			h["Connection"] = upgradeConn
+			h["Upgrade"] = []string{up}
+		}
+	}
+	for _, v := range r.Header["Te"] {
+		if strings.Contains(strings.ToLower(v), "trailers") {
+			h["Te"] = []string{"trailers"}
+			break
+		}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = emptyValue // keeps the transport from adding its own
+	}
+	ip := clientIP(r.RemoteAddr)
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		ip = strings.Join(prior, ", ") + ", " + ip
+	}
+	h["X-Forwarded-For"] = []string{ip}
+	h["X-Forwarded-Host"] = []string{r.Host}
+	if r.TLS != nil {
+		h["X-Forwarded-Proto"] = protoHTTPS
+	} else {
+		h["X-Forwarded-Proto"] = protoHTTP
+	}
+	h[HeaderEdge] = st
+
+	u := &url.URL{Scheme: "http", RawQuery: r.URL.RawQuery, ForceQuery: r.URL.ForceQuery}
+	if strings.HasPrefix(path, "//") {
+		// An opaque "//x" would read as an authority: spell it out.
+		if p, err := url.PathUnescape(path); err == nil {
+			u.Path, u.RawPath = p, path
+		} else {
+			u.Path = path
+		}
+	} else {
+		// Opaque carries the escaped path byte for byte (%2F stays %2F).
+		u.Opaque = path
+	}
+	out := &http.Request{
+		Method:     r.Method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+	}
+	return out.WithContext(r.Context()), u
+}
+
+func clientIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
