@@ -9,51 +9,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/mycelium-mesh/mesh/core/spore"
 )
 
-var (
-	configTestBinOnce sync.Once
-	configTestBin     string
-	configTestBinErr  error
-	configTestBinDir  string
-)
-
-// configTestMesh builds the mesh binary once for the tests in this file.
-func configTestMesh(t *testing.T) string {
+// buildConfigMesh builds the mesh binary into a temporary directory.
+func buildConfigMesh(t *testing.T) string {
 	t.Helper()
-	configTestBinOnce.Do(func() {
-		configTestBinDir, configTestBinErr = os.MkdirTemp("", "mesh-config-test-")
-		if configTestBinErr != nil {
-			return
-		}
-		configTestBin = filepath.Join(configTestBinDir, "mesh")
-		out, err := exec.Command("go", "build", "-o", configTestBin, ".").CombinedOutput()
-		if err != nil {
-			configTestBinErr = errors.New("go build: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if configTestBinErr != nil {
-		t.Fatal(configTestBinErr)
+	bin := filepath.Join(t.TempDir(), "mesh")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return configTestBin
+	return bin
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if configTestBinDir != "" {
-		os.RemoveAll(configTestBinDir)
-	}
-	os.Exit(code)
-}
-
-// runMesh runs the built binary and returns its exit code and output.
-func runMesh(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
+// runConfigMesh runs the built binary and returns its exit code and output.
+func runConfigMesh(t *testing.T, bin, dir string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(configTestMesh(t), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -70,6 +45,7 @@ func runMesh(t *testing.T, dir string, args ...string) (code int, stdout, stderr
 }
 
 func TestValidateCommand(t *testing.T) {
+	bin := buildConfigMesh(t)
 	example, err := filepath.Abs(filepath.Join("..", "..", "examples", "mesh.hcl"))
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +103,7 @@ func TestValidateCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runMesh(t, tt.dir, tt.args...)
+			code, stdout, stderr := runConfigMesh(t, bin, tt.dir, tt.args...)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
 			}
@@ -152,6 +128,7 @@ func TestValidateCommand(t *testing.T) {
 }
 
 func TestPublishCommand(t *testing.T) {
+	bin := buildConfigMesh(t)
 	dir := t.TempDir()
 	repoDir := filepath.Join(dir, "repo")
 
@@ -194,7 +171,7 @@ func TestPublishCommand(t *testing.T) {
 
 	// Publishing twice prints the same digest and stores one file.
 	for i := 0; i < 2; i++ {
-		code, stdout, stderr := runMesh(t, dir, "publish", "-repo", repoDir, sporePath)
+		code, stdout, stderr := runConfigMesh(t, bin, dir, "publish", "-repo", repoDir, sporePath)
 		if code != 0 {
 			t.Fatalf("publish #%d: exit %d: %s", i+1, code, stderr)
 		}
@@ -212,7 +189,7 @@ func TestPublishCommand(t *testing.T) {
 
 	// With -trust the spore is verified first.
 	repo2 := filepath.Join(dir, "repo2")
-	code, stdout, stderr := runMesh(t, dir, "publish", "-repo", repo2, "-trust", otherPub, "-trust", pub, sporePath)
+	code, stdout, stderr := runConfigMesh(t, bin, dir, "publish", "-repo", repo2, "-trust", otherPub, "-trust", pub, sporePath)
 	if code != 0 || strings.TrimSpace(stdout) != want {
 		t.Fatalf("trusted publish: exit %d, stdout %q, stderr %s", code, stdout, stderr)
 	}
@@ -220,7 +197,7 @@ func TestPublishCommand(t *testing.T) {
 		t.Errorf("stderr lacks the verification note: %s", stderr)
 	}
 	repo3 := filepath.Join(dir, "repo3")
-	code, stdout, stderr = runMesh(t, dir, "publish", "-repo", repo3, "-trust", otherPub, sporePath)
+	code, stdout, stderr = runConfigMesh(t, bin, dir, "publish", "-repo", repo3, "-trust", otherPub, sporePath)
 	if code != 1 || stdout != "" || !strings.HasPrefix(stderr, "Error: ") {
 		t.Fatalf("untrusted publish: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
@@ -229,10 +206,10 @@ func TestPublishCommand(t *testing.T) {
 	}
 
 	// Usage errors and missing files.
-	if code, _, _ := runMesh(t, dir, "publish", "-repo", repoDir); code != 2 {
+	if code, _, _ := runConfigMesh(t, bin, dir, "publish", "-repo", repoDir); code != 2 {
 		t.Errorf("publish without a file: exit %d, want 2", code)
 	}
-	code, _, stderr = runMesh(t, dir, "publish", "-repo", repoDir, filepath.Join(dir, "missing.spore"))
+	code, _, stderr = runConfigMesh(t, bin, dir, "publish", "-repo", repoDir, filepath.Join(dir, "missing.spore"))
 	if code != 1 || !strings.Contains(stderr, "missing.spore") {
 		t.Errorf("publish of a missing file: exit %d, stderr %q", code, stderr)
 	}

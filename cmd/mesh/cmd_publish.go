@@ -18,11 +18,11 @@ func init() {
 	})
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
+// publishTrust collects the repeatable -trust flag of publish.
+type publishTrust []string
 
-func (s *stringList) String() string { return strings.Join(*s, ", ") }
-func (s *stringList) Set(v string) error {
+func (s *publishTrust) String() string { return strings.Join(*s, ", ") }
+func (s *publishTrust) Set(v string) error {
 	*s = append(*s, v)
 	return nil
 }
@@ -35,7 +35,7 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		"verify before running); with -trust it is verified first and refused\n"+
 		"unless signed by one of the given keys.", stderr)
 	dir := fs.String("repo", config.DefaultRepoDir, "repo directory (created if missing)")
-	var trust stringList
+	var trust publishTrust
 	fs.Var(&trust, "trust", "verify against this public key (\"ed25519:...\") or key file before publishing; repeatable")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code

@@ -406,6 +406,7 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 	}
 	load := startLoad(e.fab, "billing", 4)
 	for i := 1; i < len(versions); i++ {
+		began := time.Now()
 		e.publish(fabric.Plan{Digest: digests[i], Restart: fabric.RestartAlways})
 		for _, a := range agents {
 			cur := a.readyWith(t, "billing", digests[i], 10*time.Second)
@@ -419,9 +420,11 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 			})
 			prev[a.opts.NodeID] = cur
 		}
+		t.Logf("update %d: new version ready and old processes gone after %s", i, time.Since(began))
 		time.Sleep(100 * time.Millisecond) // some traffic on the new version alone
 	}
 	load.finish()
+	t.Logf("LOGS\n%s", e.logs.String())
 	t.Logf("%d requests during %d updates, %d failed", load.ok.Load(), len(versions)-1, load.failed.Load())
 	if n := load.failed.Load(); n != 0 {
 		t.Fatalf("%d failed requests during blue/green: %v", n, load.errs)

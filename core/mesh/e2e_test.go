@@ -53,18 +53,19 @@ func TestMain(m *testing.M) {
 
 // env is one test's mesh: its directory, spores and the running process.
 type env struct {
-	t        *testing.T
-	dir      string
-	cfgPath  string
-	edgeURL  string
-	v1, v2   string // spore files
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	logs     *syncBuffer
-	restart  string
-	warmup   string
-	maxInst  int
-	extraApp string
+	t            testing.TB
+	dir          string
+	cfgPath      string
+	edgeURL      string
+	v1, v2       string // spore files
+	cmd          *exec.Cmd
+	exited       chan struct{}
+	logs         *syncBuffer
+	restart      string
+	warmup       string
+	maxInst      int
+	extraApp     string
+	controlExtra string
 }
 
 type syncBuffer struct {
@@ -84,7 +85,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func runCLI(t *testing.T, args ...string) string {
+func runCLI(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(meshBin, args...)
 	out, err := cmd.CombinedOutput()
@@ -94,7 +95,7 @@ func runCLI(t *testing.T, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, restart: "on-failure", warmup: "300ms", maxInst: 3}
@@ -130,7 +131,9 @@ warmup   = %q
 grace    = "2s"
 trusted_keys = ["dev.pub"]
 repo { dir = "repo" }
-control { socket = "control.sock" }
+control {
+  socket = "control.sock"
+%s}
 edge {
   listen = %q
   admin  = ""
@@ -142,7 +145,7 @@ app "billing" {
   restart = %q
 }
 %s
-`, e.warmup, strings.TrimPrefix(e.edgeURL, "http://"), e.maxInst, e.restart, e.extraApp)
+`, e.warmup, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.maxInst, e.restart, e.extraApp)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -391,26 +394,35 @@ func TestAcceptanceWorkloadKill(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	st := e.status()
-	var victim mesh.AppStatus
-	victim = st.Apps[0]
 	var pid int
-	var node string
+	var node, url string
 	for _, in := range st.Instances {
 		if in.State == "ready" {
-			pid, node = in.PID, in.NodeID
+			pid, node, url = in.PID, in.NodeID, in.URL
 			break
 		}
 	}
 	if pid == 0 {
 		t.Fatalf("no ready instance: %+v", st)
 	}
-	_ = victim
 
 	l := startLoad(e.edgeURL+"/billing/hello", 8)
 	time.Sleep(300 * time.Millisecond)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
+	// The dead endpoint leaves the fabric at once (well under a second even
+	// on a loaded machine; the bar measured by benchmarks is 100 ms).
+	waitFor(t, 2*time.Second, "dead endpoint deregistered", func() bool {
+		for _, ep := range e.status().Apps[0].Endpoints {
+			if ep.URL == url {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("endpoint %s gone %s after SIGKILL", url, time.Since(killed))
 	// The endpoint of that node must be deregistered promptly or replaced by
 	// a respawned instance.
 	deadline := time.Now().Add(10 * time.Second)
@@ -532,5 +544,85 @@ func TestControlAPI(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// The TCP control listener demands the bearer token; `mesh reload` and SIGHUP
+// apply added and removed app blocks.
+func TestControlTCPAndReload(t *testing.T) {
+	e := newEnv(t)
+	port := testutil.FreePort(t)
+	e.controlExtra = fmt.Sprintf("  listen = \"127.0.0.1:%d\"\n  token = env(\"E2E_TOKEN\")\n", port)
+	t.Setenv("E2E_TOKEN", "s3cret-token")
+	e.writeConfig()
+	e.start()
+	addr := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	// No token, wrong token: 401. Right token: status.
+	for _, tok := range []string{"", "wrong"} {
+		req, _ := http.NewRequest(http.MethodGet, addr+"/v1/status", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("token %q: status %d, want 401", tok, resp.StatusCode)
+		}
+	}
+	out := runCLI(t, "status", "-addr", addr, "-token", "s3cret-token")
+	if !strings.Contains(out, "billing") {
+		t.Fatalf("status over TCP:\n%s", out)
+	}
+
+	// Add an app and reload through the API.
+	e.extraApp = `app "echo" {
+  spore = "billing-v2.spore"
+  max = 1
+  strip_prefix = true
+}`
+	e.writeConfig()
+	runCLI(t, "reload", "-addr", addr, "-token", "s3cret-token")
+	waitFor(t, 15*time.Second, "echo app served", func() bool {
+		resp, err := http.Get(e.edgeURL + "/echo/hello")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200 && resp.Header.Get("X-Hello-Version") == "v2"
+	})
+
+	// Remove it again and reload with SIGHUP.
+	e.extraApp = ""
+	e.writeConfig()
+	if err := e.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "echo app removed", func() bool {
+		for _, a := range e.status().Apps {
+			if a.Name == "echo" {
+				return false
+			}
+		}
+		for _, in := range e.status().Instances {
+			if in.App == "echo" && in.State != "stopped" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 }
