@@ -9,8 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hashicorp/hcl/v2"
-
+	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/mesh"
 )
 
@@ -77,8 +76,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 func reportMeshError(stderr io.Writer, err error) int {
 	var ce *mesh.ConfigError
 	if errors.As(err, &ce) {
-		wr := hcl.NewDiagnosticTextWriter(stderr, ce.Files, 0, false)
-		_ = wr.WriteDiagnostics(ce.Diags)
+		_ = config.WriteDiagnostics(stderr, ce.Diags, nil, 0, false)
 		return exitError
 	}
 	return fail(stderr, "%v", err)

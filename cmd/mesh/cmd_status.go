@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"text/tabwriter"
 	"time"
 )
@@ -47,11 +48,32 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	for _, in := range st.Instances {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n", in.App, in.NodeID, in.Instance, short(in.Digest), in.State, in.PID, in.Port, in.URL, in.Restarts)
 	}
-	tw.Flush()
-	if st.Edge != nil {
-		fmt.Fprintf(stdout, "\nedge: %v\n", st.Edge)
+	if len(st.Edge) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "EDGE APP\tREQUESTS\t5XX\tCLIENT CLOSED\tIN FLIGHT\tENDPOINTS\tEJECTED\n")
+		for _, name := range sortedKeys(st.Edge) {
+			c := st.Edge[name]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", name, c.Requests, c.Errors5xx, c.ClientClosed, c.InFlight, c.Endpoints, c.Ejected)
+		}
 	}
+	if len(st.Plugins) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "PLUGIN\tVERSION\tSOURCE\tSTATE\tPID\tRESTARTS\n")
+		for _, p := range st.Plugins {
+			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%d\t%d\n", p.Kind, p.Name, p.Version, p.Source, p.State, p.PID, p.Restarts)
+		}
+	}
+	tw.Flush()
 	return exitOK
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func short(d string) string {

@@ -44,7 +44,6 @@ type Options struct {
 // ConfigError carries HCL diagnostics of a configuration that did not load.
 type ConfigError struct {
 	Diags hcl.Diagnostics
-	Files map[string]*hcl.File
 }
 
 func (e *ConfigError) Error() string { return e.Diags.Error() }
@@ -406,12 +405,12 @@ func (m *Mesh) Reload(ctx context.Context) ([]string, error) {
 
 // Status is a snapshot of the mesh for `mesh status`.
 type Status struct {
-	Started   time.Time              `json:"started"`
-	Nodes     []string               `json:"nodes"`
-	Apps      []AppStatus            `json:"apps"`
-	Instances []agent.InstanceStatus `json:"instances"`
-	Edge      any                    `json:"edge"`
-	Plugins   []pluginhost.Status    `json:"plugins"`
+	Started   time.Time                   `json:"started"`
+	Nodes     []string                    `json:"nodes"`
+	Apps      []AppStatus                 `json:"apps"`
+	Instances []agent.InstanceStatus      `json:"instances"`
+	Edge      map[string]edge.AppCounters `json:"edge"`
+	Plugins   []pluginhost.Status         `json:"plugins"`
 }
 
 // AppStatus is desired versus running state of one app.
