@@ -15,6 +15,10 @@ var (
 	logger   hclog.Logger
 )
 
+// useDeathSignal turns the kernel hook of watchParent on; tests turn it
+// off to exercise the poller alone.
+var useDeathSignal = true
+
 // Logger returns the plugin's logger. It writes JSON lines to stderr, which
 // the host reads and re-logs under the plugin's name. Plugins must never
 // write to stdout: before Serve it carries the handshake.
@@ -102,7 +106,9 @@ func serve(impl Plugin) error {
 // poller notices the change of parent within interval.
 func watchParent(l hclog.Logger, interval time.Duration) {
 	ppid := os.Getppid()
-	setParentDeathSignal()
+	if useDeathSignal {
+		setParentDeathSignal()
+	}
 	if os.Getppid() != ppid {
 		// The parent died before the kernel hook was in place.
 		l.Error("parent process is gone; exiting")

@@ -105,6 +105,16 @@ func run() int {
 			c.skip[s] = true
 		}
 	}
+	for _, p := range []*string{&c.mesh, &c.hello} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "edge bench:", err)
+				return 2
+			}
+			*p = abs
+		}
+	}
 	if c.rounds < 1 {
 		c.rounds = 1
 	}

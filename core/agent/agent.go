@@ -30,7 +30,8 @@
 // workload is recorded under <RunDir>/<node>/instances/; a later Start stops
 // what a crashed run left behind, checking the recorded process start time
 // so that a reused pid is never signalled. On Linux workloads also get
-// SIGKILL when the mesh process dies.
+// SIGKILL when the mesh process dies. The package runs on Unix systems;
+// identifying leftovers by process start time needs Linux /proc.
 package agent
 
 import (
@@ -199,6 +200,11 @@ func (a *Agent) Start(ctx context.Context) error {
 			return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 		}
 	}
+	lock, err := lockNode(a.nodeDir)
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
+	}
+	defer lock.Close()
 	if err := a.clearLeftovers(); err != nil {
 		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 	}

@@ -102,12 +102,11 @@ func TestLaunchRegistersEndpoint(t *testing.T) {
 	if err := e.fab.DeletePlan("billing"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "workloads stopped after the plan was deleted", func() bool {
-		return !pidAlive(pids[0]) && !pidAlive(pids[1]) && len(e.fab.Endpoints("billing")) == 0
+	waitFor(t, 10*time.Second, "workloads stopped and claims released after the plan was deleted", func() bool {
+		return !pidAlive(pids[0]) && !pidAlive(pids[1]) && len(e.fab.Endpoints("billing")) == 0 &&
+			e.fab.Usage("billing") == fabric.Usage{} &&
+			len(a1.inState("billing", StateStopped)) == 1 && len(a2.inState("billing", StateStopped)) == 1
 	})
-	if u := e.fab.Usage("billing"); u.Instances != 0 {
-		t.Fatalf("claims left after the app stopped: %+v", u)
-	}
 }
 
 func TestHealthFailureLeavesNothing(t *testing.T) {
@@ -577,5 +576,27 @@ func TestPreferredPort(t *testing.T) {
 		if _, err := get(ep.URL + "/hello"); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestSameNodeTwiceRefused(t *testing.T) {
+	e := newEnv(t)
+	e.startAgent("n1", nil)
+	waitFor(t, 5*time.Second, "first agent holding its node", func() bool {
+		_, err := os.Stat(filepath.Join(e.runDir, "n1", "agent.lock"))
+		return err == nil
+	})
+	time.Sleep(20 * time.Millisecond)
+	second, err := New(Options{
+		NodeID: "n1", Fabric: e.fab, Repo: e.repo, Trusted: []ed25519.PublicKey{testPub},
+		RunDir: e.runDir, Health: healthhttp.New(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := second.Start(ctx); !errors.Is(err, ErrNodeInUse) {
+		t.Fatalf("second agent on the same node: %v, want ErrNodeInUse", err)
 	}
 }

@@ -36,7 +36,8 @@ type app struct {
 	clientClosed atomic.Uint64
 	inFlight     atomic.Int64
 	ejectedCount atomic.Int32
-	retryTokens  atomic.Int64 // milli-retries available
+	retries      atomic.Uint64 // replays in the current budget window
+	window       atomic.Pointer[budgetWindow]
 
 	prom appMetrics
 
@@ -48,8 +49,16 @@ type app struct {
 	eps       []*endpoint // current endpoints, sorted by ID
 	policy    sdk.Policy
 	hasPolicy bool
-	lastReqs  uint64 // requests at the last budget refill
 }
+
+// budgetWindow is the start of the current retry budget window.
+type budgetWindow struct {
+	start    time.Time
+	requests uint64 // the app's request count at start
+}
+
+// budgetWindowLen is how long a retry budget window lasts.
+const budgetWindowLen = 10 * time.Second
 
 func newApp(e *Edge, name string) *app {
 	strip := true
@@ -64,7 +73,7 @@ func newApp(e *Edge, name string) *app {
 		kick:    make(chan struct{}, 1),
 		balKick: make(chan struct{}, 1),
 	}
-	a.retryTokens.Store(int64(e.opts.RetryBudgetMinPerSec * 1000))
+	a.window.Store(&budgetWindow{start: time.Now()})
 	a.picker.Store(&picker{mode: sdk.ModeRoundRobin})
 	return a
 }
@@ -106,10 +115,12 @@ func (a *app) setEndpoints(in []fabric.Endpoint) {
 		next = append(next, &endpoint{
 			id: id, url: fe.URL, host: tgt.Host, tgt: tgt, firstSeen: now,
 			promRequests: a.e.metrics.endpointRequests.WithLabelValues(a.name, fe.URL),
+			idle:         make(chan *upConn, a.e.opts.MaxIdleConnsPerHost),
 		})
 	}
 	for _, ep := range old {
 		ep.removed.Store(true)
+		closeIdle(ep)
 		a.e.metrics.endpointRequests.DeleteLabelValues(a.name, ep.url)
 	}
 	changed := len(old) > 0 || len(next) != len(a.eps)
@@ -168,7 +179,7 @@ func (a *app) rebuildLocked(now time.Time) {
 	a.picker.Store(newPicker(mode, a.eps, weights, a.e.opts.Outlier.MaxEjectionPercent))
 }
 
-// run is the app's controller: it refills the retry budget, times
+// run is the app's controller: it rolls the retry budget window, times
 // ejections out and ramps slow-starting endpoints.
 func (a *app) run(ctx context.Context) {
 	defer a.e.wg.Done()
@@ -180,42 +191,33 @@ func (a *app) run(ctx context.Context) {
 			return
 		case <-a.kick:
 		case <-t.C:
-			a.refillBudget(0.25)
 		}
-		a.tend(time.Now())
+		now := time.Now()
+		a.rollBudget(now)
+		a.tend(now)
 	}
 }
 
-// refillBudget adds RetryBudgetRatio retries per request since the last
-// refill plus the per-second minimum, capped.
-func (a *app) refillBudget(sec float64) {
-	o := &a.e.opts
-	reqs := a.requests.Load()
-	a.mu.Lock()
-	d := reqs - a.lastReqs
-	a.lastReqs = reqs
-	a.mu.Unlock()
-	add := int64((float64(d)*o.RetryBudgetRatio + sec*o.RetryBudgetMinPerSec) * 1000)
-	limit := int64(max(10*o.RetryBudgetMinPerSec, 100) * 1000)
-	for {
-		cur := a.retryTokens.Load()
-		next := min(cur+add, limit)
-		if a.retryTokens.CompareAndSwap(cur, next) {
-			return
-		}
-	}
-}
-
-// takeRetry spends one retry from the budget.
+// takeRetry spends one replay from the budget: within a window, replays
+// may reach RetryBudgetRatio of the requests plus RetryBudgetMinPerSec per
+// second (at least one second's worth).
 func (a *app) takeRetry() bool {
-	for {
-		cur := a.retryTokens.Load()
-		if cur < 1000 {
-			return false
-		}
-		if a.retryTokens.CompareAndSwap(cur, cur-1000) {
-			return true
-		}
+	o := &a.e.opts
+	w := a.window.Load()
+	secs := max(time.Since(w.start).Seconds(), 1)
+	allowed := o.RetryBudgetRatio*float64(a.requests.Load()-w.requests) + o.RetryBudgetMinPerSec*secs
+	if float64(a.retries.Add(1)) > allowed {
+		a.retries.Add(^uint64(0))
+		return false
+	}
+	return true
+}
+
+// rollBudget starts a new retry budget window when the current one is over.
+func (a *app) rollBudget(now time.Time) {
+	if now.Sub(a.window.Load().start) >= budgetWindowLen {
+		a.window.Store(&budgetWindow{start: now, requests: a.requests.Load()})
+		a.retries.Store(0)
 	}
 }
 

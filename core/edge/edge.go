@@ -154,6 +154,7 @@ type Edge struct {
 	opts      Options
 	log       hclog.Logger
 	transport *http.Transport
+	dialer    *net.Dialer
 	metrics   *metrics
 
 	routes atomic.Pointer[map[string]*app]
@@ -182,7 +183,7 @@ func New(opts Options) (*Edge, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Edge{
 		opts:     opts,
-		log:      opts.Logger.Named("edge"),
+		log:      opts.Logger,
 		metrics:  newMetrics(),
 		apps:     map[string]*app{},
 		upgraded: map[net.Conn]struct{}{},
@@ -190,6 +191,7 @@ func New(opts Options) (*Edge, error) {
 		cancel:   cancel,
 	}
 	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+	e.dialer = dialer
 	e.transport = &http.Transport{
 		DialContext:           dialer.DialContext,
 		MaxIdleConns:          0, // no global cap; per host below
@@ -312,6 +314,15 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	e.mu.Unlock()
 	e.wg.Wait()
 	e.transport.CloseIdleConnections()
+	e.mu.Lock()
+	for _, a := range e.apps {
+		a.mu.Lock()
+		for _, ep := range a.eps {
+			closeIdle(ep)
+		}
+		a.mu.Unlock()
+	}
+	e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("edge: shutdown: %w", err)
 	}

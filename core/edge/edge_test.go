@@ -271,6 +271,67 @@ func TestRetryOnRefusedConnection(t *testing.T) {
 	}
 }
 
+// TestEjectionCap: with two of three endpoints refusing connections only
+// one may be ejected (50% cap), and clients still see no error.
+func TestEjectionCap(t *testing.T) {
+	f := newFabric(t)
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "billing", URL: closedURL(t), NodeID: "n1"})
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "billing", URL: closedURL(t), NodeID: "n2"})
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "billing", URL: startHello(t, "live"), NodeID: "n3"})
+	e := startEdge(t, Options{Source: f})
+	waitEndpoints(t, e, "billing", 3)
+	for i := 0; i < 60; i++ {
+		resp, err := http.Get(edgeURL(e) + "/billing/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+	}
+	if c := e.Counters()["billing"]; c.Ejected != 1 {
+		t.Errorf("ejected %d endpoints, want 1 (50%% of 3, rounded down)", c.Ejected)
+	}
+}
+
+// TestRetryBudget: replays of requests that reached a failing endpoint are
+// bounded by the budget (20% of requests plus a small floor), not by demand.
+func TestRetryBudget(t *testing.T) {
+	var dropped atomic.Int64
+	dropper := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dropped.Add(1)
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(dropper.Close)
+	f := newFabric(t)
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "billing", URL: dropper.URL, NodeID: "n1"})
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "billing", URL: startHello(t, "good"), NodeID: "n2"})
+	// Passive health checking off, so that only the budget limits replays.
+	e := startEdge(t, Options{Source: f, Outlier: OutlierOptions{Consecutive5xx: 1 << 20, ConsecutiveConnFailures: 1 << 20}})
+	waitEndpoints(t, e, "billing", 2)
+	const n = 100
+	failed := 0
+	for i := 0; i < n; i++ {
+		resp, err := http.Get(edgeURL(e) + "/billing/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			failed++
+		}
+	}
+	// Every request that met the dropper needed a replay; the budget grants
+	// 0.2 per request plus 3 per second (a floor of one second's worth).
+	replayed := int(dropped.Load()) - failed
+	if failed == 0 || replayed < 15 || replayed > 27 {
+		t.Errorf("%d requests met the dropper, %d were replayed, %d failed; want about 3+0.2*%d replays", dropped.Load(), replayed, failed, n)
+	}
+}
+
 // TestReplayOnlyIdempotent: an endpoint that drops connections after reading
 // the request gets GETs replayed elsewhere but not POSTs.
 func TestReplayOnlyIdempotent(t *testing.T) {
@@ -304,6 +365,52 @@ func TestReplayOnlyIdempotent(t *testing.T) {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.want)
 			}
 		})
+	}
+}
+
+// TestStalePooledConnection: an endpoint that silently closes each
+// keep-alive connection after answering must not cost a failed request.
+func TestStalePooledConnection(t *testing.T) {
+	ln := listenLoopback(t)
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				req.Body.Close()
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				time.Sleep(20 * time.Millisecond) // long enough for the edge to pool it
+			}()
+		}
+	}()
+	f := newFabric(t)
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "closer", URL: "http://" + ln.Addr().String(), NodeID: "n1"})
+	e := startEdge(t, Options{Source: f})
+	waitEndpoints(t, e, "closer", 1)
+	for i := 0; i < 10; i++ {
+		resp, err := http.Get(edgeURL(e) + "/closer/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+		time.Sleep(40 * time.Millisecond) // the endpoint closes the pooled connection meanwhile
+	}
+	if conns.Load() < 10 {
+		t.Errorf("endpoint saw %d connections; the test did not exercise stale connections", conns.Load())
 	}
 }
 
@@ -732,6 +839,34 @@ func TestClientGoneCountsAs499(t *testing.T) {
 	waitFor(t, 5*time.Second, "client-closed count", func() bool { return e.Counters()["hang"].ClientClosed == 1 })
 	if c := e.Counters()["hang"]; c.Errors5xx != 0 || c.Requests != 1 {
 		t.Errorf("counters: %+v, want 1 request, 0 5xx", c)
+	}
+}
+
+func TestUpstreamTimeoutIs504(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hang.Close)
+	f := newFabric(t)
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "hang", URL: hang.URL, NodeID: "n1"})
+	e := startEdge(t, Options{Source: f, UpstreamTimeout: 200 * time.Millisecond})
+	waitEndpoints(t, e, "hang", 1)
+	for _, method := range []string{"GET", "POST"} {
+		req, _ := http.NewRequest(method, edgeURL(e)+"/hang/x", strings.NewReader("body"))
+		if method == "GET" {
+			req.Body, req.ContentLength = nil, 0
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Errorf("%s: status %d, want 504", method, resp.StatusCode)
+		}
+	}
+	if c := e.Counters()["hang"]; c.Errors5xx != 2 {
+		t.Errorf("counters %+v, want 2 5xx", c)
 	}
 }
 

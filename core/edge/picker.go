@@ -31,6 +31,7 @@ type endpoint struct {
 	removed    atomic.Bool
 
 	promRequests prometheus.Counter
+	idle         chan *upConn // keep-alive connections for requests without a body
 
 	// Owned by the controller (app.mu).
 	ejections    int       // how often it was ejected; grows the ejection time

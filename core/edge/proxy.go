@@ -132,7 +132,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 		edgeError(w, st, http.StatusServiceUnavailable, fmt.Sprintf("no healthy endpoint for app %q", a.name))
 		return http.StatusServiceUnavailable
 	}
-	out, base := outRequest(r, path, st)
+	out, base, upgrade := outRequest(r, path, st)
 	var body *bodyTracker
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &bodyTracker{rc: r.Body}
@@ -161,7 +161,13 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 		}
 		ep.inFlight.Add(1)
 		t0 := time.Now()
-		resp, err := e.transport.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if body == nil && !upgrade {
+			resp, err = e.roundTrip(req, ep)
+		} else {
+			resp, err = e.transport.RoundTrip(req)
+		}
 		if err != nil {
 			ep.inFlight.Add(-1)
 			if r.Context().Err() != nil {
@@ -430,7 +436,7 @@ func copyResponseHeader(dst, src http.Header) {
 
 // outRequest builds the request to forward, without an endpoint yet. base is
 // its URL, whose Host the caller sets.
-func outRequest(r *http.Request, path string, st []string) (*http.Request, *url.URL) {
+func outRequest(r *http.Request, path string, st []string) (out *http.Request, base *url.URL, upgrade bool) {
 	h := make(http.Header, len(r.Header)+4)
 	for k, vv := range r.Header {
 		if hopByHop(k) {
@@ -447,6 +453,7 @@ func outRequest(r *http.Request, path string, st []string) (*http.Request, *url.
 		if up := upgradeType(r.Header); up != "" {
 			h["Connection"] = upgradeConn
 			h["Upgrade"] = []string{up}
+			upgrade = true
 		}
 	}
 	for _, v := range r.Header["Te"] {
@@ -483,7 +490,7 @@ func outRequest(r *http.Request, path string, st []string) (*http.Request, *url.
 		// Opaque carries the escaped path byte for byte (%2F stays %2F).
 		u.Opaque = path
 	}
-	out := &http.Request{
+	out = &http.Request{
 		Method:     r.Method,
 		URL:        u,
 		Proto:      "HTTP/1.1",
@@ -491,7 +498,7 @@ func outRequest(r *http.Request, path string, st []string) (*http.Request, *url.
 		ProtoMinor: 1,
 		Header:     h,
 	}
-	return out.WithContext(r.Context()), u
+	return out.WithContext(r.Context()), u, upgrade
 }
 
 func clientIP(remote string) string {

@@ -123,9 +123,9 @@ func (x *exchange) Close() error {
 	return uc.c.Close()
 }
 
-// roundTrip sends a request without a body to ep over the edge's pool. A
-// connection from the pool that turns out closed is replaced by a fresh one
-// once, transparently. Dial errors come back as *net.OpError with Op
+// roundTrip sends a request without a body to ep over the edge's pool. For
+// idempotent methods, a pooled connection that turns out closed by the
+// endpoint (nothing came back) is replaced by a fresh one, transparently. Dial errors come back as *net.OpError with Op
 // "dial", like http.Transport's.
 func (e *Edge) roundTrip(req *http.Request, ep *endpoint) (*http.Response, error) {
 	ctx := req.Context()
@@ -139,7 +139,7 @@ func (e *Edge) roundTrip(req *http.Request, ep *endpoint) (*http.Response, error
 			return resp, nil
 		}
 		uc.c.Close()
-		if errors.Is(err, errStale) && reused && try < 2 {
+		if errors.Is(err, errStale) && reused && try < 2 && idempotent(req.Method) {
 			continue
 		}
 		if errors.Is(err, errStale) {
@@ -156,8 +156,9 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 	if err := uc.bw.Flush(); err != nil {
 		return nil, errStale
 	}
-	stop := context.AfterFunc(ctx, func() { uc.c.SetReadDeadline(aLongTimeAgo) })
+	// The deadline first: the hook may run at once and must win.
 	uc.c.SetReadDeadline(time.Now().Add(e.opts.UpstreamTimeout))
+	stop := context.AfterFunc(ctx, func() { uc.c.SetReadDeadline(aLongTimeAgo) })
 	var resp *http.Response
 	for {
 		if _, err := uc.br.Peek(1); err != nil {
@@ -186,6 +187,10 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 		break
 	}
 	uc.c.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil {
+		// Cancelled while the deadline was being reset: poison it again.
+		uc.c.SetReadDeadline(aLongTimeAgo)
+	}
 	resp.Body = &exchange{e: e, ep: ep, uc: uc, body: resp.Body, stop: stop, resp: resp}
 	return resp, nil
 }

@@ -14,7 +14,8 @@
 //     runs the app while the claims are below Max (so the mesh fills up to
 //     Max, or to every node when Max is 0); an agent refused a claim retries
 //     later, so a released slot is taken again by another node. Min is the
-//     level below which the app is reported degraded: see Fabric.Usage.
+//     level below which the app is reported degraded: fewer registered
+//     (healthy) endpoints than Min, see Fabric.Degraded.
 //   - Port is the preferred listen port of the workload. 0 lets the agent pick
 //     a free loopback port. When the preferred port cannot be bound (another
 //     node on the same host, the old instance during a rollout, or any other
@@ -602,6 +603,15 @@ func (f *Fabric) RemoveEndpoint(e Endpoint) bool {
 	delete(f.endpoints[e.AppName], e.NodeID)
 	f.endpointsChangedLocked(e.AppName)
 	return true
+}
+
+// Degraded reports whether app is planned and has fewer registered
+// endpoints than its plan's Min.
+func (f *Fabric) Degraded(app string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.plans[app]
+	return ok && len(f.snapshot.Apps[app]) < p.Min
 }
 
 // Endpoints returns the endpoints of app sorted by NodeID.

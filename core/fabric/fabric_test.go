@@ -320,12 +320,21 @@ func TestEndpoints(t *testing.T) {
 	if len(first.Apps) != 0 {
 		t.Fatalf("initial snapshot %+v, want empty", first)
 	}
+	if err := f.PublishPlan(Plan{AppName: "a", Digest: digest(1), Min: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if !f.Degraded("a") {
+		t.Fatal("app with no endpoints and min 2 not degraded")
+	}
 	a1 := Endpoint{AppName: "a", URL: "http://127.0.0.1:1", NodeID: "n2"}
 	a2 := Endpoint{AppName: "a", URL: "http://127.0.0.1:2", NodeID: "n1"}
 	f.RegisterEndpoint(a1)
 	f.RegisterEndpoint(a2)
 	if got := f.Endpoints("a"); len(got) != 2 || got[0] != a2 || got[1] != a1 {
 		t.Fatalf("Endpoints = %+v, want sorted by node", got)
+	}
+	if f.Degraded("a") || f.Degraded("unplanned") {
+		t.Fatal("degraded with min endpoints registered, or without a plan")
 	}
 	// The watcher did not read: it gets only the newest snapshot.
 	snap := <-w

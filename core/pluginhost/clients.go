@@ -63,8 +63,9 @@ func (b balancerClient) Balance(ctx context.Context, s sdk.AppState) (sdk.Policy
 	defer cancel()
 	pol, err := inst.shim.(*sdk.BalancerClient).Balance(cctx, s)
 	if err != nil {
-		return sdk.Policy{}, b.failed(inst, err)
+		return sdk.Policy{}, b.failed(ctx, inst, err)
 	}
+	inst.succeeded()
 	return pol, nil
 }
 
@@ -82,8 +83,9 @@ func (h healthClient) Check(ctx context.Context, c sdk.HealthCheck) (sdk.HealthR
 	defer cancel()
 	res, err := inst.shim.(*sdk.HealthClient).Check(cctx, c)
 	if err != nil {
-		return sdk.HealthResult{}, h.failed(inst, err)
+		return sdk.HealthResult{}, h.failed(ctx, inst, err)
 	}
+	inst.succeeded()
 	return res, nil
 }
 
@@ -97,7 +99,7 @@ func (r repoClient) Put(ctx context.Context, digest string, rd io.Reader) error 
 		return err
 	}
 	if err := inst.shim.(*sdk.RepoClient).Put(ctx, digest, rd); err != nil {
-		return r.failed(inst, err)
+		return r.failed(ctx, inst, err)
 	}
 	return nil
 }
@@ -126,7 +128,7 @@ func (r repoClient) Get(ctx context.Context, digest string) (io.ReadCloser, bool
 	case res := <-ch:
 		if res.err != nil {
 			scancel()
-			return nil, false, r.failed(inst, res.err)
+			return nil, false, r.failed(ctx, inst, res.err)
 		}
 		if !res.found {
 			scancel()
@@ -135,7 +137,7 @@ func (r repoClient) Get(ctx context.Context, digest string) (io.ReadCloser, bool
 		return &cancelOnClose{ReadCloser: res.rc, cancel: scancel}, true, nil
 	case <-timer.C:
 		scancel()
-		return nil, false, r.failed(inst, fmt.Errorf("get %s: no answer within %s: %w", digest, r.h.opts.CallTimeout, context.DeadlineExceeded))
+		return nil, false, r.failed(ctx, inst, fmt.Errorf("get %s: no answer within %s: %w", digest, r.h.opts.CallTimeout, context.DeadlineExceeded))
 	}
 }
 
@@ -148,8 +150,9 @@ func (r repoClient) Has(ctx context.Context, digest string) (bool, error) {
 	defer cancel()
 	ok, err := inst.shim.(*sdk.RepoClient).Has(cctx, digest)
 	if err != nil {
-		return false, r.failed(inst, err)
+		return false, r.failed(ctx, inst, err)
 	}
+	inst.succeeded()
 	return ok, nil
 }
 

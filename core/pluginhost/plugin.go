@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -77,6 +78,8 @@ type instance struct {
 	info   sdk.Info
 	schema sdk.Schema
 	pid    int
+
+	timeouts atomic.Int32 // calls in a row that hit the host's deadline
 }
 
 func (i *instance) kill() {
@@ -506,15 +509,33 @@ func (p *Plugin) acquire() (*instance, error) {
 	return inst, nil
 }
 
+// maxTimeouts is how many calls in a row may run into the host's own
+// deadline before the plugin is taken for hung and killed, so that the
+// supervisor restarts it.
+const maxTimeouts = 3
+
 // failed classifies a call error: when the process is gone it becomes
-// ErrPluginUnavailable and the supervisor is woken.
-func (p *Plugin) failed(inst *instance, err error) error {
+// ErrPluginUnavailable and the supervisor is woken. ctx is the caller's
+// context: a deadline that fired while it was still live was the host's,
+// and counts towards declaring the plugin hung.
+func (p *Plugin) failed(ctx context.Context, inst *instance, err error) error {
 	if inst.client.Exited() || isTransport(err) {
 		p.poke()
 		return fmt.Errorf("%s plugin %q: %v: %w", p.kind, p.name, err, ErrPluginUnavailable)
 	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		if n := inst.timeouts.Add(1); n >= maxTimeouts {
+			p.logger.Error("plugin does not answer; killing it for a restart", "pid", inst.pid, "timeouts_in_a_row", n)
+			killGroup(inst.pid)
+			p.poke()
+			return fmt.Errorf("%s plugin %q: %v (killed after %d timeouts in a row): %w", p.kind, p.name, err, n, ErrPluginUnavailable)
+		}
+	}
 	return fmt.Errorf("%s plugin %q: %w", p.kind, p.name, err)
 }
+
+// succeeded resets the hung-plugin detector.
+func (i *instance) succeeded() { i.timeouts.Store(0) }
 
 func (p *Plugin) poke() {
 	select {
@@ -553,7 +574,7 @@ func (p *Plugin) Configure(ctx context.Context, cfg sdk.Config) error {
 	cctx, cancel := p.callContext(ctx)
 	defer cancel()
 	if err := inst.shim.Configure(cctx, cfg); err != nil {
-		return p.failed(inst, err)
+		return p.failed(ctx, inst, err)
 	}
 	p.mu.Lock()
 	p.cfg = cfg

@@ -30,11 +30,10 @@ func Start(t testing.TB, impl sdk.Plugin) sdk.Plugin {
 	if err := impl.Schema().Validate(); err != nil {
 		t.Fatalf("plugintest: %v", err)
 	}
-	client, server := plugin.TestPluginGRPCConn(t, false, ps)
-	t.Cleanup(func() {
-		_ = client.Close()
-		server.Stop()
-	})
+	// Closing the client shuts the server down through go-plugin's
+	// controller; stopping it here as well would race with that.
+	client, _ := plugin.TestPluginGRPCConn(t, false, ps)
+	t.Cleanup(func() { _ = client.Close() })
 	raw, err := client.Dispense(impl.Info().Kind)
 	if err != nil {
 		t.Fatalf("plugintest: dispense %s: %v", impl.Info().Kind, err)

@@ -1,0 +1,128 @@
+package pluginhost_test
+
+import (
+	"reflect"
+	"strconv"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/mycelium-mesh/mesh/core/pluginhost"
+	"github.com/mycelium-mesh/mesh/sdk"
+)
+
+func TestDecodeConfig(t *testing.T) {
+	schema := sdk.Schema{Attributes: []sdk.Attribute{
+		{Name: "s", Type: sdk.TypeString, Default: "ds"},
+		{Name: "n", Type: sdk.TypeNumber, Default: 1.0},
+		{Name: "b", Type: sdk.TypeBool},
+		{Name: "d", Type: sdk.TypeDuration, Default: "1s"},
+		{Name: "l", Type: sdk.TypeStringList},
+		{Name: "req", Type: sdk.TypeString, Required: true},
+	}}
+	tests := []struct {
+		name string
+		src  string // nil body when "-"
+		want sdk.Config
+		errs []string // each "line:summary"
+	}{
+		{"defaults", `req = "r"`, sdk.Config{"req": "r", "s": "ds", "n": 1.0, "d": "1s"}, nil},
+		{"every type", "req = \"r\"\ns = \"x\"\nn = 2.5\nb = true\nd = \"250ms\"\nl = [\"a\", \"b\"]\n",
+			sdk.Config{"req": "r", "s": "x", "n": 2.5, "b": true, "d": "250ms", "l": []string{"a", "b"}}, nil},
+		{"conversions", "req = 5\ns = 12\nn = \"3\"\nb = \"true\"\n",
+			sdk.Config{"req": "5", "s": "12", "n": 3.0, "b": true, "d": "1s"}, nil},
+		{"expression", "req = \"a-${1+1}\"", sdk.Config{"req": "a-2", "s": "ds", "n": 1.0, "d": "1s"}, nil},
+		{"nil body, missing required", "-", nil, []string{"0:Missing required argument"}},
+		{"unknown attribute", "req = \"r\"\ncolor = 1\n", nil, []string{"2:Unsupported argument"}},
+		{"block not allowed", "req = \"r\"\nsub {\n}\n", nil, []string{"2:Unsupported block type"}},
+		{"wrong types", "req = \"r\"\nn = \"many\"\nb = \"maybe\"\nl = \"one\"\n", nil,
+			[]string{"2:Incorrect attribute value type", "3:Incorrect attribute value type", "4:Incorrect attribute value type"}},
+		{"bad duration", "req = \"r\"\n\nd = \"10 minutes\"\n", nil, []string{"3:Incorrect attribute value type"}},
+		{"null required", "req = null\n", nil, []string{"1:Missing value"}},
+		{"variable not allowed", "req = var.x\n", nil, []string{"1:Variables not allowed"}},
+		{"all mistakes at once", "colour = 1\nn = \"x\"\n", nil, []string{"1:Unsupported argument", "1:Missing required argument", "2:Incorrect attribute value type"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body hcl.Body
+			if tt.src != "-" {
+				f, diags := hclsyntax.ParseConfig([]byte(tt.src), "mesh.hcl", hcl.InitialPos)
+				if diags.HasErrors() {
+					t.Fatal(diags)
+				}
+				body = f.Body
+			}
+			cfg, diags := pluginhost.DecodeConfig(schema, body)
+			if len(tt.errs) == 0 {
+				if diags.HasErrors() {
+					t.Fatal(diags)
+				}
+				if !reflect.DeepEqual(cfg, tt.want) {
+					t.Fatalf("got %#v\nwant %#v", cfg, tt.want)
+				}
+				return
+			}
+			var got []string
+			for _, d := range diags {
+				line := 0
+				if d.Subject != nil && d.Subject.Filename == "mesh.hcl" {
+					line = d.Subject.Start.Line
+				}
+				got = append(got, strconv.Itoa(line)+":"+d.Summary)
+			}
+			for _, want := range tt.errs {
+				found := false
+				for _, g := range got {
+					if g == want {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("missing diagnostic %q; got %q", want, got)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeConfigContext(t *testing.T) {
+	schema := sdk.Schema{Attributes: []sdk.Attribute{{Name: "token", Type: sdk.TypeString}}}
+	f, diags := hclsyntax.ParseConfig([]byte(`token = var.secret`), "mesh.hcl", hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	ectx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(map[string]cty.Value{"secret": cty.StringVal("s3")})}}
+	cfg, diags := pluginhost.DecodeConfigContext(schema, f.Body, ectx)
+	if diags.HasErrors() || cfg.String("token", "") != "s3" {
+		t.Fatalf("cfg %v diags %v", cfg, diags)
+	}
+}
+
+func TestBundledSchemaWithoutLaunch(t *testing.T) {
+	for _, info := range pluginhost.Bundled() {
+		s, ok := pluginhost.BundledSchema(info.Kind, info.Name)
+		if !ok {
+			t.Fatalf("no schema for %s/%s", info.Kind, info.Name)
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s/%s: %v", info.Kind, info.Name, err)
+		}
+		if !pluginhost.IsBundled(info.Kind, info.Name) {
+			t.Errorf("IsBundled(%s, %s) = false", info.Kind, info.Name)
+		}
+	}
+	if len(pluginhost.Bundled()) != 5 {
+		t.Fatalf("bundled: %v", pluginhost.Bundled())
+	}
+	if s, ok := pluginhost.BundledSchema(sdk.KindRepo, "fs"); !ok || len(s.Attributes) != 1 || !s.Attributes[0].Required {
+		t.Fatalf("repo fs schema %+v", s)
+	}
+	if _, ok := pluginhost.BundledSchema(sdk.KindHealth, "round-robin"); ok {
+		t.Fatal("round-robin is not a health plugin")
+	}
+	if err := pluginhost.ServeBundled(sdk.KindHealth, "nope"); err == nil {
+		t.Fatal("ServeBundled of an unknown plugin returned nil")
+	}
+}

@@ -1,0 +1,102 @@
+package sdk_test
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mesh/sdk"
+)
+
+func TestConfigHelpers(t *testing.T) {
+	c := sdk.Config{
+		"s": "text", "n": 2.5, "i": 3, "b": true, "d": "250ms", "bad_d": "soon",
+		"l": []string{"x", "y"}, "jl": []any{"p", "q"}, "mixed": []any{"p", 1.0},
+	}
+	tests := []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"string", c.String("s", "def"), "text"},
+		{"string absent", c.String("nope", "def"), "def"},
+		{"string wrong type", c.String("n", "def"), "def"},
+		{"number", c.Number("n", 1), 2.5},
+		{"number from int", c.Number("i", 1), 3.0},
+		{"number absent", c.Number("nope", 7), 7.0},
+		{"number wrong type", c.Number("s", 7), 7.0},
+		{"bool", c.Bool("b", false), true},
+		{"bool absent", c.Bool("nope", true), true},
+		{"duration", c.Duration("d", time.Second), 250 * time.Millisecond},
+		{"duration absent", c.Duration("nope", time.Second), time.Second},
+		{"duration malformed", c.Duration("bad_d", time.Second), time.Second},
+		{"list", c.StringList("l", nil), []string{"x", "y"}},
+		{"list from JSON", c.StringList("jl", nil), []string{"p", "q"}},
+		{"list mixed", c.StringList("mixed", []string{"def"}), []string{"def"}},
+		{"list absent", c.StringList("nope", []string{"def"}), []string{"def"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !reflect.DeepEqual(tt.got, tt.want) {
+				t.Fatalf("got %#v, want %#v", tt.got, tt.want)
+			}
+		})
+	}
+	// StringList hands out a copy.
+	l := c.StringList("l", nil)
+	l[0] = "changed"
+	if c.StringList("l", nil)[0] != "x" {
+		t.Fatal("StringList returned the config's own slice")
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	s := sdk.Schema{Attributes: []sdk.Attribute{
+		{Name: "a", Type: sdk.TypeString, Default: "da"},
+		{Name: "b", Type: sdk.TypeNumber, Default: 2.0},
+		{Name: "c", Type: sdk.TypeBool},
+	}}
+	got := sdk.Config{"a": "set"}.WithDefaults(s)
+	want := sdk.Config{"a": "set", "b": 2.0}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestSchemaValidate(t *testing.T) {
+	tests := []struct {
+		name  string
+		attrs []sdk.Attribute
+		err   string
+	}{
+		{"empty", nil, ""},
+		{"all types with defaults", []sdk.Attribute{
+			{Name: "s", Type: sdk.TypeString, Default: "x"},
+			{Name: "n", Type: sdk.TypeNumber, Default: 1.0},
+			{Name: "b", Type: sdk.TypeBool, Default: false},
+			{Name: "d", Type: sdk.TypeDuration, Default: "1s"},
+			{Name: "l", Type: sdk.TypeStringList, Default: []string{}},
+		}, ""},
+		{"empty name", []sdk.Attribute{{Type: sdk.TypeString}}, "empty name"},
+		{"duplicate", []sdk.Attribute{{Name: "a", Type: sdk.TypeString}, {Name: "a", Type: sdk.TypeBool}}, "declared twice"},
+		{"unknown type", []sdk.Attribute{{Name: "a", Type: "map"}}, "unknown type"},
+		{"string default not a string", []sdk.Attribute{{Name: "a", Type: sdk.TypeString, Default: 1}}, "not a string"},
+		{"bad duration default", []sdk.Attribute{{Name: "a", Type: sdk.TypeDuration, Default: "soon"}}, "not a duration"},
+		{"number default not a number", []sdk.Attribute{{Name: "a", Type: sdk.TypeNumber, Default: "1"}}, "not a number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := sdk.Schema{Attributes: tt.attrs}.Validate()
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("err %v, want it to mention %q", err, tt.err)
+			}
+		})
+	}
+}
