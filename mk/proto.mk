@@ -12,8 +12,8 @@ PROTO_GOBIN                ?= $(shell go env GOPATH)/bin
 proto-tools:
 	@command -v protoc >/dev/null 2>&1 || { \
 		echo "protoc not found: installing protobuf-compiler"; \
-		if [ "$$(id -u)" = 0 ]; then apt-get install -y protobuf-compiler; \
-		else sudo apt-get install -y protobuf-compiler; fi; }
+		if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y protobuf-compiler; \
+		else sudo apt-get update && sudo apt-get install -y protobuf-compiler; fi; }
 	@if ! protoc-gen-go --version 2>/dev/null | grep -q '$(PROTOC_GEN_GO_VERSION)'; then \
 		GOBIN=$(PROTO_GOBIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION); fi
 	@if ! protoc-gen-go-grpc --version 2>/dev/null | grep -q '$(patsubst v%,%,$(PROTOC_GEN_GO_GRPC_VERSION))'; then \

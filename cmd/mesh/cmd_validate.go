@@ -66,7 +66,7 @@ func checkBundledPluginConfig(cfg *config.Config) hcl.Diagnostics {
 		if !ok {
 			continue
 		}
-		_, d := pluginhost.DecodeConfig(schema, p.Config)
+		_, d := pluginhost.DecodeConfigContext(schema, p.Config, config.EvalContext())
 		diags = append(diags, d...)
 	}
 	return diags

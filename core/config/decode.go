@@ -48,7 +48,7 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 			Detail:   fmt.Sprintf("Resolving %s: %s.", filename, err),
 		})
 	}
-	d := &decoder{ctx: evalContext(), base: filepath.Dir(abs)}
+	d := &decoder{ctx: EvalContext(), base: filepath.Dir(abs)}
 	cfg := d.decodeFile(file.Body)
 	cfg.File = abs
 	diags = append(diags, d.diags...)
@@ -59,8 +59,9 @@ func Parse(src []byte, filename string) (*Config, hcl.Diagnostics) {
 	return cfg, diags
 }
 
-// evalContext offers env("NAME") to expressions.
-func evalContext() *hcl.EvalContext {
+// EvalContext is the evaluation context of mesh.hcl expressions: it offers
+// env("NAME"). Plugin config blocks are decoded with it too.
+func EvalContext() *hcl.EvalContext {
 	return &hcl.EvalContext{
 		Functions: map[string]function.Function{
 			"env": function.New(&function.Spec{

@@ -2,6 +2,7 @@ package pluginhost_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -494,5 +495,44 @@ func TestBalancerConcurrentCalls(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A plugin that stays up but stops answering is killed after a few calls
+// in a row hit the host's deadline, and restarted.
+func TestHungPluginRestarted(t *testing.T) {
+	h, _ := newHost(t, func(o *pluginhost.Options) { o.CallTimeout = 200 * time.Millisecond })
+	p, err := h.Load(ctxT(t), pluginhost.Spec{Kind: sdk.KindHealth, Name: "ext", Command: testPlugin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, _ := p.Health()
+	old := p.Status().PID
+	// A caller's own shorter deadline is not the plugin's fault.
+	short, cancel := context.WithTimeout(ctxT(t), 20*time.Millisecond)
+	defer cancel()
+	for i := 0; i < 5; i++ {
+		if _, err := hc.Check(short, sdk.HealthCheck{URL: "hang"}); err == nil {
+			t.Fatal("hung check succeeded")
+		}
+	}
+	if st := p.Status(); st.PID != old || st.Restarts != 0 {
+		t.Fatalf("plugin restarted for the caller's deadlines: %+v", st)
+	}
+	for i := 1; i <= 3; i++ {
+		_, err := hc.Check(ctxT(t), sdk.HealthCheck{URL: "hang"})
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, pluginhost.ErrPluginUnavailable) {
+			t.Fatalf("hung check %d: %v", i, err)
+		}
+		if i == 3 && !errors.Is(err, pluginhost.ErrPluginUnavailable) {
+			t.Fatalf("third timeout: %v, want ErrPluginUnavailable", err)
+		}
+	}
+	waitFor(t, 5*time.Second, "restart of the hung plugin", func() bool {
+		res, err := hc.Check(ctxT(t), sdk.HealthCheck{URL: "ok", Timeout: time.Second})
+		return err == nil && res.Healthy && p.Status().PID != old
+	})
+	if st := p.Status(); st.Restarts != 1 {
+		t.Fatalf("status %+v", st)
 	}
 }

@@ -35,14 +35,15 @@ const (
 
 // Status describes a loaded plugin, for `mesh status`.
 type Status struct {
-	Kind, Name string
-	Version    string // as the plugin reports it
-	Source     string // "bundled" or the executable's path
-	State      State
-	Restarts   int       // successful restarts since Load
-	PID        int       // 0 while down
-	Since      time.Time // when the current state began
-	LastError  string    // why the plugin last went down or failed to start
+	Kind      string    `json:"kind"`
+	Name      string    `json:"name"`
+	Version   string    `json:"version"`              // as the plugin reports it
+	Source    string    `json:"source"`               // "bundled" or the executable's path
+	State     State     `json:"state"`                // running, restarting or closed
+	Restarts  int       `json:"restarts"`             // successful restarts since Load
+	PID       int       `json:"pid"`                  // 0 while down
+	Since     time.Time `json:"since"`                // when the current state began
+	LastError string    `json:"last_error,omitempty"` // why the plugin last went down or failed to start
 }
 
 // Plugin is one loaded plugin under supervision. Its Balancer, Health or

@@ -6,7 +6,8 @@
 //	*required*  declares required attributes "token" (string) and "retries" (number)
 //
 // Check answers healthy with a reason naming the URL and the configured
-// token, and logs one line through the sdk logger.
+// token, and logs one line through the sdk logger. A check of the URL
+// "hang" never returns, as in a plugin stuck on a lock.
 package main
 
 import (
@@ -56,6 +57,9 @@ func (c *checker) Configure(_ context.Context, cfg sdk.Config) error {
 
 func (c *checker) Check(_ context.Context, hc sdk.HealthCheck) (sdk.HealthResult, error) {
 	c.scribble("check")
+	if hc.URL == "hang" {
+		select {}
+	}
 	c.mu.Lock()
 	cfg := c.cfg
 	c.mu.Unlock()
