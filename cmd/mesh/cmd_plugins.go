@@ -41,6 +41,7 @@ func runPlugins(args []string, stdout, stderr io.Writer) int {
 	host, err := pluginhost.New(pluginhost.Options{
 		Logger:       hclog.New(&hclog.LoggerOptions{Name: "mesh", Level: hclog.Warn, Output: stderr}),
 		StartTimeout: *timeout,
+		EvalContext:  config.EvalContext(),
 		CallTimeout:  *timeout,
 	})
 	if err != nil {
