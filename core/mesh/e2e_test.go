@@ -626,3 +626,56 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(25 * time.Millisecond)
 	}
 }
+
+// Killing the balancer and health plugins under load costs no request, and
+// both come back (restart counted) within a bounded time.
+func TestPluginKillUnderLoad(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	before := map[string]int{}
+	for _, p := range e.status().Plugins {
+		before[p.Kind+"/"+p.Name] = p.PID
+	}
+	if before["balancer/round-robin"] == 0 || before["health/http"] == 0 {
+		t.Fatalf("plugins not running: %+v", e.status().Plugins)
+	}
+	l := startLoad(e.edgeURL+"/billing/hello", 8)
+	time.Sleep(200 * time.Millisecond)
+	killed := time.Now()
+	for _, k := range []string{"balancer/round-robin", "health/http"} {
+		if err := syscall.Kill(before[k], syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "plugins restarted", func() bool {
+		back := 0
+		for _, p := range e.status().Plugins {
+			k := p.Kind + "/" + p.Name
+			if _, watched := before[k]; watched && p.State == "running" && p.PID != 0 && p.PID != before[k] && p.Restarts > 0 {
+				back++
+			}
+		}
+		return back == 2
+	})
+	t.Logf("plugins back %s after SIGKILL", time.Since(killed))
+	time.Sleep(300 * time.Millisecond)
+	l.finish()
+	if n := l.failed.Load(); n != 0 {
+		t.Fatalf("%d of %d requests failed while plugins restarted (first: %v)", n, n+l.ok.Load(), l.firstErr.Load())
+	}
+	// A workload launched after the restart is health-gated by the new
+	// health plugin: roll out v2 and see it served.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := e.client()
+	d2, err := c.PublishSpore(ctx, e.v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Deploy(ctx, "billing", d2); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
+		t.Fatalf("rollout after plugin restart: %+v %v", rs, err)
+	}
+}
