@@ -29,7 +29,7 @@ func BenchmarkDeploy(b *testing.B) {
 			name = "cold"
 		}
 		b.Run(name, func(b *testing.B) {
-			floor := percentile(spawnSamples(b, 10), 50)
+			floor := percentile(spawnSamples(b, 20), 50)
 			e := newEnv(b)
 			a := e.startAgent("n1", func(o *Options) { o.Warmup, o.Grace = time.Millisecond, time.Second })
 			ctx, cancel := context.WithCancel(context.Background())

@@ -176,7 +176,7 @@ func (e *env) startAgent(node string, tweak func(*Options)) *running {
 		Trusted:       []ed25519.PublicKey{testPub},
 		RunDir:        e.runDir,
 		Health:        healthhttp.New(),
-		HealthTimeout: 2 * time.Second,
+		HealthTimeout: 5 * time.Second, // generous: a loaded machine may start slowly
 		Warmup:        300 * time.Millisecond,
 		Grace:         2 * time.Second,
 		Logger:        e.log,
@@ -257,16 +257,18 @@ func (r *running) readyWith(t testing.TB, app, digest string, timeout time.Durat
 // readyOther is readyWith for an instance other than the one named not.
 func (r *running) readyOther(t testing.TB, app, digest, not string, timeout time.Duration) InstanceStatus {
 	t.Helper()
-	var got InstanceStatus
-	waitFor(t, timeout, fmt.Sprintf("%s ready on %s with %s", app, r.opts.NodeID, digest), func() bool {
+	deadline := time.Now().Add(timeout)
+	for {
 		ready := r.inState(app, StateReady)
 		if len(ready) == 1 && ready[0].Digest == digest && ready[0].Instance != not {
-			got = ready[0]
-			return true
+			return ready[0]
 		}
-		return false
-	})
-	return got
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s ready on %s with %s; instances: %+v",
+				timeout, app, r.opts.NodeID, digest, r.Instances())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func endpointOf(f *fabric.Fabric, app, node string) (fabric.Endpoint, bool) {

@@ -183,6 +183,7 @@ func (i *instance) launch(sporeDir string, args []string, env map[string]string,
 	cmd.SysProcAttr = sysProcAttr()
 	i.log.Info("launch start", "port", port, "dir", dir)
 	if err := cmd.Start(); err != nil {
+		releasePort(port)
 		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	pid := cmd.Process.Pid
@@ -201,28 +202,59 @@ func (i *instance) launch(sporeDir string, args []string, env map[string]string,
 	}
 	go func() {
 		i.exitErr = cmd.Wait()
+		releasePort(port)
 		a.removeRecord(i.id)
 		close(i.exited)
 	}()
 	return nil
 }
 
-// pickPort returns want when it is free on loopback, else a free port.
+// handedOut holds the ports given to workloads of every agent of this
+// process that have not exited yet. A port probed free is only free until a
+// workload binds it; without this set two nodes starting at the same moment
+// could be handed the same port, and one would pass the other's health check.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+func releasePort(port int) {
+	handedOut.Lock()
+	delete(handedOut.ports, port)
+	handedOut.Unlock()
+}
+
+// pickPort reserves want when it is free on loopback, else a free port.
 func (i *instance) pickPort(want int) (int, error) {
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	if want > 0 {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(want)))
-		if err == nil {
-			_ = ln.Close()
-			return want, nil
+		var err error
+		if handedOut.ports[want] {
+			err = errors.New("in use by another instance")
+		} else {
+			var ln net.Listener
+			if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(want))); err == nil {
+				_ = ln.Close()
+				handedOut.ports[want] = true
+				return want, nil
+			}
 		}
 		i.log.Warn("preferred port not available, using a free one", "port", want, "error", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a free port: %w", err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("pick a free port: %w", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("pick a free port: every port offered is in use by another instance")
 }
 
 // workloadEnv builds the environment of a workload: a few neutral variables

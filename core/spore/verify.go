@@ -48,11 +48,18 @@ func Extract(sporePath string, trusted []ed25519.PublicKey, dir string) (Manifes
 		return Manifest{}, fmt.Errorf("extract %s: %w", sporePath, err)
 	}
 	defer a.close()
-	m, raw, err := a.verify(trusted)
+	// The manifest, signature and trust are checked before anything is
+	// written; the binary is hashed in the same pass that copies it into a
+	// private temporary file (mode 0600), which is made executable and
+	// renamed into place only when its sha256 matches.
+	m, raw, err := a.verifyManifest(trusted)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("extract %s: %w", sporePath, err)
 	}
 	if err := a.extract(m, raw, dir); err != nil {
+		if errors.Is(err, ErrBinaryDigest) {
+			return Manifest{}, fmt.Errorf("extract %s: %w", sporePath, err)
+		}
 		return Manifest{}, fmt.Errorf("extract %s into %s: %w", sporePath, dir, err)
 	}
 	return m, nil
@@ -236,7 +243,9 @@ func (a *archive) readManifest() ([]byte, error) {
 }
 
 // verify runs every check and returns the manifest and its raw bytes.
-func (a *archive) verify(trusted []ed25519.PublicKey) (Manifest, []byte, error) {
+// verifyManifest checks the manifest, its signature, the signer's trust and
+// the binary entry's header: everything but the binary's bytes.
+func (a *archive) verifyManifest(trusted []ed25519.PublicKey) (Manifest, []byte, error) {
 	raw, err := a.readManifest()
 	if err != nil {
 		return Manifest{}, nil, err
@@ -269,6 +278,15 @@ func (a *archive) verify(trusted []ed25519.PublicKey) (Manifest, []byte, error) 
 		return Manifest{}, nil, fmt.Errorf("%w: manifest of %s %s does not match its signature by %s", ErrBadSignature, m.Identity.Name, m.Identity.Version, m.Integrity.PublicKey)
 	}
 	if err := a.checkBinaryHeader(); err != nil {
+		return Manifest{}, nil, err
+	}
+	return m, raw, nil
+}
+
+// verify checks everything verifyManifest does, then the binary's sha256.
+func (a *archive) verify(trusted []ed25519.PublicKey) (Manifest, []byte, error) {
+	m, raw, err := a.verifyManifest(trusted)
+	if err != nil {
 		return Manifest{}, nil, err
 	}
 	sum, err := a.hashBinary(io.Discard)
@@ -312,6 +330,8 @@ func (a *archive) hashBinary(w io.Writer) (string, error) {
 
 // extract writes the verified spore into dir (see Extract).
 func (a *archive) extract(m Manifest, rawManifest []byte, dir string) (err error) {
+	_, statErr := os.Stat(dir)
+	created := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -320,6 +340,9 @@ func (a *archive) extract(m Manifest, rawManifest []byte, dir string) (err error
 		if err != nil {
 			for _, t := range tmps {
 				os.Remove(t)
+			}
+			if created {
+				os.Remove(dir) // only if still empty
 			}
 		}
 	}()
@@ -330,7 +353,7 @@ func (a *archive) extract(m Manifest, rawManifest []byte, dir string) (err error
 	tmps = append(tmps, bin.Name())
 	sum, err := a.hashBinary(bin)
 	if err == nil && sum != m.Integrity.BinarySHA256 {
-		err = fmt.Errorf("%w: binary changed while extracting (sha256 %s, manifest says %s)", ErrBinaryDigest, sum, m.Integrity.BinarySHA256)
+		err = fmt.Errorf("%w: binary has sha256 %s, manifest says %s", ErrBinaryDigest, sum, m.Integrity.BinarySHA256)
 	}
 	if err == nil {
 		err = bin.Chmod(0o755)

@@ -105,11 +105,13 @@ func main() {
 	select {
 	case s := <-sigs:
 		log.Printf("hello: %s received, shutting down", s)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Finish in-flight requests, but do not wait on connections that
+		// never sent one: after a short drain, close whatever is left.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
-			log.Printf("hello: shutdown: %v", err)
-			os.Exit(1)
+			log.Printf("hello: shutdown: %v; closing remaining connections", err)
+			_ = srv.Close()
 		}
 	case err := <-done:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
