@@ -68,9 +68,9 @@ type OutlierOptions struct {
 // parentheses.
 type Options struct {
 	Source    Source                    // required
-	Balancers func(app string) Balancer // nil, or nil for an app: equal-weight round-robin
+	Balancers func(app string) Balancer // once per new app, must not block; nil (or nil for an app): equal-weight round-robin
 	Apps      map[string]AppOptions     // per-app settings; listed apps answer 503, not 404, before they have endpoints
-	Logger    hclog.Logger              // (null logger)
+	Logger    hclog.Logger              // used as given, callers name it (null logger)
 	AdminAddr string                    // /metrics listener; "" disables it (see DefaultAdminAddr)
 
 	LogInterval    time.Duration // counters log line (10s)

@@ -234,6 +234,9 @@ func TestUnknownAppAndNoEndpoints(t *testing.T) {
 	f.DeregisterEndpoint("billing", "n1")
 	waitEndpoints(t, e, "billing", 0)
 	check503("after the last endpoint left")
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "billing", URL: closedURL(t), NodeID: "n2"})
+	waitEndpoints(t, e, "billing", 1)
+	check503("with every endpoint refusing connections")
 }
 
 func TestRetryOnRefusedConnection(t *testing.T) {
@@ -844,7 +847,11 @@ func TestClientGoneCountsAs499(t *testing.T) {
 
 func TestUpstreamTimeoutIs504(t *testing.T) {
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
+		io.Copy(io.Discard, r.Body) // so the server notices the edge hanging up
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
 	}))
 	t.Cleanup(hang.Close)
 	f := newFabric(t)

@@ -155,6 +155,7 @@ func BenchmarkPick(b *testing.B) {
 						ep.inFlight.Add(-1)
 					}
 				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpicks/s")
 			})
 		}
 	}

@@ -144,9 +144,16 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 	tried := triedBuf[:0]
 	replays := 0
 	var lastErr error
+	onlyConnect := true // every failure so far was a refused connection
 	for attempt := 0; ; attempt++ {
 		ep := p.pick(&a.rr, tried)
 		if ep == nil {
+			if onlyConnect {
+				// Every endpoint refused: the app has no healthy endpoint.
+				w.Header()["Retry-After"] = []string{"1"}
+				edgeError(w, st, http.StatusServiceUnavailable, fmt.Sprintf("no reachable endpoint for app %q", a.name))
+				return http.StatusServiceUnavailable
+			}
 			return e.upstreamError(w, st, a, lastErr)
 		}
 		req := out
@@ -183,6 +190,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 				}
 				continue
 			}
+			onlyConnect = false
 			if int(ep.consec5xx.Add(1)) >= oo.Consecutive5xx {
 				a.eject(p, ep)
 			}
