@@ -171,18 +171,31 @@ func (i *instance) launch(sporeDir string, args []string, env map[string]string,
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(sporeDir, "binary"), args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.Env = workloadEnv(env, map[string]string{
-		"PORT":          strconv.Itoa(port),
-		"MESH_APP":      i.app,
-		"MESH_NODE":     a.opts.NodeID,
-		"MESH_INSTANCE": i.id,
-	})
-	cmd.SysProcAttr = sysProcAttr()
+	newCmd := func() *exec.Cmd {
+		cmd := exec.Command(filepath.Join(sporeDir, "binary"), args...)
+		cmd.Dir = dir
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		cmd.Env = workloadEnv(env, map[string]string{
+			"PORT":          strconv.Itoa(port),
+			"MESH_APP":      i.app,
+			"MESH_NODE":     a.opts.NodeID,
+			"MESH_INSTANCE": i.id,
+		})
+		cmd.SysProcAttr = sysProcAttr()
+		return cmd
+	}
 	i.log.Info("launch start", "port", port, "dir", dir)
-	if err := cmd.Start(); err != nil {
+	cmd := newCmd()
+	// A binary extracted a moment ago can still be open for writing in a
+	// child forked by another goroutine that has not reached exec yet; the
+	// kernel then answers ETXTBSY. That window is short: try again.
+	err = cmd.Start()
+	for try := 0; errors.Is(err, syscall.ETXTBSY) && try < 50; try++ {
+		time.Sleep(time.Duration(try+1) * time.Millisecond)
+		cmd = newCmd()
+		err = cmd.Start()
+	}
+	if err != nil {
 		releasePort(port)
 		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
