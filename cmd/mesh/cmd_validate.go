@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/hashicorp/hcl/v2"
-
 	"github.com/mycelium-mesh/mesh/core/config"
-	"github.com/mycelium-mesh/mesh/core/pluginhost"
+	"github.com/mycelium-mesh/mesh/core/mesh"
 )
 
 func init() {
@@ -36,10 +34,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	cfg, diags := config.Load(path)
-	if cfg != nil {
-		diags = append(diags, checkBundledPluginConfig(cfg)...)
-	}
+	_, diags := mesh.Validate(path)
 	if len(diags) > 0 {
 		if err := config.WriteDiagnostics(stderr, diags, nil, 0, false); err != nil {
 			return fail(stderr, "%v", err)
@@ -50,24 +45,4 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "Configuration is valid.")
 	return exitOK
-}
-
-// checkBundledPluginConfig decodes the config blocks of bundled plugins
-// against their declared schemas, so their mistakes show up with file and
-// line without starting anything. External plugins declare their schema at
-// run time: `mesh plugins` launches them and checks theirs.
-func checkBundledPluginConfig(cfg *config.Config) hcl.Diagnostics {
-	var diags hcl.Diagnostics
-	for _, p := range cfg.Plugins {
-		if p.Command != "" || p.Config == nil {
-			continue
-		}
-		schema, ok := pluginhost.BundledSchema(p.Kind, p.Name)
-		if !ok {
-			continue
-		}
-		_, d := pluginhost.DecodeConfigContext(schema, p.Config, config.EvalContext())
-		diags = append(diags, d...)
-	}
-	return diags
 }

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/mesh"
@@ -43,16 +42,13 @@ func (cf *controlFlags) client() (*mesh.Client, error) {
 		if diags.HasErrors() {
 			return nil, fmt.Errorf("load %s: %s", path, diags.Error())
 		}
-		switch {
-		case cfg.Control.Socket != "":
-			addr = "unix://" + filepath.Clean(cfg.Control.Socket)
-		case cfg.Control.Listen != "":
-			addr = "http://" + cfg.Control.Listen
-			if *cf.token == "" {
-				*cf.token = cfg.Control.Token
-			}
-		default:
-			return nil, fmt.Errorf("%s configures no control API", path)
+		a, tok, err := mesh.ControlAddress(cfg)
+		if err != nil {
+			return nil, err
+		}
+		addr = a
+		if *cf.token == "" {
+			*cf.token = tok
 		}
 	}
 	return mesh.NewClient(addr, *cf.token)

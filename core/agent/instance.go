@@ -54,6 +54,7 @@ type instance struct {
 	endpoint  fabric.Endpoint
 	readyAt   time.Time
 
+	reaped   bool          // the process is reaped; its pid may be reused
 	exited   chan struct{} // closed once the process is reaped
 	exitErr  error         // from cmd.Wait, valid after exited
 	stopOnce sync.Once
@@ -214,7 +215,21 @@ func (i *instance) launch(sporeDir string, args []string, env map[string]string,
 		i.log.Warn("workload not recorded for leftover cleanup", "pid", pid, "error", err)
 	}
 	go func() {
+		// Wait for the exit without reaping: while the leader is an unreaped
+		// zombie its pid, and so the group id, cannot be reused, and the rest
+		// of the group (children the workload forked) can still be killed
+		// safely. Reaping and that kill happen under i.mu, which signal also
+		// holds, so no signal ever reaches a reaped and reused pid.
+		held := waitExited(pid)
+		i.mu.Lock()
+		if held {
+			if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				i.log.Warn("kill workload group", "pgid", pid, "error", err)
+			}
+		}
 		i.exitErr = cmd.Wait()
+		i.reaped = true
+		i.mu.Unlock()
 		releasePort(port)
 		a.removeRecord(i.id)
 		close(i.exited)
@@ -346,20 +361,18 @@ func (i *instance) kill() {
 	i.signal(syscall.SIGKILL)
 }
 
+// signal sends sig to the workload's process group. It holds i.mu, under
+// which the leader is reaped, so the group is signalled whenever its leader is
+// not yet reaped, even when the leader has already exited and only processes
+// it forked are left.
 func (i *instance) signal(sig syscall.Signal) {
 	i.mu.Lock()
-	pid := i.pid
-	i.mu.Unlock()
-	if pid <= 0 {
-		return
+	defer i.mu.Unlock()
+	if i.pid <= 0 || i.reaped {
+		return // never started, or reaped: the pid may belong to someone else now
 	}
-	select {
-	case <-i.exited:
-		return // reaped: the pid may belong to someone else now
-	default:
-	}
-	if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		i.log.Warn("signal workload", "signal", sig, "pid", pid, "error", err)
+	if err := syscall.Kill(-i.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		i.log.Warn("signal workload", "signal", sig, "pid", i.pid, "error", err)
 	}
 }
 

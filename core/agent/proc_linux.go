@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"unsafe"
 )
 
 // deathSignal is delivered to a workload when the thread that started it
@@ -52,4 +53,29 @@ func readProcStat(pid int) (procStat, error) {
 		return procStat{}, fmt.Errorf("parse /proc/%d/stat starttime: %w", pid, err)
 	}
 	return procStat{State: fields[0][0], PGID: pgid, StartTime: start}, nil
+}
+
+// waitExited blocks until the child pid has exited without reaping it
+// (waitid with WNOWAIT), so the caller can still act on its process group
+// before reaping. It reports false when the wait failed, in which case
+// nothing is known about the child.
+func waitExited(pid int) bool {
+	const (
+		pPID    = 1          // P_PID
+		wExited = 0x4        // WEXITED
+		wNoWait = 0x01000000 // WNOWAIT
+	)
+	var info [128]byte // siginfo_t
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
+			uintptr(unsafe.Pointer(&info[0])), wExited|wNoWait, 0, 0)
+		switch errno {
+		case 0:
+			return true
+		case syscall.EINTR:
+			continue
+		default:
+			return false
+		}
+	}
 }

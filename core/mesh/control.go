@@ -42,19 +42,15 @@ type controlServer struct {
 func startControl(m *Mesh, cc config.ControlConfig) (*controlServer, error) {
 	cs := &controlServer{}
 	if cc.Socket != "" {
-		if err := os.MkdirAll(filepath.Dir(cc.Socket), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(cc.Socket), 0o700); err != nil {
 			return nil, fmt.Errorf("control socket dir: %w", err)
 		}
 		if err := removeStaleSocket(cc.Socket); err != nil {
 			return nil, err
 		}
-		ln, err := net.Listen("unix", cc.Socket)
+		ln, err := listenPrivateSocket(cc.Socket)
 		if err != nil {
-			return nil, fmt.Errorf("control socket: %w", err)
-		}
-		if err := os.Chmod(cc.Socket, 0o600); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("control socket permissions: %w", err)
+			return nil, err
 		}
 		cs.socket = cc.Socket
 		cs.serve(ln, m.controlHandler(""), "unix://"+cc.Socket)
@@ -64,6 +60,11 @@ func startControl(m *Mesh, cc config.ControlConfig) (*controlServer, error) {
 			cs.close()
 			return nil, errors.New("control: a TCP listener needs a token")
 		}
+		if !isLoopback(cc.Listen) {
+			// The bearer token would cross the network in clear text.
+			cs.close()
+			return nil, fmt.Errorf("control: listen %q is not a loopback address; the control API serves plain HTTP and can start binaries, so it listens on loopback or a unix socket only", cc.Listen)
+		}
 		ln, err := net.Listen("tcp", cc.Listen)
 		if err != nil {
 			cs.close()
@@ -72,6 +73,32 @@ func startControl(m *Mesh, cc config.ControlConfig) (*controlServer, error) {
 		cs.serve(ln, m.controlHandler(cc.Token), "http://"+ln.Addr().String())
 	}
 	return cs, nil
+}
+
+// listenPrivateSocket listens on a unix socket that only its owner can
+// connect to. The socket is bound under a temporary name, restricted to 0600
+// and only then renamed into place, so there is no moment when the final path
+// accepts anyone else.
+func listenPrivateSocket(path string) (net.Listener, error) {
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	_ = os.Remove(tmp)
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("control socket permissions: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
 }
 
 // removeStaleSocket removes a socket file left by a mesh that is gone, and

@@ -65,6 +65,7 @@ type env struct {
 	warmup       string
 	maxInst      int
 	extraApp     string
+	appExtra     string
 	controlExtra string
 }
 
@@ -143,9 +144,9 @@ app "billing" {
   spore   = "billing-v1.spore"
   max     = %d
   restart = %q
-}
+%s}
 %s
-`, e.warmup, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.maxInst, e.restart, e.extraApp)
+`, e.warmup, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.maxInst, e.restart, e.appExtra, e.extraApp)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -677,5 +678,37 @@ func TestPluginKillUnderLoad(t *testing.T) {
 	}
 	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
 		t.Fatalf("rollout after plugin restart: %+v %v", rs, err)
+	}
+}
+
+// A rollout capped below one instance per node by a CPU budget completes:
+// `mesh deploy` follows it to ready and exits 0.
+func TestDeployBudgetCapped(t *testing.T) {
+	e := newEnv(t)
+	e.appExtra = "  budget {\n    cpu_milli = 150\n  }\n" // one 100m instance fits, two do not
+	e.writeConfig()
+	e.logs = &syncBuffer{}
+	cmd := exec.Command(meshBin, "run", "-config", e.cfgPath)
+	cmd.Stdout, cmd.Stderr = e.logs, e.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.cmd = cmd
+	e.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(e.exited) }()
+	t.Cleanup(e.stop)
+	waitFor(t, 15*time.Second, "one instance ready", func() bool {
+		if _, err := os.Stat(filepath.Join(e.dir, "control.sock")); err != nil {
+			return false
+		}
+		return len(pids(e.status(), "ready")) == 1
+	})
+	out := runCLI(t, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", e.v2, "-timeout", "30s")
+	if !strings.Contains(out, "is ready") {
+		t.Fatalf("deploy output:\n%s", out)
+	}
+	st := e.status()
+	if n := len(pids(st, "ready")); n != 1 {
+		t.Fatalf("budget allows one instance, %d ready: %+v", n, st.Instances)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,7 +62,8 @@ type Mesh struct {
 	agents []*agent.Agent
 	nodes  []string
 
-	mu      sync.Mutex // guards cfg, trust and applied state during reloads
+	mu      sync.Mutex // guards cfg and trust
+	applyMu sync.Mutex // serialises applying app blocks (start, reload, SIGHUP)
 	started time.Time
 	control *controlServer
 }
@@ -155,7 +157,10 @@ func (m *Mesh) Run(ctx context.Context) error {
 	m.started = time.Now()
 	cfg := m.Config()
 
-	if err := m.applyApps(ctx, cfg); err != nil {
+	m.applyMu.Lock()
+	err := m.applyApps(ctx, cfg)
+	m.applyMu.Unlock()
+	if err != nil {
 		return err
 	}
 
@@ -368,6 +373,8 @@ func (m *Mesh) Publish(path string) (string, error) {
 // budgets) and trusted keys for later verifications. Changes to listeners,
 // node counts or plugins need a restart and are reported as such.
 func (m *Mesh) Reload(ctx context.Context) ([]string, error) {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
 	cfg, err := loadConfig(m.opts.ConfigPath)
 	if err != nil {
 		return nil, err
@@ -382,16 +389,7 @@ func (m *Mesh) Reload(ctx context.Context) ([]string, error) {
 	m.mu.Lock()
 	old := m.cfg
 	m.mu.Unlock()
-	var notes []string
-	if fmt.Sprint(old.Agents.NodeIDs) != fmt.Sprint(cfg.Agents.NodeIDs) {
-		notes = append(notes, "agents changed: restart mesh to apply")
-	}
-	if old.Edge.Listen != cfg.Edge.Listen || old.Edge.Admin != cfg.Edge.Admin {
-		notes = append(notes, "edge listeners changed: restart mesh to apply")
-	}
-	if len(old.Plugins) != len(cfg.Plugins) {
-		notes = append(notes, "plugins changed: restart mesh to apply")
-	}
+	notes := restartNotes(old, cfg)
 	if err := m.applyApps(ctx, cfg); err != nil {
 		return notes, err
 	}
@@ -494,24 +492,39 @@ func (m *Mesh) Rollout(app, digest string) (RolloutState, error) {
 		return rs, nil
 	}
 	var failed []string
+	var starting, readyOther int
 	for _, a := range m.agents {
 		for _, in := range a.Instances() {
-			if in.App != app || in.Digest != digest {
+			if in.App != app {
+				continue
+			}
+			if in.Digest != digest {
+				if in.State == "ready" {
+					readyOther++
+				}
 				continue
 			}
 			switch in.State {
 			case "ready":
 				rs.Ready++
+			case "starting":
+				starting++
 			case "failed":
 				failed = append(failed, fmt.Sprintf("%s: %s", in.NodeID, in.LastError))
 			}
 		}
 	}
+	// Converged: nothing of this digest is still starting, no node serves
+	// another version, and every claimed slot is a ready instance. This is
+	// how a rollout capped below one instance per node (by a CPU or memory
+	// budget) completes.
+	converged := starting == 0 && readyOther == 0 && rs.Ready > 0 && rs.Ready >= m.fabric.Usage(app).Instances
 	switch {
-	case len(failed) > 0 && rs.Ready == 0:
-		rs.State, rs.Detail = "failed", fmt.Sprint(failed)
-	case rs.Ready >= rs.Desired && rs.Desired > 0:
+	case rs.Desired > 0 && rs.Ready >= rs.Desired, converged:
 		rs.State = "ready"
+	case starting == 0 && len(failed) > 0:
+		rs.State = "failed"
+		rs.Detail = fmt.Sprintf("%d node(s) failed, the previous version keeps serving there: %s", len(failed), strings.Join(failed, "; "))
 	}
 	return rs, nil
 }

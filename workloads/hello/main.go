@@ -10,8 +10,13 @@
 // spore manifest sets, so two spores of the same binary differ. Test knobs,
 // also from the environment: HELLO_HEALTH=never (never answers /health),
 // HELLO_HEALTH=fail (answers 500), HELLO_READY_DELAY=300ms (unhealthy for a
-// while after start). On SIGTERM it stops accepting, finishes in-flight
-// requests and exits 0.
+// while after start), HELLO_FORK=1 (starts a child process of itself that
+// stays in hello's process group, ignores SIGTERM, SIGINT and SIGHUP and
+// sleeps until it is killed; its pid is logged to stderr and served as plain
+// text on GET /child, which answers 404 without HELLO_FORK). The child is
+// hello re-executed with HELLO_CHILD=1; it outlives hello unless whoever
+// supervises hello kills the whole group. On SIGTERM hello stops accepting,
+// finishes in-flight requests and exits 0.
 package main
 
 import (
@@ -23,7 +28,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +38,9 @@ import (
 
 func main() {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	if os.Getenv("HELLO_CHILD") == "1" {
+		sleepForever()
+	}
 	port := os.Getenv("PORT")
 	if port == "" {
 		log.Fatal("hello: PORT is not set")
@@ -51,7 +61,24 @@ func main() {
 	started := time.Now()
 	healthMode := os.Getenv("HELLO_HEALTH")
 
+	childPID := 0
+	if os.Getenv("HELLO_FORK") == "1" {
+		pid, err := startChild()
+		if err != nil {
+			log.Fatalf("hello: start child: %v", err)
+		}
+		childPID = pid
+		log.Printf("hello: child pid %d", childPID)
+	}
+
 	mux := http.NewServeMux()
+	mux.HandleFunc("/child", func(w http.ResponseWriter, r *http.Request) {
+		if childPID == 0 {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintln(w, strconv.Itoa(childPID))
+	})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case healthMode == "never":
@@ -125,4 +152,31 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// startChild re-executes this binary in child mode, in the same process
+// group, and returns the child's pid. The child is reaped in the background
+// should it die while hello runs.
+func startChild() (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "HELLO_CHILD=1")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	go func() { _ = cmd.Wait() }()
+	return cmd.Process.Pid, nil
+}
+
+// sleepForever is the child mode: it ignores the polite signals and only
+// ends when killed.
+func sleepForever() {
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for {
+		time.Sleep(time.Hour)
+	}
 }
