@@ -6,6 +6,7 @@
 #   make fuzz    long fuzzing runs (FUZZTIME per target)
 #   make proto   regenerate protobuf Go code with pinned generators
 
+export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BIN      := bin
 FUZZTIME ?= 60s
