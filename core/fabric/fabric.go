@@ -147,6 +147,10 @@ type Fabric struct {
 	db  *bolt.DB
 
 	mu        sync.Mutex
+	// wmu serialises writes of desired state: the store is written under
+	// wmu alone, so a disk sync never holds mu, which the claim, endpoint
+	// and read paths take.
+	wmu sync.Mutex
 	closed    bool
 	plans     map[string]Plan
 	budgets   map[string]Budget
@@ -224,6 +228,8 @@ func New(opts Options) (*Fabric, error) {
 
 // Close stops every subscription and watch and closes the store.
 func (f *Fabric) Close() error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -310,6 +316,13 @@ func (b Budget) Validate() error {
 	return nil
 }
 
+func (f *Fabric) isClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// put writes one record of desired state; callers hold wmu.
 func (f *Fabric) put(bucket []byte, key string, v any) error {
 	if f.db == nil {
 		return nil
@@ -338,14 +351,16 @@ func (f *Fabric) PublishPlan(p Plan) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.isClosed() {
 		return ErrClosed
 	}
 	if err := f.put(bucketPlans, p.AppName, p); err != nil {
 		return fmt.Errorf("persist plan %s: %w", p.AppName, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.plans[p.AppName] = p
 	for s := range f.subs {
 		s.offer(p)
@@ -357,17 +372,19 @@ func (f *Fabric) PublishPlan(p Plan) error {
 // DeletePlan withdraws an app: subscribers receive Plan{AppName: app} and
 // agents stop the app.
 func (f *Fabric) DeletePlan(app string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.isClosed() {
 		return ErrClosed
 	}
-	if _, ok := f.plans[app]; !ok {
+	if _, ok := f.Plan(app); !ok {
 		return fmt.Errorf("delete plan %s: %w", app, ErrNotFound)
 	}
 	if err := f.del(bucketPlans, app); err != nil {
 		return fmt.Errorf("delete plan %s: %w", app, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	delete(f.plans, app)
 	for s := range f.subs {
 		s.offer(Plan{AppName: app})
@@ -445,14 +462,16 @@ func (f *Fabric) SetBudget(b Budget) error {
 	if err := b.Validate(); err != nil {
 		return err
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.isClosed() {
 		return ErrClosed
 	}
 	if err := f.put(bucketBudgets, b.AppName, b); err != nil {
 		return fmt.Errorf("persist budget %s: %w", b.AppName, err)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.budgets[b.AppName] = b
 	return nil
 }
