@@ -7,7 +7,8 @@
 // <RunDir>/<node>/spores/<hex>/), claims an instance slot from the fabric
 // (sized by the manifest's nutrients), and launches the binary in a fresh
 // instance directory <RunDir>/<node>/<app>-<rand>/ that also holds its
-// stdout.log and stderr.log. The workload runs in its own process group on a
+// stdout.log and stderr.log; the directories of the last few finished
+// instances of an app are kept, older ones removed. The workload runs in its own process group on a
 // loopback port given in PORT, next to the manifest's env and MESH_APP,
 // MESH_NODE and MESH_INSTANCE; it inherits only PATH (and LANG, TZ, TMPDIR
 // when set) from the mesh. It is gated on health (polled every few
@@ -26,10 +27,16 @@
 // stays down by its policy (or whose start failed) is tried again when a plan
 // for it is published again. A claim refused by the fabric is retried every
 // second, so a node takes over a slot another node gave up. Stopping an
-// instance sends SIGTERM to its group and SIGKILL after Grace. Each running
+// instance sends SIGTERM to its group and SIGKILL after Grace; once the
+// workload's main process has exited, whatever else still runs in its group
+// is killed (on Linux), so processes a workload forks never outlive it. With
+// TrustedFunc the trusted keys can change while the agent runs: a spore
+// already extracted is verified again against a changed key set before its
+// next launch. Each running
 // workload is recorded under <RunDir>/<node>/instances/; a later Start stops
 // what a crashed run left behind, checking the recorded process start time
-// so that a reused pid is never signalled. On Linux workloads also get
+// so that a reused pid is never signalled, and killing, by group and start
+// time, what the workload forked even when its main process is gone. On Linux workloads also get
 // SIGKILL when the mesh process dies. The package runs on Unix systems;
 // identifying leftovers by process start time needs Linux /proc.
 package agent
@@ -42,6 +49,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,13 +87,17 @@ type HealthChecker interface {
 	Check(ctx context.Context, c sdk.HealthCheck) (sdk.HealthResult, error)
 }
 
-// Options configure an Agent. NodeID, Fabric, Repo, Trusted, RunDir and
-// Health are required.
+// Options configure an Agent. NodeID, Fabric, Repo, Trusted or TrustedFunc,
+// RunDir and Health are required.
 type Options struct {
-	NodeID        string
-	Fabric        *fabric.Fabric
-	Repo          Repo
-	Trusted       []ed25519.PublicKey
+	NodeID  string
+	Fabric  *fabric.Fabric
+	Repo    Repo
+	Trusted []ed25519.PublicKey
+	// TrustedFunc, when set, is called at every verification and takes
+	// precedence over Trusted, so that a reloaded key set applies to the next
+	// launch. It must be safe for concurrent use.
+	TrustedFunc   func() []ed25519.PublicKey
 	RunDir        string
 	Health        HealthChecker
 	HealthPath    string        // default /health
@@ -134,6 +146,26 @@ type extracted struct {
 	done     bool
 	dir      string
 	manifest spore.Manifest
+	source   string // the verified spore file
+	trustID  string // the trusted key set it was last verified against
+}
+
+// trusted returns the keys spores are verified against now.
+func (a *Agent) trusted() []ed25519.PublicKey {
+	if a.opts.TrustedFunc != nil {
+		return a.opts.TrustedFunc()
+	}
+	return a.opts.Trusted
+}
+
+// trustID identifies a key set regardless of order.
+func trustID(keys []ed25519.PublicKey) string {
+	ids := make([]string, len(keys))
+	for k, key := range keys {
+		ids[k] = string(key)
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, "\x00")
 }
 
 // New checks opts and returns an agent; nothing runs before Start.
@@ -145,7 +177,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, errors.New("agent: no fabric")
 	case opts.Repo == nil:
 		return nil, errors.New("agent: no repo")
-	case len(opts.Trusted) == 0:
+	case len(opts.Trusted) == 0 && opts.TrustedFunc == nil:
 		return nil, errors.New("agent: no trusted keys")
 	case opts.RunDir == "":
 		return nil, errors.New("agent: no run dir")
@@ -294,8 +326,23 @@ func (a *Agent) prepare(ctx context.Context, digest string) (string, spore.Manif
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	keys := a.trusted()
+	id := trustID(keys)
 	if e.done {
+		if e.trustID == id {
+			return e.dir, e.manifest, nil
+		}
+		// The trusted keys changed since this spore was verified: check it
+		// again, so that a key withdrawn on reload stops new launches of the
+		// spores it signed.
+		if _, err := spore.Verify(e.source, keys); err != nil {
+			return "", spore.Manifest{}, fmt.Errorf("verify spore %s against the current trusted keys: %w", digest, err)
+		}
+		e.trustID = id
 		return e.dir, e.manifest, nil
+	}
+	if len(keys) == 0 {
+		return "", spore.Manifest{}, fmt.Errorf("verify spore %s: no trusted keys", digest)
 	}
 	hex, err := digestHex(digest)
 	if err != nil {
@@ -320,7 +367,7 @@ func (a *Agent) prepare(ctx context.Context, digest string) (string, spore.Manif
 	if err != nil {
 		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
 	}
-	m, err := spore.Extract(path, a.opts.Trusted, tmp)
+	m, err := spore.Extract(path, keys, tmp)
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return "", spore.Manifest{}, fmt.Errorf("verify and extract spore %s: %w", digest, err)
@@ -334,7 +381,7 @@ func (a *Agent) prepare(ctx context.Context, digest string) (string, spore.Manif
 		_ = os.RemoveAll(tmp)
 		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
 	}
-	e.dir, e.manifest, e.done = final, m, true
+	e.dir, e.manifest, e.source, e.trustID, e.done = final, m, path, id, true
 	a.log.Debug("spore extracted", "digest", digest, "dir", final)
 	return final, m, nil
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"time"
 
@@ -18,7 +19,8 @@ const (
 	// An instance that was ready this long before it exited resets the backoff.
 	restartStableAfter = 10 * time.Second
 	claimRetry         = time.Second
-	// Stopped and failed instances kept for Instances, per app.
+	// Stopped and failed instances kept for Instances, with their
+	// directories and logs, per app.
 	keepFinished = 5
 )
 
@@ -405,25 +407,36 @@ func (c *appCtl) forget(inst *instance) {
 	}
 }
 
-// pruneFinished keeps only the newest few finished instances.
+// pruneFinished keeps only the newest few finished instances, and removes
+// the instance directories (with their logs) of the ones it drops, so that a
+// crash loop does not fill the disk. Finished instances are reaped, so
+// nothing writes to those directories any more.
 func (c *appCtl) pruneFinished() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	finished := 0
 	for _, x := range c.all {
 		if !c.live[x] {
 			finished++
 		}
 	}
+	var dropped []*instance
 	kept := c.all[:0]
 	for _, x := range c.all {
 		if !c.live[x] && finished > keepFinished {
 			finished--
+			dropped = append(dropped, x)
 			continue
 		}
 		kept = append(kept, x)
 	}
+	clear(c.all[len(kept):])
 	c.all = kept
+	c.mu.Unlock()
+	for _, x := range dropped {
+		if err := os.RemoveAll(x.dir()); err != nil {
+			x.log.Warn("remove instance directory", "error", err)
+		}
+	}
 }
 
 func (c *appCtl) statuses() []InstanceStatus {

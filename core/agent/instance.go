@@ -150,10 +150,13 @@ func (i *instance) start(port int) *outcome {
 	return nil
 }
 
+// dir is the instance directory: working directory and logs.
+func (i *instance) dir() string { return filepath.Join(i.a.nodeDir, i.id) }
+
 // launch starts the workload process in its own group.
 func (i *instance) launch(sporeDir string, args []string, env map[string]string, wantPort int) error {
 	a := i.a
-	dir := filepath.Join(a.nodeDir, i.id)
+	dir := i.dir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance dir: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,7 +56,9 @@ func (a *Agent) removeRecord(instance string) {
 // and did not stop. A record is acted on only when its pid still belongs to
 // the process it describes (same start time, still leading its group), so a
 // reused pid is never signalled. Each such group gets SIGTERM, then SIGKILL
-// after the grace period.
+// after the grace period. Processes the workload forked are found by their
+// group and start time and killed too, also when the recorded leader itself
+// is already gone.
 func (a *Agent) clearLeftovers() error {
 	entries, err := os.ReadDir(a.recordsDir())
 	if err != nil {
@@ -82,7 +85,13 @@ func (a *Agent) clearLeftovers() error {
 			continue
 		}
 		if !sameProcess(r) {
-			a.log.Debug("leftover already gone", "app", r.App, "instance", r.Instance, "pid", r.PID)
+			// The leader is gone (with a mesh killed by SIGKILL the death
+			// signal takes it), but what it forked may still run in its group.
+			if n := killGroupRemains(r); n > 0 {
+				a.log.Warn("killed leftover processes of a previous run", "app", r.App, "instance", r.Instance, "pgid", r.PGID, "count", n)
+			} else {
+				a.log.Debug("leftover already gone", "app", r.App, "instance", r.Instance, "pid", r.PID)
+			}
 			_ = os.Remove(path)
 			continue
 		}
@@ -119,4 +128,55 @@ func (a *Agent) stopLeftover(r record) {
 	if sameProcess(r) {
 		_ = syscall.Kill(-r.PGID, syscall.SIGKILL)
 	}
+	if n := killGroupRemains(r); n > 0 {
+		a.log.Warn("killed leftover processes of a previous run", "app", r.App, "instance", r.Instance, "pgid", r.PGID, "count", n)
+	}
+}
+
+// killGroupRemains SIGKILLs, one pid at a time, the live processes of the
+// recorded group that started no earlier than its leader. The group id is
+// not signalled as a whole: once the leader is gone the id may be reused.
+// Each process is checked again right before it is signalled. It returns how
+// many processes were signalled.
+func killGroupRemains(r record) int {
+	killed := 0
+	for pass := 0; pass < 10; pass++ {
+		pids := groupMembers(r.PGID, r.StartTime)
+		if len(pids) == 0 {
+			return killed
+		}
+		for _, pid := range pids {
+			if isMember(pid, r.PGID, r.StartTime) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+		// Members forking while they were killed are caught by the next pass.
+		time.Sleep(10 * time.Millisecond)
+	}
+	return killed
+}
+
+// groupMembers lists the live processes in group pgid started at or after
+// start, read from /proc (empty where there is no /proc).
+func groupMembers(pgid int, start uint64) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 1 {
+			continue
+		}
+		if isMember(pid, pgid, start) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func isMember(pid, pgid int, start uint64) bool {
+	st, err := readProcStat(pid)
+	return err == nil && st.PGID == pgid && st.StartTime >= start && st.State != 'Z' && st.State != 'X'
 }

@@ -186,20 +186,48 @@ func (p *Plugin) checkExecutable() error {
 	if p.spec.SHA256 == "" {
 		return nil
 	}
-	want := strings.ToLower(strings.TrimPrefix(p.spec.SHA256, "sha256:"))
-	f, err := os.Open(p.path)
+	copyPath, err := p.verifiedCopy()
 	if err != nil {
-		return fmt.Errorf("%s: hash %s: %w", p.where(), p.path, err)
+		return err
 	}
-	defer f.Close()
+	return os.RemoveAll(filepath.Dir(copyPath))
+}
+
+// verifiedCopy copies the command into a private directory (0700) while
+// hashing it and returns the copy's path when its sha256 is the configured
+// one. The copy is what runs: replacing the file at the configured path after
+// the check cannot swap the binary that is executed.
+func (p *Plugin) verifiedCopy() (string, error) {
+	want := strings.ToLower(strings.TrimPrefix(p.spec.SHA256, "sha256:"))
+	src, err := os.Open(p.path)
+	if err != nil {
+		return "", fmt.Errorf("%s: hash %s: %w", p.where(), p.path, err)
+	}
+	defer src.Close()
+	dir, err := os.MkdirTemp("", "mesh-plugin-")
+	if err != nil {
+		return "", fmt.Errorf("%s: private copy of %s: %w", p.where(), p.path, err)
+	}
+	dst := filepath.Join(dir, filepath.Base(p.path))
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o700)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("%s: private copy of %s: %w", p.where(), p.path, err)
+	}
 	hs := sha256.New()
-	if _, err := io.Copy(hs, f); err != nil {
-		return fmt.Errorf("%s: hash %s: %w", p.where(), p.path, err)
+	_, err = io.Copy(io.MultiWriter(hs, out), src)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("%s: hash %s: %w", p.where(), p.path, err)
 	}
 	if got := hex.EncodeToString(hs.Sum(nil)); got != want {
-		return fmt.Errorf("%s: command %s has sha256 %s, configured %s: %w", p.where(), p.path, got, want, ErrChecksumMismatch)
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("%s: command %s has sha256 %s, configured %s: %w", p.where(), p.path, got, want, ErrChecksumMismatch)
 	}
-	return nil
+	return dst, nil
 }
 
 // decode decodes the spec's config block against schema.
@@ -257,16 +285,26 @@ func (e *ConfigError) As(target any) bool {
 
 // launch starts one process and checks what it is. It does not configure it.
 func (p *Plugin) launch(ctx context.Context) (*instance, error) {
+	path := p.path
 	if !p.bundled {
 		if err := p.checkExecutable(); err != nil {
 			return nil, err
+		}
+		if p.spec.SHA256 != "" {
+			copyPath, err := p.verifiedCopy()
+			if err != nil {
+				return nil, err
+			}
+			// Once started, the process no longer needs its file.
+			defer os.RemoveAll(filepath.Dir(copyPath))
+			path = copyPath
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	stderr := &tailBuffer{max: 2048}
-	cmd := exec.Command(p.path, p.args...)
+	cmd := exec.Command(path, p.args...)
 	// Its own process group, so a plugin and whatever it started can be
 	// killed together.
 	cmd.SysProcAttr = newProcAttr()
