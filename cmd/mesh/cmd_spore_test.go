@@ -1,48 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// buildSporeMesh builds the mesh binary into a temporary directory.
-func buildSporeMesh(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mesh")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// runSporeMesh runs mesh in dir and returns its exit code and output.
-func runSporeMesh(t *testing.T, mesh, dir string, args ...string) (int, string, string) {
-	t.Helper()
-	cmd := exec.Command(mesh, args...)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, stdout.String(), stderr.String()
-	case errors.As(err, &ee):
-		return ee.ExitCode(), stdout.String(), stderr.String()
-	}
-	t.Fatalf("run mesh %v: %v", args, err)
-	return 0, "", ""
-}
-
 func TestSporeCommands(t *testing.T) {
-	mesh := buildSporeMesh(t)
+	mesh := buildConfigMesh(t)
 	dir := t.TempDir()
 	must := func(name string, code int, stdout, stderr string, want int) {
 		t.Helper()
@@ -59,7 +27,7 @@ func TestSporeCommands(t *testing.T) {
 	write("manifest.json", `{"identity":{"name":"hello","version":"1.0.0"},"runtime":{"args":["-v"],"env":{"MODE":"test"}},
 		"resources":{"nutrients":{"cpu_milli":100,"memory_mb":16}},"slo":{"p99_budget_ms":20},"security":{"lsm_profile":"","read_only_fs":true}}`, 0o644)
 
-	code, out, errOut := runSporeMesh(t, mesh, dir, "keygen", "-out", "signer")
+	code, out, errOut := runConfigMesh(t, mesh, dir, "keygen", "-out", "signer")
 	must("keygen", code, out, errOut, 0)
 	pubText, err := os.ReadFile(filepath.Join(dir, "signer.pub"))
 	if err != nil {
@@ -77,10 +45,10 @@ func TestSporeCommands(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(dir, "signer.key")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("private key file: %v %v", st, err)
 	}
-	code, out, errOut = runSporeMesh(t, mesh, dir, "keygen", "-out", "signer")
+	code, out, errOut = runConfigMesh(t, mesh, dir, "keygen", "-out", "signer")
 	must("keygen again", code, out, errOut, 1)
 
-	code, out, errOut = runSporeMesh(t, mesh, dir, "pack", "-binary", "app", "-manifest", "manifest.json", "-key", "signer.key", "-out", "hello.spore")
+	code, out, errOut = runConfigMesh(t, mesh, dir, "pack", "-binary", "app", "-manifest", "manifest.json", "-key", "signer.key", "-out", "hello.spore")
 	must("pack", code, out, errOut, 0)
 	// sha256 of "#!/bin/sh\necho hello\n"
 	const digest = "bfdeaeb08cffb6a36438bcd12dda25417e3cdd36f1e7e482a2849d539225288b"
@@ -89,14 +57,14 @@ func TestSporeCommands(t *testing.T) {
 	}
 
 	for _, trust := range []string{"signer.pub", signer} {
-		code, out, errOut = runSporeMesh(t, mesh, dir, "verify", "-trust", trust, "hello.spore")
+		code, out, errOut = runConfigMesh(t, mesh, dir, "verify", "-trust", trust, "hello.spore")
 		must("verify -trust "+trust, code, out, errOut, 0)
 		if want := "OK hello 1.0.0 " + signer + "\n"; out != want {
 			t.Fatalf("verify printed %q, want %q", out, want)
 		}
 	}
 
-	code, out, errOut = runSporeMesh(t, mesh, dir, "inspect", "hello.spore")
+	code, out, errOut = runConfigMesh(t, mesh, dir, "inspect", "hello.spore")
 	must("inspect", code, out, errOut, 0)
 	if !strings.Contains(strings.ToLower(errOut), "not verified") {
 		t.Fatalf("inspect does not say it did not verify: %q", errOut)
@@ -118,19 +86,19 @@ func TestSporeCommands(t *testing.T) {
 	}
 
 	// A key that did not sign the spore: refused, exit 1.
-	code, out, errOut = runSporeMesh(t, mesh, dir, "keygen", "-out", "other")
+	code, out, errOut = runConfigMesh(t, mesh, dir, "keygen", "-out", "other")
 	must("keygen other", code, out, errOut, 0)
-	code, out, errOut = runSporeMesh(t, mesh, dir, "verify", "-trust", "other.pub", "hello.spore")
+	code, out, errOut = runConfigMesh(t, mesh, dir, "verify", "-trust", "other.pub", "hello.spore")
 	must("verify untrusted", code, out, errOut, 1)
 	if out != "" || !strings.Contains(errOut, "not trusted") {
 		t.Fatalf("untrusted verify: stdout %q stderr %q", out, errOut)
 	}
-	code, out, errOut = runSporeMesh(t, mesh, dir, "verify", "-trust", "ed25519:garbage", "hello.spore")
+	code, out, errOut = runConfigMesh(t, mesh, dir, "verify", "-trust", "ed25519:garbage", "hello.spore")
 	must("verify bad key text", code, out, errOut, 1)
 
 	// Operator-written manifests may not carry integrity.
 	write("signed.json", `{"identity":{"name":"a","version":"1"},"integrity":{"signature":"x"}}`, 0o644)
-	code, out, errOut = runSporeMesh(t, mesh, dir, "pack", "-binary", "app", "-manifest", "signed.json", "-key", "signer.key", "-out", "x.spore")
+	code, out, errOut = runConfigMesh(t, mesh, dir, "pack", "-binary", "app", "-manifest", "signed.json", "-key", "signer.key", "-out", "x.spore")
 	must("pack with integrity", code, out, errOut, 1)
 	if _, err := os.Stat(filepath.Join(dir, "x.spore")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("failed pack left a spore behind")
@@ -145,12 +113,12 @@ func TestSporeCommands(t *testing.T) {
 		{"inspect"},
 		{"verify", "-bogus", "hello.spore"},
 	} {
-		code, out, errOut = runSporeMesh(t, mesh, dir, args...)
+		code, out, errOut = runConfigMesh(t, mesh, dir, args...)
 		must(strings.Join(args, " "), code, out, errOut, 2)
 		if !strings.Contains(errOut, "Usage: mesh "+args[0]) {
 			t.Errorf("%v: no usage text in %q", args, errOut)
 		}
 	}
-	code, _, errOut = runSporeMesh(t, mesh, dir, "pack", "-h")
+	code, _, errOut = runConfigMesh(t, mesh, dir, "pack", "-h")
 	must("pack -h", code, "", errOut, 0)
 }

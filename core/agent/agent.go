@@ -8,12 +8,12 @@
 // (sized by the manifest's nutrients), and launches the binary in a fresh
 // instance directory <RunDir>/<node>/<app>-<rand>/ that also holds its
 // stdout.log and stderr.log; the directories of the last few finished
-// instances of an app are kept, older ones removed. The workload runs in its own process group on a
-// loopback port given in PORT, next to the manifest's env and MESH_APP,
-// MESH_NODE and MESH_INSTANCE; it inherits only PATH (and LANG, TZ, TMPDIR
-// when set) from the mesh. It is gated on health (polled every few
-// milliseconds at first, backing off to 100ms, up to HealthTimeout) and only
-// then registered as the node's endpoint of the app.
+// instances of an app are kept, older ones removed. The workload runs in its
+// own process group on a loopback port given in PORT, next to the manifest's
+// env and MESH_APP, MESH_NODE and MESH_INSTANCE; it inherits only PATH (and
+// LANG, TZ, TMPDIR when set) from the mesh. It is gated on health (polled
+// every few milliseconds at first, backing off to 100ms, up to HealthTimeout)
+// and only then registered as the node's endpoint of the app.
 //
 // A new digest for an app already running here is rolled out blue/green: the
 // old instance serves until the new one is healthy, the new endpoint then
@@ -32,11 +32,11 @@
 // is killed (on Linux), so processes a workload forks never outlive it. With
 // TrustedFunc the trusted keys can change while the agent runs: a spore
 // already extracted is verified again against a changed key set before its
-// next launch. Each running
-// workload is recorded under <RunDir>/<node>/instances/; a later Start stops
-// what a crashed run left behind, checking the recorded process start time
-// so that a reused pid is never signalled, and killing, by group and start
-// time, what the workload forked even when its main process is gone. On Linux workloads also get
+// next launch. Each running workload is recorded under
+// <RunDir>/<node>/instances/; a later Start stops what a crashed run left
+// behind, checking the recorded process start time so that a reused pid is
+// never signalled, and killing, by group and start time, what the workload
+// forked even when its main process is gone. On Linux workloads also get
 // SIGKILL when the mesh process dies. The package runs on Unix systems;
 // identifying leftovers by process start time needs Linux /proc.
 package agent

@@ -77,7 +77,7 @@ func runChild() int {
 				if err != nil {
 					return fail(err)
 				}
-				fmt.Printf("%s %d %d\n", childReadyPrefix, s.PID, st.StartTime)
+				fmt.Printf("%s %d %d %s\n", childReadyPrefix, s.PID, st.StartTime, s.URL)
 				select {} // wait to be killed
 			}
 		}
@@ -99,14 +99,21 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 	tests := []struct {
 		name      string
 		pdeathsig bool
+		fork      bool // the workload forks a child that ignores SIGTERM
 	}{
-		{"workload dies with the mesh", true},
-		{"next run stops the leftover", false},
+		{"workload dies with the mesh", true, false},
+		{"next run stops the leftover", false, false},
+		{"next run kills the forked child of a workload that died with the mesh", true, true},
+		{"next run stops the leftover and its forked child", false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			d := e.spore("v1", nil)
+			var extra map[string]string
+			if tc.fork {
+				extra = map[string]string{"HELLO_FORK": "1"}
+			}
+			d := e.spore("v1", extra)
 			child := exec.Command(os.Args[0], "-test.run=^$")
 			child.Env = append(os.Environ(),
 				childEnv+"="+e.runDir,
@@ -169,6 +176,10 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 					_ = syscall.Kill(-pid, syscall.SIGKILL)
 				}
 			})
+			gpid, gstart := 0, uint64(0)
+			if tc.fork {
+				gpid, gstart = forkedChild(t, fields[3])
+			}
 
 			if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
@@ -178,6 +189,12 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 
 			if tc.pdeathsig {
 				waitFor(t, 5*time.Second, "workload to die with the mesh", func() bool { return !sameStart(pid, start) })
+				if tc.fork {
+					time.Sleep(100 * time.Millisecond)
+					if !sameStart(gpid, gstart) {
+						t.Fatal("forked child died with the mesh; the leftover path is not exercised")
+					}
+				}
 			} else {
 				time.Sleep(100 * time.Millisecond)
 				if !sameStart(pid, start) {
@@ -191,6 +208,10 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 				left, _ := filepath.Glob(filepath.Join(records, "*.json"))
 				return !sameStart(pid, start) && len(left) == 0
 			})
+			if tc.fork {
+				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", gpid)); err == nil { t.Logf("child stat %s start %d leader %d %d", b, gstart, pid, start) }
+				waitFor(t, 5*time.Second, "forked child of the leftover killed", func() bool { return !sameStart(gpid, gstart) })
+			}
 		})
 	}
 }
@@ -259,4 +280,29 @@ func TestLeftoverRecordChecksStartTime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// forkedChild asks a hello started with HELLO_FORK=1 at url for its child's
+// pid and returns it with its start time. The child is killed (by pid, if it
+// is still the same process) when the test ends.
+func forkedChild(t testing.TB, url string) (int, uint64) {
+	t.Helper()
+	body, err := get(url + "/child")
+	if err != nil {
+		t.Fatalf("ask the workload for its child: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(body))
+	if err != nil || pid <= 1 {
+		t.Fatalf("bad child pid %q", body)
+	}
+	st, err := readProcStat(pid)
+	if err != nil {
+		t.Fatalf("forked child %d: %v", pid, err)
+	}
+	t.Cleanup(func() {
+		if sameStart(pid, st.StartTime) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	return pid, st.StartTime
 }

@@ -2,7 +2,6 @@ package pluginhost_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
+	"github.com/mycelium-mesh/mesh/internal/testutil"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
@@ -80,23 +80,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // newHost returns a host serving bundled plugins from serveBin, closed
 // when the test ends, and the buffer its logs go to.

@@ -155,3 +155,24 @@ func WaitGone(pids []int, d time.Duration) []int {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// SyncBuffer is an io.Writer safe for concurrent writers, for collecting the
+// logs of processes and loggers in tests.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
