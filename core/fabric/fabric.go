@@ -146,11 +146,11 @@ type Fabric struct {
 	log hclog.Logger
 	db  *bolt.DB
 
-	mu        sync.Mutex
+	mu sync.Mutex
 	// wmu serialises writes of desired state: the store is written under
 	// wmu alone, so a disk sync never holds mu, which the claim, endpoint
 	// and read paths take.
-	wmu sync.Mutex
+	wmu       sync.Mutex
 	closed    bool
 	plans     map[string]Plan
 	budgets   map[string]Budget
