@@ -119,10 +119,7 @@ func sameProcess(r record) bool {
 func (a *Agent) stopLeftover(r record) {
 	_ = syscall.Kill(-r.PGID, syscall.SIGTERM)
 	deadline := time.Now().Add(a.opts.Grace)
-	for time.Now().Before(deadline) {
-		if !sameProcess(r) {
-			return
-		}
+	for sameProcess(r) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if sameProcess(r) {

@@ -209,7 +209,6 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 				return !sameStart(pid, start) && len(left) == 0
 			})
 			if tc.fork {
-				if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", gpid)); err == nil { t.Logf("child stat %s start %d leader %d %d", b, gstart, pid, start) }
 				waitFor(t, 5*time.Second, "forked child of the leftover killed", func() bool { return !sameStart(gpid, gstart) })
 			}
 		})

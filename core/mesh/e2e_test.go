@@ -696,3 +696,61 @@ func TestDeployBudgetCapped(t *testing.T) {
 		t.Fatalf("budget allows one instance, %d ready: %+v", n, st.Instances)
 	}
 }
+
+// With the bundled fs repo plugin as backend, published spores are pushed to
+// it, and a digest missing from the local store is fetched back through the
+// plugin (and re-hashed) when an agent needs it.
+func TestRepoBackendPlugin(t *testing.T) {
+	e := newEnv(t)
+	blobs := filepath.Join(e.dir, "blobs")
+	e.extraApp = fmt.Sprintf(`plugin "repo" "fs" {
+  config {
+    dir = %q
+  }
+}
+`, blobs)
+	e.writeConfig()
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), `repo { dir = "repo" }`, `repo {
+  dir     = "repo"
+  backend = "fs"
+}`, 1))
+	if err := os.WriteFile(e.cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	d1 := e.status().Apps[0].Digest
+	hex1 := strings.TrimPrefix(d1, "sha256:")
+	if _, err := os.Stat(filepath.Join(blobs, hex1+".spore")); err != nil {
+		t.Fatalf("spore not pushed to the fs backend: %v", err)
+	}
+
+	// Publish v2 through the control API, then drop it from the local store:
+	// the agents must get it back through the plugin.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := e.client()
+	d2, err := c.PublishSpore(ctx, e.v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hex2 := strings.TrimPrefix(d2, "sha256:")
+	if _, err := os.Stat(filepath.Join(blobs, hex2+".spore")); err != nil {
+		t.Fatalf("v2 not pushed to the fs backend: %v", err)
+	}
+	if err := os.Remove(filepath.Join(e.dir, "repo", hex2+".spore")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Deploy(ctx, "billing", d2); err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
+		t.Fatalf("rollout from backend: %+v %v", rs, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "repo", hex2+".spore")); err != nil {
+		t.Fatalf("fetched spore not cached locally: %v", err)
+	}
+}
