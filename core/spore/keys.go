@@ -233,7 +233,10 @@ func writeNewFile(path string, data []byte, perm fs.FileMode) error {
 	if err := os.Link(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("sync directory of %s: %w", path, err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

@@ -61,7 +61,7 @@ func pack(w io.Writer, binaryPath string, m Manifest, key ed25519.PrivateKey, no
 	hdr.SetMode(0o755)
 	ew, err := zw.CreateHeader(hdr)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("write binary entry: %w", err)
 	}
 	h := sha256.New()
 	buf := make([]byte, copyBufSize)
@@ -80,7 +80,7 @@ func pack(w io.Writer, binaryPath string, m Manifest, key ed25519.PrivateKey, no
 		CreatedAt:    created.Format(time.RFC3339),
 	}
 	if m.Integrity.Signature, err = sign(m, key); err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("sign manifest: %w", err)
 	}
 	mj, err := encodePretty(m)
 	if err != nil {
@@ -93,13 +93,13 @@ func pack(w io.Writer, binaryPath string, m Manifest, key ed25519.PrivateKey, no
 	hdr.SetMode(0o644)
 	mw, err := zw.CreateHeader(hdr)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("write manifest entry: %w", err)
 	}
 	if _, err := mw.Write(mj); err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("write manifest entry: %w", err)
 	}
 	if err := zw.Close(); err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("finish archive: %w", err)
 	}
 	return m, nil
 }
