@@ -100,7 +100,7 @@ func run(r io.Reader, w io.Writer) error {
 		if !ok1 || !ok2 || b == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  %-40s %8.3fx\n", r.label, n/b)
+		fmt.Fprintf(w, "  %-40s %10sx\n", r.label, strconv.FormatFloat(n/b, 'g', 3, 64))
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ BenchmarkSHA256Sum-2	 10	 100 ns/op	 400.00 MB/s
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"core/spore", "BenchmarkPack", "200", "0.500x"} {
+	for _, want := range []string{"core/spore", "BenchmarkPack", "200", "0.5x"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}

@@ -52,6 +52,12 @@ func TestNewRefusesIncompleteOptions(t *testing.T) {
 	if _, err := New(good); err != nil {
 		t.Fatalf("New(good): %v", err)
 	}
+	byFunc := good
+	byFunc.Trusted = nil
+	byFunc.TrustedFunc = func() []ed25519.PublicKey { return []ed25519.PublicKey{testPub} }
+	if _, err := New(byFunc); err != nil {
+		t.Fatalf("New with TrustedFunc only: %v", err)
+	}
 }
 
 func TestLaunchRegistersEndpoint(t *testing.T) {

@@ -196,7 +196,7 @@ func (e *env) startAgent(node string, tweak func(*Options)) *running {
 }
 
 // stop cancels the agent, waits for Start to return and checks that none of
-// the processes it reported is still running.
+// the processes it reported, nor anything left in their groups, still runs.
 func (r *running) stop(t testing.TB) {
 	t.Helper()
 	seen := r.Instances()
@@ -215,6 +215,11 @@ func (r *running) stop(t testing.TB) {
 	for _, s := range append(seen, r.Instances()...) {
 		if s.PID > 0 && pidAlive(s.PID) {
 			t.Errorf("agent %s stopped but workload %s pid %d still runs", r.opts.NodeID, s.Instance, s.PID)
+		}
+		if s.PID > 0 {
+			if left := groupMembers(s.PID, 0); len(left) > 0 {
+				t.Errorf("agent %s stopped but processes %v of workload %s's group still run", r.opts.NodeID, left, s.Instance)
+			}
 		}
 	}
 }

@@ -174,7 +174,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 			NodeID:        node,
 			Fabric:        m.fabric,
 			Repo:          m.repo,
-			Trusted:       m.trust,
+			TrustedFunc:   m.trustedKeys,
 			RunDir:        cfg.RunDir,
 			Health:        m.plug.health(),
 			HealthPath:    cfg.Health.Path,
@@ -357,13 +357,17 @@ func (m *Mesh) Deploy(ctx context.Context, app, digest string) (fabric.Plan, err
 // ErrUnknownApp is returned for an app the mesh has no plan for.
 var ErrUnknownApp = errors.New("unknown app")
 
-// Publish stores a spore file in the repo and returns its digest. With
-// trusted keys configured, the spore is verified first.
-func (m *Mesh) Publish(path string) (string, error) {
+// trustedKeys returns the trusted keys in force; a reload replaces them.
+func (m *Mesh) trustedKeys() []ed25519.PublicKey {
 	m.mu.Lock()
-	trust := m.trust
-	m.mu.Unlock()
-	if _, err := spore.Verify(path, trust); err != nil {
+	defer m.mu.Unlock()
+	return m.trust
+}
+
+// Publish verifies a spore file against the trusted keys, stores it in the
+// repo (and its backend) and returns its digest.
+func (m *Mesh) Publish(path string) (string, error) {
+	if _, err := spore.Verify(path, m.trustedKeys()); err != nil {
 		return "", err
 	}
 	return m.repo.Put(path)
