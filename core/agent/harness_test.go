@@ -217,7 +217,14 @@ func (r *running) stop(t testing.TB) {
 			t.Errorf("agent %s stopped but workload %s pid %d still runs", r.opts.NodeID, s.Instance, s.PID)
 		}
 		if s.PID > 0 {
-			if left := groupMembers(s.PID, 0); len(left) > 0 {
+			// SIGKILL is delivered asynchronously: give the kernel a moment
+			// to finish killing what was signalled.
+			left := groupMembers(s.PID, 0)
+			for deadline := time.Now().Add(2 * time.Second); len(left) > 0 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+				left = groupMembers(s.PID, 0)
+			}
+			if len(left) > 0 {
 				t.Errorf("agent %s stopped but processes %v of workload %s's group still run", r.opts.NodeID, left, s.Instance)
 			}
 		}
