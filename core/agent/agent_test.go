@@ -606,3 +606,16 @@ func TestSameNodeTwiceRefused(t *testing.T) {
 		t.Fatalf("second agent on the same node: %v, want ErrNodeInUse", err)
 	}
 }
+
+// A plan's HealthPath replaces the agent's default: a workload whose /health
+// fails but whose /hello answers becomes ready when the plan says /hello.
+func TestPlanHealthPath(t *testing.T) {
+	e := newEnv(t)
+	d := e.spore("v1-healthpath", map[string]string{"HELLO_HEALTH": "fail"})
+	a := e.startAgent("n1", func(o *Options) { o.HealthTimeout = 2 * time.Second })
+	e.publish(fabric.Plan{Digest: d, HealthPath: "/hello"})
+	st := a.readyWith(t, "billing", d, 10*time.Second)
+	if ep, ok := endpointOf(e.fab, "billing", "n1"); !ok || ep.URL != st.URL {
+		t.Fatalf("endpoint %+v, want %s", ep, st.URL)
+	}
+}

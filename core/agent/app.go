@@ -199,6 +199,7 @@ func (c *appCtl) launch(digest string) {
 		state:    StateStarting,
 		since:    time.Now(),
 		exited:   make(chan struct{}),
+		health:   c.plan.HealthPath,
 	}
 	inst.log = c.log.With("digest", digest, "instance", inst.id)
 	c.pending = inst

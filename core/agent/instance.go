@@ -39,6 +39,7 @@ type instance struct {
 	digest   string
 	id       string
 	restarts int
+	health   string // health path from the plan; "" = the agent's
 	log      hclog.Logger
 	ctx      context.Context // cancelled to abort a start in progress
 	cancel   context.CancelFunc
@@ -341,7 +342,11 @@ func (i *instance) waitHealthy() error {
 			continue
 		}
 		cctx, ccancel := context.WithTimeout(ctx, checkTimeout)
-		res, err := a.opts.Health.Check(cctx, sdk.HealthCheck{URL: i.url, Path: a.opts.HealthPath, Timeout: checkTimeout})
+		path := a.opts.HealthPath
+		if i.health != "" {
+			path = i.health
+		}
+		res, err := a.opts.Health.Check(cctx, sdk.HealthCheck{URL: i.url, Path: path, Timeout: checkTimeout})
 		ccancel()
 		switch {
 		case err != nil:

@@ -91,6 +91,9 @@ type Plan struct {
 	Max     int    `json:"max"`
 	Port    int    `json:"port"`
 	Restart string `json:"restart,omitempty"`
+	// HealthPath is the path the app is health-checked on; "" means the
+	// agent's default (/health).
+	HealthPath string `json:"health_path,omitempty"`
 }
 
 // Deleted reports whether p announces that its app was withdrawn.

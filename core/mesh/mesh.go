@@ -315,7 +315,7 @@ func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
 				return fmt.Errorf("app %q: set budget: %w", a.Name, err)
 			}
 		}
-		p := fabric.Plan{AppName: a.Name, Digest: digest, Min: a.Min, Max: a.Max, Port: a.Port, Restart: a.Restart}
+		p := fabric.Plan{AppName: a.Name, Digest: digest, Min: a.Min, Max: a.Max, Port: a.Port, Restart: a.Restart, HealthPath: a.HealthPath}
 		if err := m.fabric.PublishPlan(p); err != nil {
 			return fmt.Errorf("app %q: publish plan: %w", a.Name, err)
 		}
