@@ -1,7 +1,7 @@
 # Mycelium Mesh — build, test and run.
 #
 #   make run     build, pack the sample workload and start a mesh that serves it
-#   make test    vet, format check and the whole test suite
+#   make test    vet, format check and the whole test suite under the race detector
 #   make bench   every benchmark scenario, summarised in bench/results.txt
 #   make fuzz    long fuzzing runs (FUZZTIME per target)
 #   make proto   regenerate protobuf Go code with pinned generators
@@ -10,7 +10,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BIN      := bin
 FUZZTIME ?= 60s
-GOFLAGS_TEST ?= -count=1 -timeout 20m
+GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
 .PHONY: all build test vet fmtcheck fuzz bench run clean
 
