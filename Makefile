@@ -4,15 +4,17 @@
 #   make test    vet, format check and the whole test suite under the race detector
 #   make bench   every benchmark scenario, summarised in bench/results.txt
 #   make fuzz    long fuzzing runs (FUZZTIME per target)
+#   make soak    rollouts, workload and plugin kills under load for SOAKTIME
 #   make proto   regenerate protobuf Go code with pinned generators
 
 export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BIN      := bin
 FUZZTIME ?= 60s
+SOAKTIME ?= 10m
 GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
-.PHONY: all build test vet fmtcheck fuzz bench run clean
+.PHONY: all build test vet fmtcheck fuzz soak bench run clean
 
 all: build
 
@@ -32,6 +34,9 @@ test: vet fmtcheck
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+soak:
+	MESH_SOAK_DURATION=$(SOAKTIME) $(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./core/mesh
 
 bench: build
 	scripts/bench.sh

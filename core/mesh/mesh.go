@@ -64,8 +64,11 @@ type Mesh struct {
 
 	mu      sync.Mutex // guards cfg and trust
 	applyMu sync.Mutex // serialises applying app blocks (start, reload, SIGHUP)
-	started time.Time
-	control *controlServer
+
+	publishedMu sync.Mutex
+	published   map[string]time.Time // when each app's current plan was published
+	started     time.Time
+	control     *controlServer
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -106,7 +109,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 		}
 	}
 
-	m := &Mesh{opts: opts, log: log, cfg: cfg, trust: trust}
+	m := &Mesh{opts: opts, log: log, cfg: cfg, trust: trust, published: map[string]time.Time{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -316,6 +319,7 @@ func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
 			}
 		}
 		p := fabric.Plan{AppName: a.Name, Digest: digest, Min: a.Min, Max: a.Max, Port: a.Port, Restart: a.Restart, HealthPath: a.HealthPath}
+		m.markPublished(a.Name)
 		if err := m.fabric.PublishPlan(p); err != nil {
 			return fmt.Errorf("app %q: publish plan: %w", a.Name, err)
 		}
@@ -347,11 +351,24 @@ func (m *Mesh) Deploy(ctx context.Context, app, digest string) (fabric.Plan, err
 		return fabric.Plan{}, fmt.Errorf("%w: %q", ErrUnknownApp, app)
 	}
 	p.Digest = digest
+	m.markPublished(app)
 	if err := m.fabric.PublishPlan(p); err != nil {
 		return fabric.Plan{}, fmt.Errorf("publish plan for %q: %w", app, err)
 	}
 	m.log.Info("deploy", "app", app, "digest", digest)
 	return p, nil
+}
+
+func (m *Mesh) markPublished(app string) {
+	m.publishedMu.Lock()
+	m.published[app] = time.Now()
+	m.publishedMu.Unlock()
+}
+
+func (m *Mesh) publishedAt(app string) time.Time {
+	m.publishedMu.Lock()
+	defer m.publishedMu.Unlock()
+	return m.published[app]
 }
 
 // ErrUnknownApp is returned for an app the mesh has no plan for.
@@ -495,6 +512,7 @@ func (m *Mesh) Rollout(app, digest string) (RolloutState, error) {
 		rs.State, rs.Detail = "superseded", "the plan now names "+p.Digest
 		return rs, nil
 	}
+	since := m.publishedAt(app)
 	var failed []string
 	var starting, readyOther int
 	for _, a := range m.agents {
@@ -514,7 +532,11 @@ func (m *Mesh) Rollout(app, digest string) (RolloutState, error) {
 			case "starting":
 				starting++
 			case "failed":
-				failed = append(failed, fmt.Sprintf("%s: %s", in.NodeID, in.LastError))
+				// Only failures of this rollout: an instance of the same
+				// digest may have failed in an earlier one.
+				if !in.Since.Before(since) {
+					failed = append(failed, fmt.Sprintf("%s: %s", in.NodeID, in.LastError))
+				}
 			}
 		}
 	}
