@@ -11,6 +11,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/mesh"
+	"github.com/mycelium-mesh/mesh/core/pluginhost"
 )
 
 func init() {
@@ -77,6 +78,11 @@ func reportMeshError(stderr io.Writer, err error) int {
 	var ce *mesh.ConfigError
 	if errors.As(err, &ce) {
 		_ = config.WriteDiagnostics(stderr, ce.Diags, nil, 0, false)
+		return exitError
+	}
+	var pe *pluginhost.ConfigError
+	if errors.As(err, &pe) {
+		_ = config.WriteDiagnostics(stderr, pe.Diags, nil, 0, false)
 		return exitError
 	}
 	return fail(stderr, "%v", err)

@@ -79,7 +79,7 @@ type Options struct {
 
 	ReadHeaderTimeout   time.Duration // (10s)
 	IdleTimeout         time.Duration // client keep-alive (120s)
-	UpstreamTimeout     time.Duration // upstream response headers (60s)
+	UpstreamTimeout     time.Duration // sending a request and awaiting the response header (60s)
 	DialTimeout         time.Duration // upstream connect (3s)
 	MaxHeaderBytes      int           // (64 KiB); larger headers get 431
 	MaxIdleConnsPerHost int           // upstream pool (1024)
@@ -193,16 +193,17 @@ func New(opts Options) (*Edge, error) {
 	dialer := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
 	e.dialer = dialer
 	e.transport = &http.Transport{
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          0, // no global cap; per host below
-		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: opts.UpstreamTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-		WriteBufferSize:       16 << 10,
-		ReadBufferSize:        16 << 10,
+		DialContext:            dialer.DialContext,
+		MaxIdleConns:           0, // no global cap; per host below
+		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		ResponseHeaderTimeout:  opts.UpstreamTimeout,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      false,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
 	}
 	empty := map[string]*app{}
 	e.routes.Store(&empty)

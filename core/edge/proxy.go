@@ -62,7 +62,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		edgeError(w, st, http.StatusMethodNotAllowed, "CONNECT is not supported")
 		return
 	}
-	rt, ok := parseRoute(r.URL.EscapedPath())
+	rt, ok := parseRoute(requestPath(r))
 	if !ok {
 		edgeError(w, st, http.StatusBadRequest, "malformed path")
 		return
@@ -233,10 +233,15 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
 	h[HeaderEdge] = st
+	// The body reader fills resp.Trailer with every trailer that arrives,
+	// announced or not; remember which ones were announced.
+	var declaredTrailers map[string]struct{}
 	if len(resp.Trailer) > 0 {
 		keys := make([]string, 0, len(resp.Trailer))
+		declaredTrailers = make(map[string]struct{}, len(resp.Trailer))
 		for k := range resp.Trailer {
 			keys = append(keys, k)
+			declaredTrailers[k] = struct{}{}
 		}
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
@@ -265,7 +270,12 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 		panic(http.ErrAbortHandler)
 	}
 	for k, vv := range resp.Trailer {
-		h[k] = vv
+		if _, declared := declaredTrailers[k]; declared {
+			h[k] = vv
+		} else {
+			// Not announced before the body: only the prefix form is sent.
+			h[http.TrailerPrefix+k] = vv
+		}
 	}
 	return code
 }
@@ -488,9 +498,13 @@ func outRequest(r *http.Request, path string, st []string) (out *http.Request, b
 
 	u := &url.URL{Scheme: "http", RawQuery: r.URL.RawQuery, ForceQuery: r.URL.ForceQuery}
 	if strings.HasPrefix(path, "//") {
-		// An opaque "//x" would read as an authority: spell it out.
-		if p, err := url.PathUnescape(path); err == nil {
-			u.Path, u.RawPath = p, path
+		// An opaque "//x" would read as an authority: spell it out as a
+		// path. url.URL drops a RawPath holding bytes it would escape and
+		// re-escapes the decoded path, turning %2F into '/'; escaping
+		// those bytes first keeps every %XX as it is.
+		raw := escapeLoose(path)
+		if p, err := url.PathUnescape(raw); err == nil {
+			u.Path, u.RawPath = p, raw
 		} else {
 			u.Path = path
 		}
@@ -507,6 +521,48 @@ func outRequest(r *http.Request, path string, st []string) (out *http.Request, b
 		Header:     h,
 	}
 	return out.WithContext(r.Context()), u, upgrade
+}
+
+// requestPath is the escaped path of r as the client spelled it, so that
+// the workload sees the same bytes; url.URL.EscapedPath would re-escape
+// bytes such as '|' or '{'. Absolute-form targets, and targets holding a
+// '#' that a workload could take for a fragment, fall back to the parsed
+// URL.
+func requestPath(r *http.Request) string {
+	ru := r.RequestURI
+	if ru == "" || ru[0] != '/' || strings.IndexByte(ru, '#') >= 0 {
+		return r.URL.EscapedPath()
+	}
+	if i := strings.IndexByte(ru, '?'); i >= 0 {
+		ru = ru[:i]
+	}
+	return ru
+}
+
+// escapeLoose percent-encodes the bytes of an escaped path that are
+// neither unreserved, sub-delims, ':', '@', '/' nor '%', leaving existing
+// escapes alone.
+func escapeLoose(p string) string {
+	const hex = "0123456789ABCDEF"
+	var b []byte
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		keep := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-._~!$&'()*+,;=:@/%", c) >= 0
+		switch {
+		case !keep:
+			if b == nil {
+				b = append(make([]byte, 0, len(p)+8), p[:i]...)
+			}
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		case b != nil:
+			b = append(b, c)
+		}
+	}
+	if b == nil {
+		return p
+	}
+	return string(b)
 }
 
 func clientIP(remote string) string {

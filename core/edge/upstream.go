@@ -21,9 +21,41 @@ import (
 // upConn is one keep-alive connection to an endpoint.
 type upConn struct {
 	c        net.Conn
+	lr       capReader // between c and br: bounds response headers
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	idleFrom time.Time
+	poison   func()     // makes blocked reads and writes fail at once
+	probe    *idleProbe // tells whether the idle connection is still usable
+}
+
+// maxResponseHeaderBytes bounds what an endpoint may send before the body
+// of its final answer, informational answers included.
+const maxResponseHeaderBytes = 1 << 20
+
+// ErrResponseHeaderTooLarge is the error for an endpoint whose response
+// header exceeds the edge's limit; the client gets a 502.
+var ErrResponseHeaderTooLarge = errors.New("edge: endpoint response header too large")
+
+// capReader reads from c, at most n bytes while n is non-negative.
+type capReader struct {
+	c net.Conn
+	n int64 // -1: no limit
+}
+
+func (r *capReader) Read(p []byte) (int, error) {
+	if r.n < 0 {
+		return r.c.Read(p)
+	}
+	if r.n == 0 {
+		return 0, ErrResponseHeaderTooLarge
+	}
+	if int64(len(p)) > r.n {
+		p = p[:r.n]
+	}
+	n, err := r.c.Read(p)
+	r.n -= int64(n)
+	return n, err
 }
 
 // errStale marks a reused connection that the endpoint had closed: nothing
@@ -37,33 +69,41 @@ var aLongTimeAgo = time.Unix(1, 0)
 // close idle connections after a few seconds.
 const idleLimit = 30 * time.Second
 
-func (e *Edge) getConn(ctx context.Context, ep *endpoint) (uc *upConn, reused bool, err error) {
-	for {
+// getConn takes an idle connection to ep, or dials one when there is none
+// or fresh is set. Pooled connections that the endpoint closed, or on which
+// it sent bytes nobody asked for, are dropped rather than used.
+func (e *Edge) getConn(ctx context.Context, ep *endpoint, fresh bool) (uc *upConn, reused bool, err error) {
+	for !fresh {
+		var uc *upConn
 		select {
-		case uc := <-ep.idle:
-			if time.Since(uc.idleFrom) > idleLimit {
-				uc.c.Close()
-				continue
-			}
-			return uc, true, nil
+		case uc = <-ep.idle:
 		default:
 		}
-		break
+		if uc == nil {
+			break
+		}
+		if time.Since(uc.idleFrom) > idleLimit || !uc.probe.usable() {
+			uc.c.Close()
+			continue
+		}
+		return uc, true, nil
 	}
 	c, err := e.dialer.DialContext(ctx, "tcp", ep.host)
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{
-		c:  c,
-		br: bufio.NewReaderSize(c, 16<<10),
-		bw: bufio.NewWriterSize(c, 8<<10),
-	}, false, nil
+	uc = &upConn{c: c, lr: capReader{c: c, n: -1}, bw: bufio.NewWriterSize(c, 8<<10)}
+	uc.br = bufio.NewReaderSize(&uc.lr, 16<<10)
+	uc.poison = func() { c.SetDeadline(aLongTimeAgo) }
+	uc.probe = newIdleProbe(c)
+	return uc, false, nil
 }
 
 // putConn pools uc, or closes it when the pool is full or the endpoint left.
 func (e *Edge) putConn(ep *endpoint, uc *upConn) {
-	if ep.removed.Load() || e.ctx.Err() != nil {
+	// Bytes after the end of the answer were never asked for: the next
+	// request would read them as its answer.
+	if ep.removed.Load() || e.ctx.Err() != nil || uc.br.Buffered() > 0 {
 		uc.c.Close()
 		return
 	}
@@ -125,12 +165,14 @@ func (x *exchange) Close() error {
 
 // roundTrip sends a request without a body to ep over the edge's pool. For
 // idempotent methods, a pooled connection that turns out closed by the
-// endpoint (nothing came back) is replaced by a fresh one, transparently. Dial errors come back as *net.OpError with Op
+// endpoint (nothing came back) costs one more try on a freshly dialed
+// connection, transparently. Dial errors come back as *net.OpError with Op
 // "dial", like http.Transport's.
 func (e *Edge) roundTrip(req *http.Request, ep *endpoint) (*http.Response, error) {
 	ctx := req.Context()
-	for try := 0; ; try++ {
-		uc, reused, err := e.getConn(ctx, ep)
+	fresh := false
+	for {
+		uc, reused, err := e.getConn(ctx, ep, fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +181,8 @@ func (e *Edge) roundTrip(req *http.Request, ep *endpoint) (*http.Response, error
 			return resp, nil
 		}
 		uc.c.Close()
-		if errors.Is(err, errStale) && reused && try < 2 && idempotent(req.Method) {
+		if errors.Is(err, errStale) && reused && idempotent(req.Method) {
+			fresh = true
 			continue
 		}
 		if errors.Is(err, errStale) {
@@ -149,36 +192,50 @@ func (e *Edge) roundTrip(req *http.Request, ep *endpoint) (*http.Response, error
 	}
 }
 
+// failExchange ends a failed exchange: the client's cancellation wins over
+// the error it caused.
+func failExchange(ctx context.Context, stop func() bool, err error) (*http.Response, error) {
+	stop()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, fmt.Errorf("await response headers: %w", err)
+	}
+	return nil, err
+}
+
 func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc *upConn) (*http.Response, error) {
+	// The upstream timeout covers writing the request and waiting for the
+	// answer's header. The deadline is set before the cancellation hook,
+	// which may run at once and must win.
+	uc.c.SetDeadline(time.Now().Add(e.opts.UpstreamTimeout))
+	stop := context.AfterFunc(ctx, uc.poison)
 	if err := req.Write(uc.bw); err != nil {
-		return nil, errStale
+		return failExchange(ctx, stop, errStale)
 	}
 	if err := uc.bw.Flush(); err != nil {
-		return nil, errStale
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return failExchange(ctx, stop, fmt.Errorf("write request: %w", err))
+		}
+		return failExchange(ctx, stop, errStale)
 	}
-	// The deadline first: the hook may run at once and must win.
-	uc.c.SetReadDeadline(time.Now().Add(e.opts.UpstreamTimeout))
-	stop := context.AfterFunc(ctx, func() { uc.c.SetReadDeadline(aLongTimeAgo) })
+	uc.lr.n = maxResponseHeaderBytes
 	var resp *http.Response
-	for {
+	for first := true; ; first = false {
 		if _, err := uc.br.Peek(1); err != nil {
-			stop()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return nil, fmt.Errorf("await response headers: %w", err)
+			if !first || errors.Is(err, ErrResponseHeaderTooLarge) || (errors.As(err, &ne) && ne.Timeout()) {
+				return failExchange(ctx, stop, fmt.Errorf("read response: %w", err))
 			}
-			return nil, errStale
+			// Not a byte came back: the endpoint closed the connection.
+			return failExchange(ctx, stop, errStale)
 		}
 		r, err := http.ReadResponse(uc.br, req)
 		if err != nil {
-			stop()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("read response: %w", err)
+			return failExchange(ctx, stop, fmt.Errorf("read response: %w", err))
 		}
 		if r.StatusCode >= 100 && r.StatusCode < 200 && r.StatusCode != http.StatusSwitchingProtocols {
 			continue // informational answers are not relayed
@@ -186,10 +243,11 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 		resp = r
 		break
 	}
-	uc.c.SetReadDeadline(time.Time{})
+	uc.lr.n = -1
+	uc.c.SetDeadline(time.Time{})
 	if ctx.Err() != nil {
 		// Cancelled while the deadline was being reset: poison it again.
-		uc.c.SetReadDeadline(aLongTimeAgo)
+		uc.c.SetDeadline(aLongTimeAgo)
 	}
 	resp.Body = &exchange{e: e, ep: ep, uc: uc, body: resp.Body, stop: stop, resp: resp}
 	return resp, nil

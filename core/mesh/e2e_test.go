@@ -754,3 +754,26 @@ func TestRepoBackendPlugin(t *testing.T) {
 		t.Fatalf("fetched spore not cached locally: %v", err)
 	}
 }
+
+// `mesh run` refuses a configuration whose plugin config block is wrong,
+// naming the file and line, before starting anything.
+func TestRunRefusesBadPluginConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "mesh.hcl")
+	src := "control {\n  socket = \"c.sock\"\n}\nedge {\n  listen = \"127.0.0.1:0\"\n  admin  = \"\"\n}\n" +
+		"plugin \"health\" \"http\" {\n  config {\n    timeout = 5\n    nope    = true\n  }\n}\n"
+	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(meshBin, "run", "-config", cfg)
+	out, err := cmd.CombinedOutput()
+	if err == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("want exit 1, got %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "mesh.hcl line 11") || !strings.Contains(string(out), "nope") {
+		t.Fatalf("diagnostic does not point at the attribute:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "c.sock")); err == nil {
+		t.Fatal("control socket created for a refused configuration")
+	}
+}

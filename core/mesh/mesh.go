@@ -138,7 +138,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 }
 
 func loadConfig(path string) (*config.Config, error) {
-	cfg, diags := config.Load(path)
+	cfg, diags := Validate(path)
 	if diags.HasErrors() {
 		return nil, &ConfigError{Diags: diags}
 	}
@@ -214,7 +214,6 @@ func (m *Mesh) Run(ctx context.Context) error {
 		return fmt.Errorf("edge: %w", err)
 	}
 	m.edge = e
-	m.log.Info("edge listening", "addr", e.Addr().String(), "admin", cfg.Edge.Admin)
 
 	cs, err := startControl(m, cfg.Control)
 	if err != nil {
