@@ -39,9 +39,13 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "APP\tDIGEST\tREADY/DESIRED\tMIN\tMAX\tRESTART\n")
+	fmt.Fprintf(tw, "APP\tDIGEST\tREADY/DESIRED\tMIN\tMAX\tRESTART\tHEALTH\n")
 	for _, a := range st.Apps {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s\n", a.Name, short(a.Digest), a.Ready, a.Desired, a.Min, a.Max, a.Restart)
+		health := "ok"
+		if a.Degraded {
+			health = "degraded"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s\t%s\n", a.Name, short(a.Digest), a.Ready, a.Desired, a.Min, a.Max, a.Restart, health)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "APP\tNODE\tINSTANCE\tDIGEST\tSTATE\tPID\tPORT\tENDPOINT\tRESTARTS\n")

@@ -440,6 +440,7 @@ type AppStatus struct {
 	Restart   string            `json:"restart"`
 	Desired   int               `json:"desired"`
 	Ready     int               `json:"ready"`
+	Degraded  bool              `json:"degraded"` // fewer endpoints than Min
 	Endpoints []fabric.Endpoint `json:"endpoints"`
 }
 
@@ -462,7 +463,7 @@ func (m *Mesh) Status() Status {
 	})
 	for _, p := range m.fabric.Plans() {
 		as := AppStatus{Name: p.AppName, Digest: p.Digest, Min: p.Min, Max: p.Max, Restart: p.Restart,
-			Desired: m.desired(p), Endpoints: m.fabric.Endpoints(p.AppName)}
+			Desired: m.desired(p), Degraded: m.fabric.Degraded(p.AppName), Endpoints: m.fabric.Endpoints(p.AppName)}
 		for _, in := range st.Instances {
 			if in.App == p.AppName && in.Digest == p.Digest && in.State == "ready" {
 				as.Ready++
