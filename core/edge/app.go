@@ -26,7 +26,7 @@ const minSlowStart = 0.1
 type app struct {
 	e     *Edge
 	name  string
-	strip bool
+	strip atomic.Bool // strip the /{app} prefix; changed by SetApps
 
 	picker atomic.Pointer[picker]
 	rr     atomic.Uint64 // round-robin position, kept across table swaps
@@ -68,11 +68,11 @@ func newApp(e *Edge, name string) *app {
 	a := &app{
 		e:       e,
 		name:    name,
-		strip:   strip,
 		prom:    e.metrics.forApp(name),
 		kick:    make(chan struct{}, 1),
 		balKick: make(chan struct{}, 1),
 	}
+	a.strip.Store(strip)
 	a.window.Store(&budgetWindow{start: time.Now()})
 	a.picker.Store(&picker{mode: sdk.ModeRoundRobin})
 	return a

@@ -161,6 +161,7 @@ type Edge struct {
 
 	mu       sync.Mutex // guards apps, started, upgraded
 	apps     map[string]*app
+	served   map[string]bool // apps whose last snapshot had endpoints
 	started  bool
 	upgraded map[net.Conn]struct{}
 
@@ -372,6 +373,33 @@ func (e *Edge) apply(s fabric.Snapshot) {
 			a.setEndpoints(nil)
 		}
 	}
+	e.served = make(map[string]bool, len(s.Apps))
+	for name, eps := range s.Apps {
+		if len(eps) > 0 {
+			e.served[name] = true
+		}
+	}
+	e.publishLocked()
+}
+
+// SetApps replaces the per-app settings, as a configuration reload does:
+// strip-prefix changes take effect for the next request, and an app that is
+// neither listed nor has endpoints is no longer routed (it answers 404
+// instead of 503).
+func (e *Edge) SetApps(apps map[string]AppOptions) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.opts.Apps = apps
+	for name, a := range e.apps {
+		strip := true
+		if o, ok := apps[name]; ok && o.StripPrefix != nil {
+			strip = *o.StripPrefix
+		}
+		a.strip.Store(strip)
+	}
+	for name := range apps {
+		e.appLocked(name)
+	}
 	e.publishLocked()
 }
 
@@ -398,7 +426,12 @@ func (e *Edge) appLocked(name string) *app {
 func (e *Edge) publishLocked() {
 	m := make(map[string]*app, len(e.apps))
 	for k, v := range e.apps {
-		m[k] = v
+		// An app is routed while it has endpoints or is configured; one
+		// withdrawn and drained answers 404 like any unknown app. Its
+		// state is kept for when it comes back.
+		if _, listed := e.opts.Apps[k]; listed || e.served[k] {
+			m[k] = v
+		}
 	}
 	e.routes.Store(&m)
 }

@@ -1006,3 +1006,51 @@ func labelsOf[L interface {
 	}
 	return m
 }
+
+// SetApps applies a reload: a strip-prefix change takes effect for the next
+// request, and an app that is no longer configured and has no endpoints
+// answers 404 like any unknown app, while a configured one answers 503.
+func TestSetApps(t *testing.T) {
+	f := newFabric(t)
+	e := startEdge(t, Options{Source: f, Apps: map[string]AppOptions{"billing": {}, "echo": {}}})
+	f.RegisterEndpoint(fabric.Endpoint{AppName: "echo", NodeID: "n1", URL: startHello(t, "e1")})
+	waitEndpoints(t, e, "echo", 1)
+
+	path := func() string {
+		resp, err := http.Get(edgeURL(e) + "/echo/x?q=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got struct{ Path string }
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Path
+	}
+	if p := path(); p != "/x" {
+		t.Fatalf("stripped path %q, want /x", p)
+	}
+	keep := false
+	e.SetApps(map[string]AppOptions{"billing": {}, "echo": {StripPrefix: &keep}})
+	if p := path(); p != "/echo/x" {
+		t.Fatalf("after SetApps path %q, want /echo/x", p)
+	}
+
+	// echo withdrawn from the configuration and drained: 404; billing,
+	// still configured and without endpoints: 503.
+	e.SetApps(map[string]AppOptions{"billing": {}})
+	f.DeregisterEndpoint("echo", "n1")
+	status := func(app string) int {
+		resp, err := http.Get(edgeURL(e) + "/" + app + "/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, 5*time.Second, "withdrawn app to answer 404", func() bool { return status("echo") == 404 })
+	if s := status("billing"); s != 503 {
+		t.Fatalf("configured app without endpoints: %d, want 503", s)
+	}
+}

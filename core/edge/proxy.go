@@ -81,7 +81,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := rt.cleaned
-	if a.strip {
+	if a.strip.Load() {
 		path = rt.rest
 	}
 	a.inFlight.Add(1)

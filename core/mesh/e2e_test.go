@@ -599,6 +599,15 @@ func TestControlTCPAndReload(t *testing.T) {
 		}
 		return true
 	})
+	// The withdrawn app is unknown to the edge again.
+	waitFor(t, 10*time.Second, "withdrawn app answers 404", func() bool {
+		resp, err := http.Get(e.edgeURL + "/echo/hello")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNotFound
+	})
 }
 
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {

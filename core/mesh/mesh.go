@@ -213,7 +213,9 @@ func (m *Mesh) Run(ctx context.Context) error {
 		wg.Wait()
 		return fmt.Errorf("edge: %w", err)
 	}
+	m.mu.Lock()
 	m.edge = e
+	m.mu.Unlock()
 
 	cs, err := startControl(m, cfg.Control)
 	if err != nil {
@@ -256,23 +258,28 @@ func (m *Mesh) closeAll() {
 
 // edgeOptions builds the edge's options from cfg.
 func (m *Mesh) edgeOptions(cfg *config.Config) edge.Options {
-	apps := map[string]edge.AppOptions{}
-	for _, a := range cfg.Apps {
-		strip := a.StripPrefix
-		apps[a.Name] = edge.AppOptions{StripPrefix: &strip}
-	}
 	return edge.Options{
 		Source:            m.fabric,
 		Balancers:         m.plug.balancerFor(cfg),
 		Logger:            m.log.Named("edge"),
 		AdminAddr:         cfg.Edge.Admin,
 		LogInterval:       cfg.Edge.LogInterval,
-		Apps:              apps,
+		Apps:              edgeApps(cfg),
 		ReadHeaderTimeout: cfg.Edge.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Edge.IdleTimeout,
 		UpstreamTimeout:   cfg.Edge.UpstreamTimeout,
 		MaxHeaderBytes:    cfg.Edge.MaxHeaderBytes,
 	}
+}
+
+// edgeApps returns the edge's per-app settings from cfg.
+func edgeApps(cfg *config.Config) map[string]edge.AppOptions {
+	apps := map[string]edge.AppOptions{}
+	for _, a := range cfg.Apps {
+		strip := a.StripPrefix
+		apps[a.Name] = edge.AppOptions{StripPrefix: &strip}
+	}
+	return apps
 }
 
 // appliedFile records, per app, the hash of the mesh.hcl block last applied,
@@ -416,7 +423,11 @@ func (m *Mesh) Reload(ctx context.Context) ([]string, error) {
 	m.mu.Lock()
 	m.cfg = cfg
 	m.trust = trust
+	e := m.edge
 	m.mu.Unlock()
+	if e != nil {
+		e.SetApps(edgeApps(cfg))
+	}
 	m.log.Info("configuration reloaded", "apps", len(cfg.Apps), "notes", len(notes))
 	return notes, nil
 }
@@ -472,8 +483,11 @@ func (m *Mesh) Status() Status {
 		st.Apps = append(st.Apps, as)
 	}
 	sort.Slice(st.Apps, func(i, j int) bool { return st.Apps[i].Name < st.Apps[j].Name })
-	if m.edge != nil {
-		st.Edge = m.edge.Counters()
+	m.mu.Lock()
+	e := m.edge
+	m.mu.Unlock()
+	if e != nil {
+		st.Edge = e.Counters()
 	}
 	return st
 }

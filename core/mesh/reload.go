@@ -12,8 +12,9 @@ import (
 )
 
 // restartNotes lists the changes between old and next that a reload does not
-// apply to a running mesh. App blocks (plans and budgets) and trusted keys are
-// applied live; everything named here needs `mesh run` to be restarted.
+// apply to a running mesh. App blocks (plans, budgets, strip_prefix) and
+// trusted keys are applied live; everything named here needs `mesh run` to be
+// restarted.
 func restartNotes(old, next *config.Config) []string {
 	var notes []string
 	note := func(changed bool, what string) {
@@ -31,8 +32,9 @@ func restartNotes(old, next *config.Config) []string {
 	note(old.LogLevel != next.LogLevel, "log_level")
 	note(pluginsFingerprint(old) != pluginsFingerprint(next), "plugins")
 	for _, a := range next.Apps {
-		if o, ok := old.App(a.Name); ok && (o.Balancer != a.Balancer || o.StripPrefix != a.StripPrefix) {
-			notes = append(notes, fmt.Sprintf("app %q: balancer/strip_prefix changed: restart the mesh to apply", a.Name))
+		o, ok := old.App(a.Name)
+		if (ok && o.Balancer != a.Balancer) || (!ok && a.Balancer != next.Edge.Balancer) {
+			notes = append(notes, fmt.Sprintf("app %q: balancer %q: restart the mesh to apply", a.Name, a.Balancer))
 		}
 	}
 	return notes
