@@ -18,12 +18,13 @@ func init() {
 }
 
 func runDeploy(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("deploy", "deploy -app NAME (-digest sha256:... | -spore FILE.spore) [-detach] [-timeout 2m]", stderr)
+	fs := newFlagSet("deploy", "deploy -app NAME (-digest sha256:... | -spore FILE.spore) [-detach] [-rollback=false] [-timeout 2m]", stderr)
 	cf := addControlFlags(fs)
 	app := fs.String("app", "", "app to deploy (required)")
 	digest := fs.String("digest", "", "digest of a spore already in the repo")
 	sporePath := fs.String("spore", "", "spore file to publish, then deploy")
 	detach := fs.Bool("detach", false, "return once the plan is published instead of following the rollout")
+	rollback := fs.Bool("rollback", true, "when the rollout fails, deploy the previous digest again")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to follow the rollout")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
@@ -39,6 +40,9 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	if err := mustHaveApp(ctx, c, *app); err != nil {
+		return fail(stderr, "%v", err)
+	}
 	d := *digest
 	if *sporePath != "" {
 		if d, err = c.PublishSpore(ctx, *sporePath); err != nil {
@@ -46,10 +50,12 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "published %s\n", d)
 	}
-	if err := c.Deploy(ctx, *app, d); err != nil {
+	res, err := c.Deploy(ctx, *app, d)
+	if err != nil {
 		return fail(stderr, "deploy %s: %v", *app, err)
 	}
-	fmt.Fprintf(stdout, "deploying %s → %s\n", *app, d)
+	d = res.Plan.Digest
+	fmt.Fprintf(stdout, "deploying %s → %s (was %s)\n", *app, d, res.Previous)
 	if *detach {
 		return exitOK
 	}
@@ -59,11 +65,36 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	switch rs.State {
-	case "ready":
+	switch {
+	case rs.State == "ready":
 		fmt.Fprintf(stdout, "%s is ready on %s (%d/%d)\n", *app, d, rs.Ready, rs.Desired)
 		return exitOK
+	case rs.State == "failed" && *rollback && res.Previous != "" && res.Previous != d:
+		fmt.Fprintf(stderr, "rollout of %s failed: %s\n", *app, rs.Detail)
+		if _, err := c.Deploy(ctx, *app, res.Previous); err != nil {
+			return fail(stderr, "roll back %s to %s: %v", *app, res.Previous, err)
+		}
+		return fail(stderr, "rolled %s back to %s", *app, res.Previous)
 	default:
 		return fail(stderr, "rollout of %s %s: %s", *app, rs.State, rs.Detail)
 	}
+}
+
+// mustHaveApp fails early, before anything is uploaded, for an app the mesh
+// does not run.
+func mustHaveApp(ctx context.Context, c *mesh.Client, app string) error {
+	st, _, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range st.Apps {
+		if a.Name == app {
+			return nil
+		}
+	}
+	names := make([]string, 0, len(st.Apps))
+	for _, a := range st.Apps {
+		names = append(names, a.Name)
+	}
+	return fmt.Errorf("%w: %q (the mesh runs %v)", mesh.ErrUnknownApp, app, names)
 }

@@ -31,7 +31,7 @@ func BenchmarkBlueGreen20(b *testing.B) {
 				d = d1
 			}
 			t0 := time.Now()
-			if err := c.Deploy(ctx, "billing", d); err != nil {
+			if _, err := c.Deploy(ctx, "billing", d); err != nil {
 				b.Fatal(err)
 			}
 			rs, err := c.WaitRollout(ctx, "billing", d, nil)

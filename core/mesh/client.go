@@ -95,10 +95,13 @@ func (c *Client) Status(ctx context.Context) (st Status, raw json.RawMessage, er
 	return st, raw, err
 }
 
-// Deploy asks the mesh to roll app out to digest.
-func (c *Client) Deploy(ctx context.Context, app, digest string) error {
+// Deploy asks the mesh to roll app out to digest. The result names the
+// digest as the mesh normalised it and the one it replaced.
+func (c *Client) Deploy(ctx context.Context, app, digest string) (DeployResult, error) {
 	b, _ := json.Marshal(map[string]string{"app": app, "digest": digest})
-	return c.do(ctx, http.MethodPost, "/v1/deploy", bytes.NewReader(b), nil)
+	var res DeployResult
+	err := c.do(ctx, http.MethodPost, "/v1/deploy", bytes.NewReader(b), &res)
+	return res, err
 }
 
 // Rollout reports the progress of a deploy.

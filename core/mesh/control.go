@@ -21,7 +21,7 @@ import (
 // The control API is plain HTTP+JSON:
 //
 //	GET  /v1/status                       Status
-//	POST /v1/deploy   {"app","digest"}    the new plan
+//	POST /v1/deploy   {"app","digest"}    {"plan","previous"}
 //	GET  /v1/rollout?app=&digest=         RolloutState
 //	POST /v1/spores   (spore bytes)       {"digest"}: verified, then published
 //	POST /v1/reload                       {"notes":[...]}
@@ -163,6 +163,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, repo.ErrBadDigest):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrRefused):
+		code = http.StatusUnprocessableEntity
 	}
 	var ce *ConfigError
 	if errors.As(err, &ce) {
@@ -182,12 +184,12 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 			writeJSON(w, http.StatusBadRequest, apiError{Error: "decode request: " + err.Error()})
 			return
 		}
-		p, err := m.Deploy(r.Context(), req.App, req.Digest)
+		res, err := m.Deploy(r.Context(), req.App, req.Digest)
 		if err != nil {
 			writeErr(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, p)
+		writeJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("GET /v1/rollout", func(w http.ResponseWriter, r *http.Request) {
 		rs, err := m.Rollout(r.URL.Query().Get("app"), r.URL.Query().Get("digest"))
@@ -218,7 +220,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		}
 		d, err := m.Publish(tmp.Name())
 		if err != nil {
-			writeJSON(w, http.StatusUnprocessableEntity, apiError{Error: err.Error()})
+			writeErr(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"digest": d})

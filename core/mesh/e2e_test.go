@@ -447,7 +447,7 @@ func TestMeshKillAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Deploy(ctx, "billing", d2); err != nil {
+	if _, err := c.Deploy(ctx, "billing", d2); err != nil {
 		t.Fatal(err)
 	}
 	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
@@ -666,7 +666,7 @@ func TestPluginKillUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Deploy(ctx, "billing", d2); err != nil {
+	if _, err := c.Deploy(ctx, "billing", d2); err != nil {
 		t.Fatal(err)
 	}
 	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
@@ -753,7 +753,7 @@ func TestRepoBackendPlugin(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.dir, "repo", hex2+".spore")); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Deploy(ctx, "billing", d2); err != nil {
+	if _, err := c.Deploy(ctx, "billing", d2); err != nil {
 		t.Fatal(err)
 	}
 	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
@@ -784,5 +784,66 @@ func TestRunRefusesBadPluginConfig(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "c.sock")); err == nil {
 		t.Fatal("control socket created for a refused configuration")
+	}
+}
+
+// A deploy whose new version never gets healthy exits 1 and rolls the plan
+// back to the previous digest, so a restart does not bring the broken one
+// up; a deploy by bare hex digest is followed to ready like a prefixed one.
+func TestDeployRollbackAndBareDigest(t *testing.T) {
+	e := newEnv(t)
+	e.appExtra = "  health_path = \"/health\"\n"
+	e.writeConfig()
+	e.start()
+	d1 := e.status().Apps[0].Digest
+
+	man := `{"identity":{"kind":"Spore","name":"billing","version":"9.0.0"},
+"runtime":{"command":"./binary","args":[],"env":{"HELLO_VERSION":"broken","HELLO_HEALTH":"fail"}},
+"resources":{"nutrients":{"cpu_milli":100,"memory_mb":64}},"slo":{"p99_budget_ms":50},
+"security":{"lsm_profile":"","read_only_fs":false}}`
+	mf := filepath.Join(e.dir, "broken.json")
+	if err := os.WriteFile(mf, []byte(man), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(e.dir, "broken.spore")
+	runCLI(t, "pack", "-binary", helloBn, "-manifest", mf, "-key", filepath.Join(e.dir, "dev.key"), "-out", broken)
+
+	cmd := exec.Command(meshBin, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", broken, "-timeout", "60s")
+	out, err := cmd.CombinedOutput()
+	if err == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("deploy of a never-healthy spore: want exit 1, got %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "rolled billing back to "+d1) {
+		t.Fatalf("no rollback reported:\n%s", out)
+	}
+	if got := e.status().Apps[0].Digest; got != d1 {
+		t.Fatalf("plan names %s after rollback, want %s", got, d1)
+	}
+	resp, err := http.Get(e.edgeURL + "/billing/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("X-Hello-Version"); resp.StatusCode != 200 || v != "v1" {
+		t.Fatalf("after rollback: %d %q, want 200 v1", resp.StatusCode, v)
+	}
+
+	// Bare hex digest of v2, published first.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d2, err := e.client().PublishSpore(ctx, e.v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out2 := runCLI(t, "deploy", "-config", e.cfgPath, "-app", "billing", "-digest", strings.TrimPrefix(d2, "sha256:"), "-timeout", "60s")
+	if !strings.Contains(out2, "is ready on "+d2) {
+		t.Fatalf("bare-digest deploy:\n%s", out2)
+	}
+
+	// An unknown app is refused before anything is uploaded.
+	cmd = exec.Command(meshBin, "deploy", "-config", e.cfgPath, "-app", "biling", "-spore", e.v2)
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || strings.Contains(string(out), "published") || !strings.Contains(string(out), "unknown app") {
+		t.Fatalf("unknown app: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
 	}
 }

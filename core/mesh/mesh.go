@@ -342,27 +342,53 @@ func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
 	return writeApplied(m.appliedPath(cfg), next)
 }
 
-// Deploy publishes a new digest for app, keeping the rest of its plan.
-func (m *Mesh) Deploy(ctx context.Context, app, digest string) (fabric.Plan, error) {
-	hex, err := repo.ParseDigest(digest)
+// DeployResult is what a deploy changed.
+type DeployResult struct {
+	Plan     fabric.Plan `json:"plan"`
+	Previous string      `json:"previous"` // the digest the plan named before
+}
+
+// Deploy publishes a new digest for app, keeping the rest of its plan. The
+// spore must be in the repo and verify against the trusted keys: a plan never
+// names a spore no agent would run.
+func (m *Mesh) Deploy(ctx context.Context, app, digest string) (DeployResult, error) {
+	digest, err := repo.NormalizeDigest(digest)
 	if err != nil {
-		return fabric.Plan{}, err
-	}
-	digest = "sha256:" + hex
-	if _, err := m.repo.Path(digest); err != nil {
-		return fabric.Plan{}, err
+		return DeployResult{}, err
 	}
 	p, ok := m.fabric.Plan(app)
 	if !ok {
-		return fabric.Plan{}, fmt.Errorf("%w: %q", ErrUnknownApp, app)
+		return DeployResult{}, fmt.Errorf("%w: %q", ErrUnknownApp, app)
 	}
+	path, err := m.repo.PathContext(ctx, digest)
+	if err != nil {
+		return DeployResult{}, err
+	}
+	if _, err := spore.Verify(path, m.trustedKeys()); err != nil {
+		return DeployResult{}, fmt.Errorf("%w: %s: %s", ErrRefused, digest, verifyCause(err, path))
+	}
+	prev := p.Digest
 	p.Digest = digest
 	m.markPublished(app)
 	if err := m.fabric.PublishPlan(p); err != nil {
-		return fabric.Plan{}, fmt.Errorf("publish plan for %q: %w", app, err)
+		return DeployResult{}, fmt.Errorf("publish plan for %q: %w", app, err)
 	}
-	m.log.Info("deploy", "app", app, "digest", digest)
-	return p, nil
+	m.log.Info("deploy", "app", app, "digest", digest, "previous", prev)
+	return DeployResult{Plan: p, Previous: prev}, nil
+}
+
+// ErrRefused is returned for a spore that does not verify.
+var ErrRefused = errors.New("spore refused")
+
+// verifyCause words a verification error for an operator: the path of a
+// file the operator never named (an upload, a repo blob) is left out.
+func verifyCause(err error, path string) string {
+	msg := strings.ReplaceAll(err.Error(), "verify "+path+": ", "")
+	msg = strings.ReplaceAll(msg, path, "the spore")
+	if errors.Is(err, spore.ErrUntrustedKey) {
+		msg += " (add the signer's public key to trusted_keys in mesh.hcl and run `mesh reload`)"
+	}
+	return msg
 }
 
 func (m *Mesh) markPublished(app string) {
@@ -391,7 +417,7 @@ func (m *Mesh) trustedKeys() []ed25519.PublicKey {
 // repo (and its backend) and returns its digest.
 func (m *Mesh) Publish(path string) (string, error) {
 	if _, err := spore.Verify(path, m.trustedKeys()); err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %s", ErrRefused, verifyCause(err, path))
 	}
 	return m.repo.Put(path)
 }

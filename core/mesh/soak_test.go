@@ -38,7 +38,7 @@ func TestSoak(t *testing.T) {
 		if rounds%2 == 0 {
 			digest = d1
 		}
-		if err := c.Deploy(ctx, "billing", digest); err != nil {
+		if _, err := c.Deploy(ctx, "billing", digest); err != nil {
 			t.Fatal(err)
 		}
 		if rs, err := c.WaitRollout(ctx, "billing", digest, nil); err != nil || rs.State != "ready" {
