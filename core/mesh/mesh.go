@@ -62,8 +62,10 @@ type Mesh struct {
 	agents []*agent.Agent
 	nodes  []string
 
-	mu      sync.Mutex // guards cfg and trust
-	applyMu sync.Mutex // serialises applying app blocks (start, reload, SIGHUP)
+	mu sync.Mutex // guards cfg, pluginsFP, trust and edge
+	// pluginsFP fingerprints the plugin blocks of cfg as loaded.
+	pluginsFP string
+	applyMu   sync.Mutex // serialises applying app blocks (start, reload, SIGHUP)
 
 	publishedMu sync.Mutex
 	published   map[string]time.Time // when each app's current plan was published
@@ -109,7 +111,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 		}
 	}
 
-	m := &Mesh{opts: opts, log: log, cfg: cfg, trust: trust, published: map[string]time.Time{}}
+	m := &Mesh{opts: opts, log: log, cfg: cfg, pluginsFP: pluginsFingerprint(cfg), trust: trust, published: map[string]time.Time{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -439,15 +441,17 @@ func (m *Mesh) Reload(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load trusted keys: %w", err)
 	}
+	fp := pluginsFingerprint(cfg)
 	m.mu.Lock()
-	old := m.cfg
+	old, oldFP := m.cfg, m.pluginsFP
 	m.mu.Unlock()
-	notes := restartNotes(old, cfg)
+	notes := restartNotes(old, cfg, oldFP, fp)
 	if err := m.applyApps(ctx, cfg); err != nil {
 		return notes, err
 	}
 	m.mu.Lock()
 	m.cfg = cfg
+	m.pluginsFP = fp
 	m.trust = trust
 	e := m.edge
 	m.mu.Unlock()

@@ -15,7 +15,7 @@ import (
 // apply to a running mesh. App blocks (plans, budgets, strip_prefix) and
 // trusted keys are applied live; everything named here needs `mesh run` to be
 // restarted.
-func restartNotes(old, next *config.Config) []string {
+func restartNotes(old, next *config.Config, oldPlugins, nextPlugins string) []string {
 	var notes []string
 	note := func(changed bool, what string) {
 		if changed {
@@ -30,7 +30,7 @@ func restartNotes(old, next *config.Config) []string {
 	note(old.DataDir != next.DataDir || old.RunDir != next.RunDir, "data_dir/run_dir")
 	note(old.Warmup != next.Warmup || old.Grace != next.Grace, "warmup/grace")
 	note(old.LogLevel != next.LogLevel, "log_level")
-	note(pluginsFingerprint(old) != pluginsFingerprint(next), "plugins")
+	note(oldPlugins != nextPlugins, "plugins")
 	for _, a := range next.Apps {
 		o, ok := old.App(a.Name)
 		if (ok && o.Balancer != a.Balancer) || (!ok && a.Balancer != next.Edge.Balancer) {
@@ -41,7 +41,8 @@ func restartNotes(old, next *config.Config) []string {
 }
 
 // pluginsFingerprint hashes every plugin block: its labels, command, sha256
-// and the source text of its config block.
+// and the source text of its config block, read from the file as it is now —
+// so it is taken when a configuration is loaded and kept with it.
 func pluginsFingerprint(cfg *config.Config) string {
 	h := sha256.New()
 	src := map[string][]byte{}
