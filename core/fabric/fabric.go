@@ -45,6 +45,21 @@
 // claims, not their sum. A claim is refused with ErrBudgetExceeded when it
 // would raise the instance count above min(Plan.Max, Budget.MaxInstances),
 // or raise CPU or memory above the app's Budget (0 = unlimited).
+//
+// # Lowered limits
+//
+// When a plan or budget lowers the limits below what the claims already
+// hold, the fabric decides which nodes give their instance up, atomically
+// and the same way for every agent: the nodes holding claims are taken in
+// node-ID order, and a node is admitted while the nodes admitted so far,
+// itself included, fit every limit; the first node that does not fit and
+// every node after it are in excess. The claims of an excess
+// node are revoked: a Lease's Revoked channel is closed, and its holder is
+// expected to withdraw its endpoint, stop the instance and release the
+// claim. A revoked claim still counts against the limits until it is
+// released, since its instance may still run; a node whose claims are
+// revoked is refused a new claim while it would still be in excess, and
+// takes a slot again by an ordinary claim once the limits allow it.
 package fabric
 
 import (
@@ -167,7 +182,27 @@ type Fabric struct {
 
 type claim struct {
 	cpu, mem int
+	revoked  chan struct{} // closed when the fabric revokes the claim
+	gone     bool          // revoked; set and read under Fabric.mu
 }
+
+// Lease is a granted claim. Release gives it back; Revoked is closed when
+// a lowered limit puts the holder's node in excess.
+type Lease struct {
+	c       *claim
+	release func()
+}
+
+// Release gives the claim back. It is safe to call more than once and after
+// the lease was revoked.
+func (l *Lease) Release() { l.release() }
+
+// Revoked is closed when the fabric revokes the claim because the app's
+// limits were lowered below what the claims hold and the holder's node is in
+// excess. The holder should withdraw its endpoint, stop the instance and
+// then call Release. It is never closed for a lease that was released
+// before a revocation.
+func (l *Lease) Revoked() <-chan struct{} { return l.c.revoked }
 
 // New opens the fabric, reloading plans and budgets from opts.DataDir.
 func New(opts Options) (*Fabric, error) {
@@ -365,6 +400,7 @@ func (f *Fabric) PublishPlan(p Plan) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.plans[p.AppName] = p
+	f.revokeExcessLocked(p.AppName)
 	for s := range f.subs {
 		s.offer(p)
 	}
@@ -460,7 +496,8 @@ func (f *Fabric) Subscribe(ctx context.Context) <-chan Plan {
 }
 
 // SetBudget stores b, replacing the app's previous budget. Claims already
-// held are kept; the new limits apply to later claims.
+// held are kept while they fit; when the new limits are below what the
+// claims hold, the claims of the nodes in excess are revoked (see Lease).
 func (f *Fabric) SetBudget(b Budget) error {
 	if err := b.Validate(); err != nil {
 		return err
@@ -476,6 +513,7 @@ func (f *Fabric) SetBudget(b Budget) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.budgets[b.AppName] = b
+	f.revokeExcessLocked(b.AppName)
 	return nil
 }
 
@@ -522,12 +560,104 @@ func (f *Fabric) Usage(app string) Usage {
 	return f.usageLocked(app, "", nil)
 }
 
+// instanceLimitLocked is min(Plan.Max, Budget.MaxInstances), 0 = none.
+func (f *Fabric) instanceLimitLocked(app string) int {
+	limit := 0
+	if p, ok := f.plans[app]; ok {
+		limit = p.Max
+	}
+	if b := f.budgets[app]; b.MaxInstances > 0 && (limit == 0 || b.MaxInstances < limit) {
+		limit = b.MaxInstances
+	}
+	return limit
+}
+
+// excessLocked returns the nodes of app in excess of its limits: nodes with
+// a claim that is not revoked are taken in node-ID order, each one sized by
+// the largest of its unrevoked claims (extra included on extraNode), and
+// from the first node whose admission would break a limit on, every node is
+// in excess. With the limits met by the total, no node is.
+func (f *Fabric) excessLocked(app, extraNode string, extra *claim) map[string]bool {
+	limit := f.instanceLimitLocked(app)
+	b := f.budgets[app]
+	if limit == 0 && b.CPUmilli == 0 && b.MemoryMB == 0 {
+		return nil
+	}
+	type nodeUse struct {
+		id       string
+		cpu, mem int
+	}
+	var nodes []nodeUse
+	for id, cs := range f.claims[app] {
+		u, held := nodeUse{id: id}, false
+		for c := range cs {
+			if !c.gone {
+				u.cpu, u.mem, held = max(u.cpu, c.cpu), max(u.mem, c.mem), true
+			}
+		}
+		if extra != nil && id == extraNode {
+			u.cpu, u.mem, held = max(u.cpu, extra.cpu), max(u.mem, extra.mem), true
+		}
+		if held {
+			nodes = append(nodes, u)
+		}
+	}
+	if extra != nil && f.claims[app][extraNode] == nil {
+		nodes = append(nodes, nodeUse{id: extraNode, cpu: extra.cpu, mem: extra.mem})
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].id < nodes[j].id })
+	var excess map[string]bool
+	count, cpu, mem := 0, 0, 0
+	for _, n := range nodes {
+		count, cpu, mem = count+1, cpu+n.cpu, mem+n.mem
+		if excess == nil && !(limit > 0 && count > limit || b.CPUmilli > 0 && cpu > b.CPUmilli || b.MemoryMB > 0 && mem > b.MemoryMB) {
+			continue
+		}
+		if excess == nil {
+			excess = map[string]bool{}
+		}
+		excess[n.id] = true
+	}
+	return excess
+}
+
+// revokeExcessLocked revokes every claim of the nodes of app in excess of
+// its current limits.
+func (f *Fabric) revokeExcessLocked(app string) {
+	for node := range f.excessLocked(app, "", nil) {
+		n := 0
+		for c := range f.claims[app][node] {
+			if !c.gone {
+				c.gone = true
+				close(c.revoked)
+				n++
+			}
+		}
+		if n > 0 {
+			f.log.Info("claims revoked: limits lowered", "app", app, "node", node, "claims", n)
+		}
+	}
+}
+
 // Claim reserves an instance of app on nodeID with the given CPU (milli) and
 // memory (MB). It returns a release func that is safe to call more than once,
-// or an error wrapping ErrBudgetExceeded. A claim is refused only on a
-// dimension it would raise; see the package documentation for how usage is
-// counted.
+// or an error wrapping ErrBudgetExceeded. It is Acquire for callers that do
+// not follow revocations.
 func (f *Fabric) Claim(app, nodeID string, cpuMilli, memoryMB int) (release func(), err error) {
+	l, err := f.Acquire(app, nodeID, cpuMilli, memoryMB)
+	if err != nil {
+		return nil, err
+	}
+	return l.Release, nil
+}
+
+// Acquire reserves an instance of app on nodeID with the given CPU (milli)
+// and memory (MB), or returns an error wrapping ErrBudgetExceeded. A claim is
+// refused only on a dimension it would raise (see the package documentation
+// for how usage is counted), or when its node would be in excess of lowered
+// limits. The lease is revoked if the limits are later lowered below what
+// the claims hold and the node is in excess.
+func (f *Fabric) Acquire(app, nodeID string, cpuMilli, memoryMB int) (*Lease, error) {
 	if cpuMilli < 0 || memoryMB < 0 {
 		return nil, fmt.Errorf("%w claim %s on %s: negative resources", ErrInvalid, app, nodeID)
 	}
@@ -536,17 +666,11 @@ func (f *Fabric) Claim(app, nodeID string, cpuMilli, memoryMB int) (release func
 	if f.closed {
 		return nil, ErrClosed
 	}
-	c := &claim{cpu: cpuMilli, mem: memoryMB}
+	c := &claim{cpu: cpuMilli, mem: memoryMB, revoked: make(chan struct{})}
 	before := f.usageLocked(app, "", nil)
 	after := f.usageLocked(app, nodeID, c)
-	limit := 0
-	if p, ok := f.plans[app]; ok {
-		limit = p.Max
-	}
+	limit := f.instanceLimitLocked(app)
 	b := f.budgets[app]
-	if b.MaxInstances > 0 && (limit == 0 || b.MaxInstances < limit) {
-		limit = b.MaxInstances
-	}
 	switch {
 	case limit > 0 && after.Instances > before.Instances && after.Instances > limit:
 		return nil, fmt.Errorf("claim %s on %s: %d instances already, limit %d: %w", app, nodeID, before.Instances, limit, ErrBudgetExceeded)
@@ -554,6 +678,8 @@ func (f *Fabric) Claim(app, nodeID string, cpuMilli, memoryMB int) (release func
 		return nil, fmt.Errorf("claim %s on %s: cpu %dm would exceed budget %dm: %w", app, nodeID, after.CPUmilli, b.CPUmilli, ErrBudgetExceeded)
 	case b.MemoryMB > 0 && after.MemoryMB > before.MemoryMB && after.MemoryMB > b.MemoryMB:
 		return nil, fmt.Errorf("claim %s on %s: memory %dMB would exceed budget %dMB: %w", app, nodeID, after.MemoryMB, b.MemoryMB, ErrBudgetExceeded)
+	case f.excessLocked(app, nodeID, c)[nodeID]:
+		return nil, fmt.Errorf("claim %s on %s: node is beyond the lowered limits: %w", app, nodeID, ErrBudgetExceeded)
 	}
 	nodes := f.claims[app]
 	if nodes == nil {
@@ -567,7 +693,7 @@ func (f *Fabric) Claim(app, nodeID string, cpuMilli, memoryMB int) (release func
 	}
 	cs[c] = struct{}{}
 	var once sync.Once
-	return func() {
+	return &Lease{c: c, release: func() {
 		once.Do(func() {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -579,7 +705,7 @@ func (f *Fabric) Claim(app, nodeID string, cpuMilli, memoryMB int) (release func
 				}
 			}
 		})
-	}, nil
+	}}, nil
 }
 
 // RegisterEndpoint sets the endpoint of (e.AppName, e.NodeID), replacing the

@@ -523,6 +523,12 @@ func TestControlAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(js), &v); err != nil {
 		t.Fatalf("status -json: %v\n%s", err, js)
 	}
+	// A second mesh on the same configuration is refused, saying why.
+	second := exec.Command(meshBin, "run", "-config", e.cfgPath)
+	out, err = second.CombinedOutput()
+	if err == nil || second.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "in use by another running mesh") {
+		t.Fatalf("second mesh on the same data_dir: %v\n%s", err, out)
+	}
 	fi, err := os.Stat(filepath.Join(e.dir, "control.sock"))
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/mycelium-mesh/mesh/core/agent"
 	"github.com/mycelium-mesh/mesh/core/config"
@@ -119,6 +120,15 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 		}
 	}()
 
+	// The fabric first: its store is locked by one mesh at a time, so a
+	// second mesh on the same data_dir stops here, before any plugin starts.
+	m.fabric, err = fabric.New(fabric.Options{DataDir: cfg.DataDir, Logger: log.Named("fabric")})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("data_dir %s is in use by another running mesh (its fabric store is locked); stop it or use another data_dir", cfg.DataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open fabric: %w", err)
+	}
 	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"))
 	if err != nil {
 		return nil, err
@@ -130,10 +140,6 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	m.repo, err = repo.Open(cfg.Repo.Dir, ropts...)
 	if err != nil {
 		return nil, fmt.Errorf("open repo: %w", err)
-	}
-	m.fabric, err = fabric.New(fabric.Options{DataDir: cfg.DataDir, Logger: log.Named("fabric")})
-	if err != nil {
-		return nil, fmt.Errorf("open fabric: %w", err)
 	}
 	ok = true
 	return m, nil
@@ -213,7 +219,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	if err := e.Start(cfg.Edge.Listen); err != nil {
 		cancel()
 		wg.Wait()
-		return fmt.Errorf("edge: %w", err)
+		return err
 	}
 	m.mu.Lock()
 	m.edge = e
