@@ -298,6 +298,7 @@ func TestDiagnostics(t *testing.T) {
 		{"unknown top attribute", "data_dir = \"x\"\nfoo = 1", "Unsupported argument", 2, `"foo"`},
 		{"unknown block", "\n\nfrobnicate {}", "Unsupported block type", 3, ""},
 		{"unknown edge attribute", "edge {\n  listne = \":80\"\n}", "Unsupported argument", 2, `"listen"`},
+		{"admin on the edge address", "edge {\n  listen = \"127.0.0.1:8080\"\n  admin  = \"127.0.0.1:8080\"\n}", "Address used twice", 3, "own port"},
 		{"duplicate edge", "edge {}\n\nedge {}", "Duplicate edge block", 3, "line 1"},
 		{"bad duration", "warmup = \"2\"", "Invalid duration", 1, `"2"`},
 		{"negative duration", "\ngrace = \"-1s\"", "Invalid duration", 2, "negative"},

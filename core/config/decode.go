@@ -464,6 +464,9 @@ func (d *decoder) edge(b *hcl.Block, cfg *Config) {
 	}
 	if rng, ok := d.str(a, "admin", &e.Admin); ok {
 		d.listenAddr("admin", e.Admin, rng, true)
+		if e.Admin != "" && e.Admin == e.Listen && !strings.HasSuffix(e.Admin, ":0") {
+			d.errorf(rng, "Address used twice", "The admin listener (/metrics) cannot share the edge's address %q; give it its own port.", e.Admin)
+		}
 	}
 	d.duration(a, "log_interval", &e.LogInterval, true)
 	if rng, ok := d.str(a, "balancer", &e.Balancer); ok {
