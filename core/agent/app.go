@@ -30,6 +30,7 @@ const (
 	evReady   eventKind = iota // an instance passed its health gate
 	evOver                     // an instance is over; its process, if any, is reaped
 	evDrained                  // a replaced instance finished its warmup
+	evRevoked                  // the fabric revoked an instance's claim: limits lowered
 )
 
 type event struct {
@@ -200,7 +201,9 @@ func (c *appCtl) launch(digest string) {
 		since:    time.Now(),
 		exited:   make(chan struct{}),
 		health:   c.plan.HealthPath,
+		released: make(chan struct{}),
 	}
+	inst.onRevoke = func() { c.post(event{kind: evRevoked, inst: inst}) }
 	inst.log = c.log.With("digest", digest, "instance", inst.id)
 	c.pending = inst
 	c.live[inst] = true
@@ -279,9 +282,47 @@ func (c *appCtl) onEvent(ev event) {
 			ev.inst.log.Info("warmup over, stopping replaced instance")
 			ev.inst.stop()
 		}
+	case evRevoked:
+		c.onRevoked(ev.inst)
 	case evOver:
 		c.onOver(ev.out)
 	}
+}
+
+// onRevoked gives up an instance whose claim the fabric revoked because the
+// app's instance limit or budget was lowered and this node is in excess. A
+// serving instance is withdrawn from the endpoints first and drains for
+// Warmup before it is stopped, so requests already routed to it complete.
+// The node then goes idle and claims again every claimRetry, so it takes a
+// slot again when the limits are raised.
+func (c *appCtl) onRevoked(inst *instance) {
+	if !c.live[inst] {
+		return
+	}
+	c.holdUntil = time.Now().Add(claimRetry)
+	switch {
+	case inst == c.pending:
+		inst.log.Info("instance limit lowered: abandoning start")
+		c.abort(inst, "claim revoked: instance limit lowered")
+		c.pending = nil
+	case inst == c.active:
+		c.active = nil
+		c.deregister(inst)
+		c.drain(inst, "instance limit lowered: draining and stopping", "")
+	}
+	// A draining instance is already withdrawn and stops after its warmup.
+}
+
+// drain marks a withdrawn instance draining and stops it after Warmup.
+func (c *appCtl) drain(inst *instance, msg, successor string) {
+	inst.setState(StateDraining, "")
+	c.draining[inst] = true
+	if successor != "" {
+		inst.log.Info(msg, "warmup", c.a.opts.Warmup, "successor", successor)
+	} else {
+		inst.log.Info(msg, "warmup", c.a.opts.Warmup)
+	}
+	time.AfterFunc(c.a.opts.Warmup, func() { c.post(event{kind: evDrained, inst: inst}) })
 }
 
 func (c *appCtl) onReady(inst *instance) {
@@ -302,10 +343,7 @@ func (c *appCtl) onReady(inst *instance) {
 	if old := c.active; old != nil {
 		// The new endpoint replaced the old one in the fabric; the old
 		// instance keeps serving requests already routed to it while it drains.
-		old.setState(StateDraining, "")
-		c.draining[old] = true
-		old.log.Info("draining replaced instance", "warmup", c.a.opts.Warmup, "successor", inst.id)
-		time.AfterFunc(c.a.opts.Warmup, func() { c.post(event{kind: evDrained, inst: old}) })
+		c.drain(old, "draining replaced instance", inst.id)
 	}
 	c.active = inst
 }

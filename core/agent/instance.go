@@ -40,6 +40,10 @@ type instance struct {
 	id       string
 	restarts int
 	health   string // health path from the plan; "" = the agent's
+	// onRevoke is called, from its own goroutine, when the fabric revokes
+	// the instance's claim before it was given back.
+	onRevoke func()
+	released chan struct{} // closed when the claim is given back
 	log      hclog.Logger
 	ctx      context.Context // cancelled to abort a start in progress
 	cancel   context.CancelFunc
@@ -51,7 +55,7 @@ type instance struct {
 	port      int
 	url       string
 	lastError string
-	release   func() // fabric claim
+	lease     *fabric.Lease // fabric claim, nil once given back
 	endpoint  fabric.Endpoint
 	readyAt   time.Time
 
@@ -118,13 +122,22 @@ func (i *instance) start(port int) *outcome {
 	if err := i.ctx.Err(); err != nil {
 		return &outcome{inst: i, err: err}
 	}
-	release, err := a.opts.Fabric.Claim(i.app, a.opts.NodeID, m.Resources.Nutrients.CPUMilli, m.Resources.Nutrients.MemoryMB)
+	lease, err := a.opts.Fabric.Acquire(i.app, a.opts.NodeID, m.Resources.Nutrients.CPUMilli, m.Resources.Nutrients.MemoryMB)
 	if err != nil {
 		return &outcome{inst: i, refused: true, err: err}
 	}
 	i.mu.Lock()
-	i.release = release
+	i.lease = lease
 	i.mu.Unlock()
+	go func() {
+		select {
+		case <-lease.Revoked():
+			if i.onRevoke != nil {
+				i.onRevoke()
+			}
+		case <-i.released:
+		}
+	}()
 
 	if err := i.launch(dir, m.Runtime.Args, m.Runtime.Env, port); err != nil {
 		i.log.Error("launch failed", "error", err)
@@ -406,11 +419,12 @@ func (i *instance) stop() {
 // giveBack releases the fabric claim of the instance, once.
 func (i *instance) giveBack() {
 	i.mu.Lock()
-	rel := i.release
-	i.release = nil
+	l := i.lease
+	i.lease = nil
 	i.mu.Unlock()
-	if rel != nil {
-		rel()
+	if l != nil {
+		l.Release()
+		close(i.released)
 	}
 }
 

@@ -150,12 +150,15 @@ func ReadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("read private key %s: %w: mode %#o, want 0600 (chmod 600 %s)", path, ErrInsecureKeyFile, st.Mode().Perm(), path)
-	}
 	lines, err := readKeyFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read private key: %w", err)
+	}
+	if len(lines) > 0 && strings.HasPrefix(lines[0].text, publicKeyPrefix) {
+		return nil, fmt.Errorf("read private key %s: %w: this is a public key; sign with the matching .key file", path, ErrBadKey)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("read private key %s: %w: mode %#o, want 0600 (chmod 600 %s)", path, ErrInsecureKeyFile, st.Mode().Perm(), path)
 	}
 	if len(lines) != 1 {
 		return nil, fmt.Errorf("read private key %s: %w: want exactly one key line, found %d", path, ErrBadKey, len(lines))

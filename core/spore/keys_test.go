@@ -181,3 +181,16 @@ func TestLoadTrustedKeys(t *testing.T) {
 		t.Errorf("directory err = %v", err)
 	}
 }
+
+// Handing the public key where the private one belongs says so, whatever
+// the file's mode.
+func TestReadPrivateKeyGivenPublicKey(t *testing.T) {
+	pub, _, err := GenerateKeyPair(filepath.Join(t.TempDir(), "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadPrivateKey(pub)
+	if !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), "this is a public key") {
+		t.Fatalf("got %v", err)
+	}
+}
