@@ -17,17 +17,24 @@ func init() {
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", "validate [FILE.hcl]\n\n"+
+	fs := newFlagSet("validate", "validate [-config] FILE.hcl\n\n"+
 		"Decodes and checks a configuration file (default ./mesh.hcl) without\n"+
 		"starting anything. Errors and warnings are printed with file, line and\n"+
 		"the offending text; the exit code is 1 when there is an error.", stderr)
+	cfgFlag := fs.String("config", "", "the file to check (the same as the argument)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
 	path := "mesh.hcl"
-	switch fs.NArg() {
-	case 0:
-	case 1:
+	switch {
+	case *cfgFlag != "" && fs.NArg() > 0:
+		fmt.Fprintln(stderr, "mesh validate: give the file either as -config or as the argument")
+		fs.Usage()
+		return exitUsage
+	case *cfgFlag != "":
+		path = *cfgFlag
+	case fs.NArg() == 0:
+	case fs.NArg() == 1:
 		path = fs.Arg(0)
 	default:
 		fmt.Fprintln(stderr, "mesh validate: at most one file")

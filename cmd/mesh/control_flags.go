@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/mesh"
@@ -40,7 +41,9 @@ func (cf *controlFlags) client() (*mesh.Client, error) {
 		}
 		cfg, diags := config.Load(path)
 		if diags.HasErrors() {
-			return nil, fmt.Errorf("load %s: %s", path, diags.Error())
+			var b strings.Builder
+			_ = config.WriteDiagnostics(&b, diags, nil, 0, false)
+			return nil, fmt.Errorf("load %s:\n%s", path, strings.TrimSpace(b.String()))
 		}
 		a, tok, err := mesh.ControlAddress(cfg)
 		if err != nil {
