@@ -26,7 +26,13 @@
 // restart policy applies (backoff from 100ms doubling to 10s). An app that
 // stays down by its policy (or whose start failed) is tried again when a plan
 // for it is published again. A claim refused by the fabric is retried every
-// second, so a node takes over a slot another node gave up. Stopping an
+// second, so a node takes over a slot another node gave up. When a plan or
+// budget lowers the app's limits below the running instances, the fabric
+// revokes the claims of the nodes in excess (the highest node IDs); such a
+// node withdraws its endpoint, lets the instance drain for Warmup, stops it,
+// and then goes idle, claiming again every second, so raising the limit
+// brings it back. A plan that changes only the limits never restarts the
+// instances that stay. Stopping an
 // instance sends SIGTERM to its group and SIGKILL after Grace; once the
 // workload's main process has exited, whatever else still runs in its group
 // is killed (on Linux), so processes a workload forks never outlive it. With
