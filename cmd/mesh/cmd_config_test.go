@@ -98,7 +98,7 @@ func TestValidateCommand(t *testing.T) {
 		},
 		{
 			name: "help", dir: dir, args: []string{"validate", "-h"}, code: 0,
-			stderr: []string{"Usage: mesh validate [FILE.hcl]"},
+			stderr: []string{"Usage: mesh validate [FILE.hcl | -config FILE.hcl]"},
 		},
 	}
 	for _, tt := range tests {

@@ -17,7 +17,7 @@ func init() {
 }
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", "validate [-config] FILE.hcl\n\n"+
+	fs := newFlagSet("validate", "validate [FILE.hcl | -config FILE.hcl]\n\n"+
 		"Decodes and checks a configuration file (default ./mesh.hcl) without\n"+
 		"starting anything. Errors and warnings are printed with file, line and\n"+
 		"the offending text; the exit code is 1 when there is an error.", stderr)
