@@ -224,6 +224,26 @@ func (e *env) waitReady(d time.Duration) {
 	t.Fatalf("mesh not ready within %s:\n%s", d, e.logs.String())
 }
 
+// rollOut publishes a spore through the control API, deploys it to billing
+// and waits until the rollout is ready; it returns the digest.
+func (e *env) rollOut(sporePath string) string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := e.client()
+	d, err := c.PublishSpore(ctx, sporePath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := c.Deploy(ctx, "billing", d); err != nil {
+		e.t.Fatal(err)
+	}
+	if rs, err := c.WaitRollout(ctx, "billing", d, nil); err != nil || rs.State != "ready" {
+		e.t.Fatalf("rollout of %s: %+v %v", d, rs, err)
+	}
+	return d
+}
+
 // pids returns the pids of billing instances in the given states.
 func pids(st mesh.Status, states ...string) []int {
 	var out []int
@@ -440,19 +460,7 @@ func TestAcceptanceWorkloadKill(t *testing.T) {
 func TestMeshKillAndRestart(t *testing.T) {
 	e := newEnv(t)
 	e.start()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c := e.client()
-	d2, err := c.PublishSpore(ctx, e.v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Deploy(ctx, "billing", d2); err != nil {
-		t.Fatal(err)
-	}
-	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
-		t.Fatalf("rollout: %+v %v", rs, err)
-	}
+	d2 := e.rollOut(e.v2)
 	st := e.status()
 	work := pids(st, "ready", "draining", "starting")
 	kids := testutil.Children(e.cmd.Process.Pid)
@@ -665,19 +673,7 @@ func TestPluginKillUnderLoad(t *testing.T) {
 	}
 	// A workload launched after the restart is health-gated by the new
 	// health plugin: roll out v2 and see it served.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := e.client()
-	d2, err := c.PublishSpore(ctx, e.v2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Deploy(ctx, "billing", d2); err != nil {
-		t.Fatal(err)
-	}
-	if rs, err := c.WaitRollout(ctx, "billing", d2, nil); err != nil || rs.State != "ready" {
-		t.Fatalf("rollout after plugin restart: %+v %v", rs, err)
-	}
+	e.rollOut(e.v2)
 }
 
 // A rollout capped below one instance per node by a CPU budget completes:
