@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/sdk"
@@ -72,6 +73,9 @@ type Options struct {
 	Apps      map[string]AppOptions     // per-app settings; listed apps answer 503, not 404, before they have endpoints
 	Logger    hclog.Logger              // used as given, callers name it (null logger)
 	AdminAddr string                    // /metrics listener; "" disables it (see DefaultAdminAddr)
+	// Collectors are served on /metrics beside the edge's own metrics
+	// (the mesh adds instance, rollout and plugin state).
+	Collectors []prometheus.Collector
 
 	LogInterval    time.Duration // counters log line (10s)
 	ReportInterval time.Duration // load reports to the balancer (500ms)
@@ -181,11 +185,17 @@ func New(opts Options) (*Edge, error) {
 		return nil, ErrNoSource
 	}
 	opts.setDefaults()
+	met := newMetrics()
+	for _, c := range opts.Collectors {
+		if err := met.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("edge: register metrics collector: %w", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Edge{
 		opts:     opts,
 		log:      opts.Logger,
-		metrics:  newMetrics(),
+		metrics:  met,
 		apps:     map[string]*app{},
 		upgraded: map[net.Conn]struct{}{},
 		ctx:      ctx,

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/mycelium-mesh/mesh/core/mesh"
 	"github.com/mycelium-mesh/mesh/internal/testutil"
 )
@@ -65,6 +67,7 @@ type env struct {
 	maxInst      int
 	extraApp     string
 	appExtra     string
+	admin        string // admin listener, "" = none
 	controlExtra string
 }
 
@@ -121,7 +124,7 @@ control {
 %s}
 edge {
   listen = %q
-  admin  = ""
+  admin  = %q
 }
 agents { count = 3 }
 app "billing" {
@@ -130,7 +133,7 @@ app "billing" {
   restart = %q
 %s}
 %s
-`, e.warmup, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.maxInst, e.restart, e.appExtra, e.extraApp)
+`, e.warmup, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.admin, e.maxInst, e.restart, e.appExtra, e.extraApp)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -321,6 +324,8 @@ func (l *load) seen(v string) int {
 // X-Mycelium-Edge.
 func TestAcceptanceServe(t *testing.T) {
 	e := newEnv(t)
+	e.admin = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	e.writeConfig()
 	e.start()
 	resp, err := http.Get(e.edgeURL + "/billing/hello")
 	if err != nil {
@@ -344,6 +349,49 @@ func TestAcceptanceServe(t *testing.T) {
 	}
 	if out := runCLI(t, "status", "-config", e.cfgPath); !strings.Contains(out, "billing") {
 		t.Fatalf("mesh status output lacks the app:\n%s", out)
+	}
+
+	// /metrics on the admin listener: edge counters and the mesh's own state.
+	mresp, err := http.Get("http://" + e.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mresp.Body.Close()
+	var parser expfmt.TextParser
+	fams, err := parser.TextToMetricFamilies(mresp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	sum := func(name string, match map[string]string) float64 {
+		var total float64
+		fam, ok := fams[name]
+		if !ok {
+			t.Fatalf("/metrics lacks %s", name)
+		}
+	next:
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if want, ok := match[l.GetName()]; ok && want != l.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.GetGauge() != nil:
+				total += m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				total += m.GetCounter().GetValue()
+			}
+		}
+		return total
+	}
+	if n := sum("mesh_edge_requests_total", map[string]string{"app": "billing", "code_class": "2xx"}); n < 1 {
+		t.Errorf("mesh_edge_requests_total{app=billing,2xx} = %v", n)
+	}
+	if n := sum("mesh_instances", map[string]string{"app": "billing", "state": "ready"}); n != 3 {
+		t.Errorf("mesh_instances{app=billing,state=ready} = %v, want 3", n)
+	}
+	if n := sum("mesh_plugin_up", map[string]string{"kind": "balancer"}); n != 1 {
+		t.Errorf("mesh_plugin_up{kind=balancer} = %v, want 1", n)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/mycelium-mesh/mesh/core/agent"
@@ -273,6 +274,7 @@ func (m *Mesh) edgeOptions(cfg *config.Config) edge.Options {
 		AdminAddr:         cfg.Edge.Admin,
 		LogInterval:       cfg.Edge.LogInterval,
 		Apps:              edgeApps(cfg),
+		Collectors:        []prometheus.Collector{newCollector(m)},
 		ReadHeaderTimeout: cfg.Edge.ReadHeaderTimeout,
 		IdleTimeout:       cfg.Edge.IdleTimeout,
 		UpstreamTimeout:   cfg.Edge.UpstreamTimeout,
