@@ -66,7 +66,15 @@ func runPlugins(args []string, stdout, stderr io.Writer) int {
 	}
 
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tNAME\tVERSION\tSOURCE\tCONFIGURED\tSTATUS")
+	used := map[string]bool{
+		"health/" + cfg.Health.Plugin:   true,
+		"balancer/" + cfg.Edge.Balancer: true,
+		"repo/" + cfg.Repo.Backend:      cfg.Repo.Backend != "",
+	}
+	for _, a := range cfg.Apps {
+		used["balancer/"+a.Balancer] = true
+	}
+	fmt.Fprintln(tw, "KIND\tNAME\tVERSION\tSOURCE\tCONFIGURED\tIN USE\tSTATUS")
 	failed := 0
 	var problems []string
 	for _, r := range rows {
@@ -86,7 +94,7 @@ func runPlugins(args []string, stdout, stderr io.Writer) int {
 			failed++
 			problems = append(problems, err.Error())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.spec.Kind, r.spec.Name, version, source, yesNo(r.configured), status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.spec.Kind, r.spec.Name, version, source, yesNo(r.configured), yesNo(used[r.spec.Kind+"/"+r.spec.Name]), status)
 	}
 	tw.Flush()
 	if failed > 0 {
