@@ -50,6 +50,7 @@ package agent
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -251,6 +252,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := os.RemoveAll(filepath.Join(a.nodeDir, "spores")); err != nil {
 		return fmt.Errorf("agent %s: clear old spores: %w", a.opts.NodeID, err)
 	}
+	a.pruneOldInstanceDirs()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -403,4 +405,44 @@ func digestHex(d string) (string, error) {
 		}
 	}
 	return d[len(prefix):], nil
+}
+
+// pruneOldInstanceDirs keeps, per app, the keepFinished newest instance
+// directories left by earlier runs (their logs are what a post-mortem reads)
+// and removes the rest, so restarts do not grow the run directory forever.
+// Instance directories are named <app>-<8 hex digits>.
+func (a *Agent) pruneOldInstanceDirs() {
+	entries, err := os.ReadDir(a.nodeDir)
+	if err != nil {
+		return
+	}
+	type dir struct {
+		path string
+		mod  time.Time
+	}
+	byApp := map[string][]dir{}
+	for _, e := range entries {
+		name := e.Name()
+		i := strings.LastIndexByte(name, '-')
+		if !e.IsDir() || i <= 0 || len(name)-i-1 != 8 {
+			continue
+		}
+		if _, err := hex.DecodeString(name[i+1:]); err != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		app := name[:i]
+		byApp[app] = append(byApp[app], dir{filepath.Join(a.nodeDir, name), info.ModTime()})
+	}
+	for app, dirs := range byApp {
+		sort.Slice(dirs, func(i, j int) bool { return dirs[i].mod.After(dirs[j].mod) })
+		for _, d := range dirs[min(len(dirs), keepFinished):] {
+			if err := os.RemoveAll(d.path); err != nil {
+				a.log.Warn("remove old instance directory", "app", app, "dir", d.path, "error", err)
+			}
+		}
+	}
 }

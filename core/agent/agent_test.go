@@ -619,3 +619,42 @@ func TestPlanHealthPath(t *testing.T) {
 		t.Fatalf("endpoint %+v, want %s", ep, st.URL)
 	}
 }
+
+// Instance directories left by earlier runs are pruned to the newest few per
+// app when an agent starts; other directories are left alone.
+func TestOldInstanceDirsPruned(t *testing.T) {
+	e := newEnv(t)
+	node := filepath.Join(e.runDir, "n1")
+	now := time.Now()
+	var names []string
+	for i := 0; i < 8; i++ {
+		name := fmt.Sprintf("billing-%08x", i)
+		dir := filepath.Join(node, name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		when := now.Add(time.Duration(i-10) * time.Minute) // i=7 is the newest
+		if err := os.Chtimes(dir, when, when); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	keep := filepath.Join(node, "notes-not-an-instance")
+	if err := os.MkdirAll(keep, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.startAgent("n1", nil)
+	waitFor(t, 5*time.Second, "old instance dirs pruned", func() bool {
+		_, err := os.Stat(filepath.Join(node, names[2]))
+		return os.IsNotExist(err)
+	})
+	for i, name := range names {
+		_, err := os.Stat(filepath.Join(node, name))
+		if gone := os.IsNotExist(err); gone != (i < 3) {
+			t.Errorf("%s: gone=%v, want %v", name, gone, i < 3)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("unrelated directory removed: %v", err)
+	}
+}
