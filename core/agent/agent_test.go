@@ -645,8 +645,12 @@ func TestOldInstanceDirsPruned(t *testing.T) {
 	}
 	e.startAgent("n1", nil)
 	waitFor(t, 5*time.Second, "old instance dirs pruned", func() bool {
-		_, err := os.Stat(filepath.Join(node, names[2]))
-		return os.IsNotExist(err)
+		for _, name := range names[:3] {
+			if _, err := os.Stat(filepath.Join(node, name)); !os.IsNotExist(err) {
+				return false
+			}
+		}
+		return true
 	})
 	for i, name := range names {
 		_, err := os.Stat(filepath.Join(node, name))
