@@ -81,6 +81,7 @@ type config struct {
 	skip        map[string]bool
 	profileDir  string
 	rounds      int
+	rate        int
 }
 
 func run() int {
@@ -95,6 +96,7 @@ func run() int {
 	fs.StringVar(&c.mesh, "mesh", "", "mesh binary serving bundled plugins (default: this binary)")
 	fs.StringVar(&c.hello, "hello", "", "prebuilt hello workload (default: go build ./workloads/hello)")
 	fs.StringVar(&c.profileDir, "cpuprofile", "", "directory where each Go proxy child writes KIND.pprof")
+	fs.IntVar(&c.rate, "rate", 1000, "requests/s of the moderate-load latency scenario (0 skips it)")
 	fs.StringVar(&skip, "skip", "", "comma-separated targets to skip: direct,baseline,edge-rr,edge-ll,caddy,nginx")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
@@ -191,6 +193,9 @@ type result struct {
 	note       string
 }
 
+// target is one thing the scenario loads: the workload or a proxy.
+type target struct{ key, label, url, skip string }
+
 func bench(c config) error {
 	tmp, err := os.MkdirTemp("", "edge-bench-")
 	if err != nil {
@@ -259,7 +264,6 @@ func bench(c config) error {
 	// Start every target first; idle ones cost nothing. Then measure them
 	// in interleaved rounds so that noise from the machine spreads over all
 	// targets alike, and report medians.
-	type target struct{ key, label, url, skip string }
 	var targets []target
 	var skippedRows []result
 	skipped := func(key, label, why string) {
@@ -339,6 +343,9 @@ func bench(c config) error {
 	sort.SliceStable(results, func(i, j int) bool { return results[i].key < results[j].key })
 
 	table := render(c, results)
+	if c.rate > 0 {
+		table += moderate(c, targets)
+	}
 	fmt.Print(table)
 	if c.out != "" {
 		if err := os.WriteFile(c.out, []byte(table), 0o644); err != nil {
@@ -805,4 +812,134 @@ func serveEdge(urls []string, balancer, mesh string, sigs <-chan os.Signal) erro
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return e.Shutdown(sctx)
+}
+
+// moderate measures latency at a fixed, moderate request rate (open loop:
+// each request's latency counts from when it was due, so queueing shows) for
+// the workload directly (a), the baseline proxy (b) and the edge (c), in
+// interleaved rounds, and reports the p99 the proxies add over direct.
+func moderate(c config, targets []target) string {
+	pick := map[string]target{}
+	for _, t := range targets {
+		if t.key == "a" || t.key == "b" || t.key == "c" {
+			pick[t.key] = t
+		}
+	}
+	if _, ok := pick["a"]; !ok {
+		return ""
+	}
+	keys := []string{"a", "b", "c"}
+	rounds := map[string][]result{}
+	for r := 0; r < c.rounds; r++ {
+		for _, k := range keys {
+			t, ok := pick[k]
+			if !ok {
+				continue
+			}
+			res := paced(t.url, c.rate, c.warmup, c.duration)
+			fmt.Fprintf(os.Stderr, "==> moderate round %d/%d %-3s %5d req/s: p50 %s p99 %s errors %d\n",
+				r+1, c.rounds, k, c.rate, fmtDur(res.p50), fmtDur(res.p99), res.errors)
+			rounds[k] = append(rounds[k], res)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n# moderate load: %d req/s open loop, %d rounds of %s; medians\n", c.rate, c.rounds, c.duration)
+	fmt.Fprintf(&b, "%-3s %-62s %9s %9s %7s %12s\n", "", "target", "p50", "p99", "errors", "p99 added")
+	base := median(rounds["a"])
+	for _, k := range keys {
+		rs, ok := rounds[k]
+		if !ok {
+			continue
+		}
+		m := median(rs)
+		added := "-"
+		if k != "a" {
+			added = fmtDur(m.p99 - base.p99)
+		}
+		fmt.Fprintf(&b, "%-3s %-62s %9s %9s %7d %12s\n", k, pick[k].label, fmtDur(m.p50), fmtDur(m.p99), m.errors, added)
+	}
+	if rs, ok := rounds["c"]; ok {
+		added := median(rs).p99 - base.p99
+		verdict := "meets"
+		if added > time.Millisecond {
+			verdict = "misses"
+		}
+		fmt.Fprintf(&b, "bar (c) p99 added <= 1ms at %d req/s: %s, %s\n", c.rate, fmtDur(added), verdict)
+	}
+	return b.String()
+}
+
+// paced sends GETs to target at rate per second for d (after warmup) and
+// measures each from the moment it was due.
+func paced(target string, rate int, warmup, d time.Duration) result {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	interval := time.Second / time.Duration(rate)
+	due := make(chan time.Time, 4096)
+	type sample struct {
+		due time.Time
+		lat time.Duration
+		ok  bool
+	}
+	out := make(chan sample, 4096)
+	var wg sync.WaitGroup
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4096)
+			for t0 := range due {
+				resp, err := client.Get(target)
+				ok := err == nil
+				if ok {
+					for {
+						if _, rerr := resp.Body.Read(buf); rerr != nil {
+							ok = rerr == io.EOF
+							break
+						}
+					}
+					resp.Body.Close()
+					ok = ok && resp.StatusCode == 200
+				}
+				out <- sample{t0, time.Since(t0), ok}
+			}
+		}()
+	}
+	start := time.Now()
+	measureFrom := start.Add(warmup)
+	end := measureFrom.Add(d)
+	var all []time.Duration
+	errs := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range out {
+			if s.due.Before(measureFrom) {
+				continue // warmup
+			}
+			if !s.ok {
+				errs++
+				continue
+			}
+			all = append(all, s.lat)
+		}
+	}()
+	for next := start; next.Before(end); next = next.Add(interval) {
+		if wait := time.Until(next); wait > 0 {
+			time.Sleep(wait)
+		}
+		due <- next
+	}
+	close(due)
+	wg.Wait()
+	close(out)
+	<-done
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	r := result{requests: len(all), errors: errs, rps: float64(rate)}
+	if len(all) > 0 {
+		r.p50 = all[len(all)*50/100]
+		r.p99 = all[min(len(all)-1, len(all)*99/100)]
+	}
+	return r
 }
