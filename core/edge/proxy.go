@@ -171,7 +171,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 		var resp *http.Response
 		var err error
 		if body == nil && !upgrade {
-			resp, err = e.roundTrip(req, ep)
+			resp, err = e.roundTrip(req, ep, w)
 		} else {
 			resp, err = e.transport.RoundTrip(req)
 		}

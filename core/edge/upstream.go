@@ -168,7 +168,7 @@ func (x *exchange) Close() error {
 // endpoint (nothing came back) costs one more try on a freshly dialed
 // connection, transparently. Dial errors come back as *net.OpError with Op
 // "dial", like http.Transport's.
-func (e *Edge) roundTrip(req *http.Request, ep *endpoint) (*http.Response, error) {
+func (e *Edge) roundTrip(req *http.Request, ep *endpoint, w http.ResponseWriter) (*http.Response, error) {
 	ctx := req.Context()
 	fresh := false
 	for {
@@ -176,7 +176,7 @@ func (e *Edge) roundTrip(req *http.Request, ep *endpoint) (*http.Response, error
 		if err != nil {
 			return nil, err
 		}
-		resp, err := e.exchange(ctx, req, ep, uc)
+		resp, err := e.exchange(ctx, req, ep, uc, w)
 		if err == nil {
 			return resp, nil
 		}
@@ -206,7 +206,10 @@ func failExchange(ctx context.Context, stop func() bool, err error) (*http.Respo
 	return nil, err
 }
 
-func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc *upConn) (*http.Response, error) {
+// exchange writes req on uc and reads the answer's header. Informational
+// answers other than 100 Continue (102 Processing, 103 Early Hints) are
+// relayed to w as they come; w may be nil.
+func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc *upConn, w http.ResponseWriter) (*http.Response, error) {
 	// The upstream timeout covers writing the request and waiting for the
 	// answer's header. The deadline is set before the cancellation hook,
 	// which may run at once and must win.
@@ -238,7 +241,10 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 			return failExchange(ctx, stop, fmt.Errorf("read response: %w", err))
 		}
 		if r.StatusCode >= 100 && r.StatusCode < 200 && r.StatusCode != http.StatusSwitchingProtocols {
-			continue // informational answers are not relayed
+			if w != nil && r.StatusCode != http.StatusContinue {
+				relayInformational(w, r)
+			}
+			continue
 		}
 		resp = r
 		break
@@ -251,4 +257,26 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 	}
 	resp.Body = &exchange{e: e, ep: ep, uc: uc, body: resp.Body, stop: stop, resp: resp}
 	return resp, nil
+}
+
+// relayInformational sends a 1xx answer's status and headers to the client
+// without disturbing the headers the final answer will carry.
+func relayInformational(w http.ResponseWriter, r *http.Response) {
+	h := w.Header()
+	saved := h.Clone()
+	for k := range h {
+		delete(h, k)
+	}
+	for k, v := range r.Header {
+		if !hopByHop(k) {
+			h[k] = v
+		}
+	}
+	w.WriteHeader(r.StatusCode)
+	for k := range h {
+		delete(h, k)
+	}
+	for k, v := range saved {
+		h[k] = v
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,7 +140,7 @@ func TestUpstreamResponseFraming(t *testing.T) {
 		{name: "informational answers first", method: "GET",
 			answer: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n" +
 				"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-			status: 200, body: "ok", conns: 1},
+			status: 200, body: "ok", header: map[string]string{"Link": ""}, conns: 1},
 		{name: "Connection: close on a connection left open", method: "GET",
 			answer: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
 			status: 200, body: "ok", conns: 3},
@@ -590,4 +592,42 @@ func BenchmarkForwardGET(b *testing.B) {
 			b.ReportMetric(rps/direct, "x-direct")
 		}
 	})
+}
+
+// 103 Early Hints (and other informational answers but 100 Continue) reach
+// the client before the final answer, whose headers they do not leak into.
+func TestInformationalRelayed(t *testing.T) {
+	up := startRaw(t, func(c net.Conn, req *http.Request, n int) bool {
+		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n"+
+			"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	e := edgeTo(t, up.url(), Options{})
+	var got []int
+	var link string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, code)
+		if code == http.StatusEarlyHints {
+			link = h.Get("Link")
+		}
+		return nil
+	}}
+	req, _ := http.NewRequest(http.MethodGet, edgeURL(e)+"/up/x", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	resp, err := testClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "ok" {
+		t.Fatalf("final answer %d %q", resp.StatusCode, b)
+	}
+	if len(got) != 1 || got[0] != http.StatusEarlyHints || link != "</s.css>; rel=preload" {
+		t.Fatalf("informational answers seen %v, Link %q; want [103] with the preload link", got, link)
+	}
+	if resp.Header.Get("Link") != "" || resp.Header.Get(HeaderEdge) == "" {
+		t.Fatalf("final headers wrong: %v", resp.Header)
+	}
 }
