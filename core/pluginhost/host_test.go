@@ -262,7 +262,7 @@ func TestRestartAfterKill(t *testing.T) {
 
 // SIGKILL the host: no plugin process of it survives.
 func TestHostSIGKILLLeavesNoPlugin(t *testing.T) {
-	cmd, pids := startHelper(t)
+	cmd, pids := startChildHost(t)
 	t.Cleanup(func() {
 		for _, pid := range pids {
 			if alive(pid) {

@@ -36,8 +36,8 @@ func moduleRoot() string {
 }
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
-		hostHelper()
+	if os.Getenv(childEnv) != "" {
+		childHost()
 		return
 	}
 	dir, err := os.MkdirTemp("", "pluginhost-test-")
@@ -180,11 +180,11 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// Helper process for TestHostSIGKILLLeavesNoPlugin: loads plugins, prints
+// Child process for TestHostSIGKILLLeavesNoPlugin: loads plugins, prints
 // their pids and waits to be killed.
-const helperEnv = "PLUGINHOST_TEST_HELPER"
+const childEnv = "PLUGINHOST_TEST_CHILD"
 
-func hostHelper() {
+func childHost() {
 	h, err := pluginhost.New(pluginhost.Options{SelfExe: os.Getenv("PLUGINHOST_TEST_SELF")})
 	if err != nil {
 		fmt.Println("ERR", err)
@@ -209,10 +209,10 @@ func hostHelper() {
 	select {}
 }
 
-func startHelper(t *testing.T) (*exec.Cmd, []int) {
+func startChildHost(t *testing.T) (*exec.Cmd, []int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", "PLUGINHOST_TEST_SELF="+serveBin, "PLUGINHOST_TEST_EXTERNAL="+testPlugin)
+	cmd.Env = append(os.Environ(), childEnv+"=1", "PLUGINHOST_TEST_SELF="+serveBin, "PLUGINHOST_TEST_EXTERNAL="+testPlugin)
 	cmd.SysProcAttr = setpgid()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -228,11 +228,11 @@ func startHelper(t *testing.T) (*exec.Cmd, []int) {
 	})
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		t.Fatalf("helper: %v", err)
+		t.Fatalf("child host: %v", err)
 	}
 	fields := strings.Fields(line)
 	if len(fields) == 0 || fields[0] != "PIDS" {
-		t.Fatalf("helper said %q", line)
+		t.Fatalf("child host said %q", line)
 	}
 	var pids []int
 	for _, f := range fields[1:] {
