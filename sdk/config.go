@@ -116,7 +116,7 @@ func (s Schema) Validate() error {
 		}
 		seen[a.Name] = true
 		switch a.Type {
-		case TypeString, TypeNumber, TypeBool, TypeDuration, TypeStringList:
+		case TypeString, TypeNumber, TypeBool, TypeDuration, TypeStringList, TypePath:
 		default:
 			return fmt.Errorf("schema: attribute %q: unknown type %q", a.Name, a.Type)
 		}
@@ -125,7 +125,7 @@ func (s Schema) Validate() error {
 		}
 		ok := false
 		switch a.Type {
-		case TypeString:
+		case TypeString, TypePath:
 			_, ok = a.Default.(string)
 		case TypeNumber:
 			ok = Config{"v": a.Default}.Number("v", -1) == Config{"v": a.Default}.Number("v", -2)

@@ -42,6 +42,10 @@ const (
 	TypeBool       AttrType = "bool"
 	TypeDuration   AttrType = "duration" // written as a string such as "250ms"
 	TypeStringList AttrType = "list(string)"
+	// TypePath is a string naming a file or directory. A relative path
+	// written in mesh.hcl is resolved against the directory of that file,
+	// so the plugin always receives the path the operator meant.
+	TypePath AttrType = "path"
 )
 
 // Attribute is one attribute of a plugin's `config { ... }` block.

@@ -762,12 +762,13 @@ func TestDeployBudgetCapped(t *testing.T) {
 func TestRepoBackendPlugin(t *testing.T) {
 	e := newEnv(t)
 	blobs := filepath.Join(e.dir, "blobs")
-	e.extraApp = fmt.Sprintf(`plugin "repo" "fs" {
+	// A relative path in a plugin's config is relative to mesh.hcl.
+	e.extraApp = `plugin "repo" "fs" {
   config {
-    dir = %q
+    dir = "blobs"
   }
 }
-`, blobs)
+`
 	e.writeConfig()
 	cfg, err := os.ReadFile(e.cfgPath)
 	if err != nil {

@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -60,9 +61,21 @@ func DecodeConfigContext(schema sdk.Schema, body hcl.Body, ectx *hcl.EvalContext
 			diags = append(diags, attrDiag(attr, "Incorrect attribute value type", fmt.Sprintf("Inappropriate value for attribute %q: %s.", name, detail)))
 			continue
 		}
+		if p, ok := val.(string); ok && a.Type == sdk.TypePath {
+			val = resolvePath(p, attr.Expr.Range().Filename)
+		}
 		cfg[name] = val
 	}
 	return cfg.WithDefaults(schema), diags
+}
+
+// resolvePath makes a relative path absolute against the directory of the
+// configuration file it was written in (as mesh.hcl's own paths are).
+func resolvePath(p, file string) string {
+	if filepath.IsAbs(p) || file == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(file), p)
 }
 
 func attrDiag(attr *hcl.Attribute, summary, detail string) *hcl.Diagnostic {
@@ -74,10 +87,13 @@ func attrDiag(attr *hcl.Attribute, summary, detail string) *hcl.Diagnostic {
 // the attribute's type, or says why it cannot.
 func convertValue(a sdk.Attribute, v cty.Value) (any, string) {
 	switch a.Type {
-	case sdk.TypeString:
+	case sdk.TypeString, sdk.TypePath:
 		cv, err := convert.Convert(v, cty.String)
 		if err != nil {
 			return nil, "a string is required"
+		}
+		if a.Type == sdk.TypePath && cv.AsString() == "" {
+			return nil, "a non-empty path is required"
 		}
 		return cv.AsString(), ""
 	case sdk.TypeNumber:

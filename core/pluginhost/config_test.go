@@ -126,3 +126,35 @@ func TestBundledSchemaWithoutLaunch(t *testing.T) {
 		t.Fatal("ServeBundled of an unknown plugin returned nil")
 	}
 }
+
+// A path attribute written relative is resolved against the directory of
+// the file that sets it; an absolute one is kept; an empty one is refused.
+func TestDecodeConfigPath(t *testing.T) {
+	schema := sdk.Schema{Attributes: []sdk.Attribute{{Name: "dir", Type: sdk.TypePath}}}
+	for _, tc := range []struct {
+		src, want, err string
+	}{
+		{`dir = "blobs"`, "/etc/mesh/blobs", ""},
+		{`dir = "../shared/blobs"`, "/etc/shared/blobs", ""},
+		{`dir = "/var/lib/blobs"`, "/var/lib/blobs", ""},
+		{`dir = ""`, "", "Incorrect attribute value type"},
+	} {
+		f, diags := hclsyntax.ParseConfig([]byte(tc.src), "/etc/mesh/mesh.hcl", hcl.InitialPos)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		cfg, diags := pluginhost.DecodeConfig(schema, f.Body)
+		if tc.err != "" {
+			if !diags.HasErrors() || diags[0].Summary != tc.err {
+				t.Errorf("%s: diags %v, want %q", tc.src, diags, tc.err)
+			}
+			continue
+		}
+		if diags.HasErrors() {
+			t.Fatalf("%s: %v", tc.src, diags)
+		}
+		if got := cfg.String("dir", ""); got != tc.want {
+			t.Errorf("%s: dir = %q, want %q", tc.src, got, tc.want)
+		}
+	}
+}

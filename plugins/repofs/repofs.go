@@ -43,7 +43,7 @@ func (b *backend) Info() sdk.Info {
 
 func (b *backend) Schema() sdk.Schema {
 	return sdk.Schema{Attributes: []sdk.Attribute{
-		{Name: "dir", Type: sdk.TypeString, Required: true, Description: "directory holding the blobs; created if missing"},
+		{Name: "dir", Type: sdk.TypePath, Required: true, Description: "directory holding the blobs; created if missing (relative to mesh.hcl)"},
 	}}
 }
 
