@@ -152,8 +152,11 @@ func TestHealthFailureLeavesNothing(t *testing.T) {
 			if u := e.fab.Usage("billing"); u.Instances != 0 {
 				t.Errorf("claim kept by a failed instance: %+v", u)
 			}
-			// Restart "never": no second attempt.
-			time.Sleep(300 * time.Millisecond)
+			// Restart "never": once the agent has decided so, no second
+			// attempt exists.
+			waitFor(t, 10*time.Second, "restart decision", func() bool {
+				return strings.Contains(e.logs.String(), "not restarting")
+			})
 			if n := len(a.Instances()); n != 1 {
 				t.Errorf("%d instances after a failed start with restart never, want 1", n)
 			}
@@ -225,8 +228,10 @@ func TestCrashDeregistersAndFollowsPolicy(t *testing.T) {
 				}
 				return
 			}
-			// Stays down: several backoff periods later nothing runs.
-			time.Sleep(500 * time.Millisecond)
+			// Stays down: the agent decided not to restart, and nothing runs.
+			waitFor(t, 10*time.Second, "restart decision", func() bool {
+				return strings.Contains(e.logs.String(), "not restarting")
+			})
 			if ready := a.inState("billing", StateReady); len(ready) != 0 {
 				t.Fatalf("relaunched against policy %s: %+v", tc.restart, ready)
 			}
@@ -290,8 +295,11 @@ func TestBudgetContention(t *testing.T) {
 				return n, idle
 			}
 			waitFor(t, 10*time.Second, "two instances", func() bool { n, _ := readyCount(); return n == 2 })
-			// Longer than the claim retry: the third node keeps being refused.
-			time.Sleep(claimRetry + 300*time.Millisecond)
+			// The third node is refused, retries after claimRetry and is
+			// refused again.
+			waitFor(t, 10*time.Second, "a refused claim retried", func() bool {
+				return strings.Count(e.logs.String(), "budget refusal") >= 2
+			})
 			n, idle := readyCount()
 			if n != 2 || len(e.fab.Endpoints("billing")) != 2 {
 				t.Fatalf("%d ready instances and %d endpoints, want 2", n, len(e.fab.Endpoints("billing")))

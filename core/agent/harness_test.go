@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/repo"
 	"github.com/mycelium-mesh/mesh/core/spore"
+	"github.com/mycelium-mesh/mesh/internal/testutil"
 	"github.com/mycelium-mesh/mesh/plugins/healthhttp"
 )
 
@@ -61,22 +60,7 @@ func runTests(m *testing.M) int {
 }
 
 // syncBuffer collects log output of a test, shown only when it fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // env is one test's mesh: a fabric, a repo and a run directory.
 type env struct {

@@ -141,6 +141,13 @@ app "billing" {
 
 // start runs `mesh run` and waits until the edge serves billing on every node.
 func (e *env) start() {
+	e.t.Helper()
+	e.launch()
+	e.waitReady(15 * time.Second)
+}
+
+// launch runs `mesh run` without waiting for anything.
+func (e *env) launch() {
 	t := e.t
 	t.Helper()
 	e.logs = &syncBuffer{}
@@ -155,7 +162,6 @@ func (e *env) start() {
 	e.exited = make(chan struct{})
 	go func() { _ = cmd.Wait(); close(e.exited) }()
 	t.Cleanup(e.stop)
-	e.waitReady(15 * time.Second)
 }
 
 func (e *env) stop() {
@@ -413,10 +419,13 @@ func TestAcceptanceBlueGreen(t *testing.T) {
 		t.Fatalf("deploy output: %s", out)
 	}
 	deployed := time.Now()
-	// Old instances must be gone within warmup (300ms) + grace (2s), plus slack.
-	if alive := testutil.WaitGone(old, 2300*time.Millisecond+3*time.Second); len(alive) > 0 {
+	// Old instances stop after warmup (300ms) and at most grace (2s); the
+	// wait is generous so a loaded machine does not fail it, and the time it
+	// took is logged (benchmarks measure, tests do not time).
+	if alive := testutil.WaitGone(old, 15*time.Second); len(alive) > 0 {
 		t.Errorf("old instances still alive %s after rollout: %v", time.Since(deployed), alive)
 	}
+	t.Logf("old instances gone %s after the rollout was ready", time.Since(deployed))
 	time.Sleep(300 * time.Millisecond)
 	l.finish()
 
@@ -465,9 +474,9 @@ func TestAcceptanceWorkloadKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	// The dead endpoint leaves the fabric at once (well under a second even
-	// on a loaded machine; the bar measured by benchmarks is 100 ms).
-	waitFor(t, 2*time.Second, "dead endpoint deregistered", func() bool {
+	// The dead endpoint leaves the fabric (the time is logged, not
+	// asserted: the agent tests and benchmarks measure it).
+	waitFor(t, 15*time.Second, "dead endpoint deregistered", func() bool {
 		for _, ep := range e.status().Apps[0].Endpoints {
 			if ep.URL == url {
 				return false
@@ -521,12 +530,14 @@ func TestMeshKillAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-e.exited
-	if alive := testutil.WaitGone(append(work, kids...), 2*time.Second); len(alive) > 0 {
+	killed := time.Now()
+	if alive := testutil.WaitGone(append(work, kids...), 15*time.Second); len(alive) > 0 {
 		for _, p := range alive {
 			_ = syscall.Kill(p, syscall.SIGKILL)
 		}
 		t.Fatalf("processes survived SIGKILL of mesh: %v (workloads %v, children %v)", alive, work, kids)
 	}
+	t.Logf("workloads and plugins gone %s after SIGKILL of mesh", time.Since(killed))
 
 	// Restart: the deployed digest is kept (the app block did not change).
 	e.start()
@@ -703,7 +714,7 @@ func TestPluginKillUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "plugins restarted", func() bool {
+	waitFor(t, 15*time.Second, "plugins restarted", func() bool {
 		back := 0
 		for _, p := range e.status().Plugins {
 			k := p.Kind + "/" + p.Name
@@ -730,16 +741,7 @@ func TestDeployBudgetCapped(t *testing.T) {
 	e := newEnv(t)
 	e.appExtra = "  budget {\n    cpu_milli = 150\n  }\n" // one 100m instance fits, two do not
 	e.writeConfig()
-	e.logs = &syncBuffer{}
-	cmd := exec.Command(meshBin, "run", "-config", e.cfgPath)
-	cmd.Stdout, cmd.Stderr = e.logs, e.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.cmd = cmd
-	e.exited = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(e.exited) }()
-	t.Cleanup(e.stop)
+	e.launch()
 	waitFor(t, 15*time.Second, "one instance ready", func() bool {
 		if _, err := os.Stat(filepath.Join(e.dir, "control.sock")); err != nil {
 			return false

@@ -135,8 +135,8 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 		return nil, err
 	}
 	var ropts []repo.Option
-	if b := m.plug.repoBackend(); b != nil {
-		ropts = append(ropts, repo.WithBackend(b))
+	if m.plug.backend != nil {
+		ropts = append(ropts, repo.WithBackend(m.plug.backend))
 	}
 	m.repo, err = repo.Open(cfg.Repo.Dir, ropts...)
 	if err != nil {
@@ -188,7 +188,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 			Repo:          m.repo,
 			TrustedFunc:   m.trustedKeys,
 			RunDir:        cfg.RunDir,
-			Health:        m.plug.health(),
+			Health:        m.plug.check,
 			HealthPath:    cfg.Health.Path,
 			HealthTimeout: cfg.Agents.HealthTimeout,
 			Warmup:        cfg.Warmup,
@@ -317,8 +317,7 @@ func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
 				return fmt.Errorf("app %q: publish %s: %w", a.Name, a.Spore, err)
 			}
 			digest = d
-		}
-		if _, err := m.repo.Path(digest); err != nil {
+		} else if _, err := m.repo.Path(digest); err != nil {
 			return fmt.Errorf("app %q: %w", a.Name, err)
 		}
 		hash := a.Hash + "|" + digest

@@ -18,7 +18,7 @@ import (
 type plugins struct {
 	host      *pluginhost.Host
 	check     sdk.HealthChecker
-	backend   sdk.RepoBackend
+	backend   sdk.RepoBackend // nil: the repo is local only
 	balancers map[string]sdk.Balancer
 }
 
@@ -71,16 +71,6 @@ func startPlugins(ctx context.Context, cfg *config.Config, selfExe string, log h
 	}
 	ok = true
 	return p, nil
-}
-
-func (p *plugins) health() sdk.HealthChecker { return p.check }
-
-// repoBackend returns the backend, or nil when the repo is local only.
-func (p *plugins) repoBackend() sdk.RepoBackend {
-	if p.backend == nil {
-		return nil
-	}
-	return p.backend
 }
 
 // balancerFor maps each app to the balancer its block names, else the

@@ -166,9 +166,9 @@ func (p *Plugin) where() string {
 	return s
 }
 
-// checkExecutable verifies an external command: it exists, is a regular
-// executable file and, when configured, has the expected sha256. It runs
-// before every exec, restarts included.
+// checkExecutable verifies that an external command exists and is a regular
+// executable file. It runs before every exec, restarts included; the sha256,
+// when configured, is checked by verifiedCopy as the launch copies the file.
 func (p *Plugin) checkExecutable() error {
 	fi, err := os.Stat(p.path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -183,14 +183,7 @@ func (p *Plugin) checkExecutable() error {
 	if fi.Mode().Perm()&0o111 == 0 {
 		return fmt.Errorf("%s: command %s has mode %s, no execute bit: %w", p.where(), p.path, fi.Mode().Perm(), ErrNotExecutable)
 	}
-	if p.spec.SHA256 == "" {
-		return nil
-	}
-	copyPath, err := p.verifiedCopy()
-	if err != nil {
-		return err
-	}
-	return os.RemoveAll(filepath.Dir(copyPath))
+	return nil
 }
 
 // verifiedCopy copies the command into a private directory (0700) while

@@ -26,9 +26,11 @@ func newServer(t *testing.T, conns *atomic.Int32) *httptest.Server {
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("/broken", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	// /slow answers 200 after 1s: a check whose 100ms timeout is not
+	// applied would call it healthy (the default timeout is 2s).
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-time.After(3 * time.Second):
+		case <-time.After(time.Second):
 		case <-r.Context().Done():
 		}
 	})
@@ -78,16 +80,12 @@ func TestCheck(t *testing.T) {
 				if err := hc.Configure(ctx, sdk.Config(tt.cfg).WithDefaults(hc.Schema())); err != nil {
 					t.Fatal(err)
 				}
-				start := time.Now()
 				res, err := hc.Check(ctx, tt.check)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if res.Healthy != tt.healthy || !strings.Contains(res.Reason, tt.reason) {
 					t.Fatalf("result %+v, want healthy=%v with reason containing %q", res, tt.healthy, tt.reason)
-				}
-				if d := time.Since(start); d > 2500*time.Millisecond {
-					t.Fatalf("check took %s, the timeout was not applied", d)
 				}
 			})
 		}
