@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,19 +37,10 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "agent-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	helloBin = filepath.Join(dir, "hello")
-	build := exec.Command("go", "build", "-o", helloBin, "github.com/mycelium-mesh/mesh/workloads/hello")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build hello workload:", err)
-		return 1
-	}
+	bins, cleanup := testutil.BuildForMain("./workloads/hello")
+	defer cleanup()
+	helloBin = bins[0]
+	var err error
 	testPub, testKey, err = ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -27,28 +27,15 @@ import (
 // `mesh run` as a process and talk to it over loopback.
 
 var (
-	binDir  string
 	meshBin string
 	helloBn string
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mesh-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	if meshBin, err = testutil.Build(dir, "./cmd/mesh", "mesh"); err == nil {
-		helloBn, err = testutil.Build(dir, "./workloads/hello", "hello")
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	bins, cleanup := testutil.BuildForMain("./cmd/mesh", "./workloads/hello")
+	meshBin, helloBn = bins[0], bins[1]
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

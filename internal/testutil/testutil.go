@@ -176,3 +176,25 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// BuildForMain builds the given packages (relative to the module root, e.g.
+// "./workloads/hello") into one temporary directory for a TestMain, and
+// returns the binaries' paths in order and a function that removes them. A
+// build that fails ends the test process with the compiler's output.
+func BuildForMain(pkgs ...string) (bins []string, cleanup func()) {
+	dir, err := os.MkdirTemp("", "mesh-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, pkg := range pkgs {
+		bin, err := Build(dir, pkg, filepath.Base(pkg))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+		bins = append(bins, bin)
+	}
+	return bins, func() { os.RemoveAll(dir) }
+}
