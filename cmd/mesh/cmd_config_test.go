@@ -61,6 +61,11 @@ func TestValidateCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	public := filepath.Join(dir, "public.hcl")
+	if err := os.WriteFile(public, []byte("control {\n  listen = \"0.0.0.0:7000\"\n  token  = \"0123456789abcdef\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	tests := []struct {
 		name       string
 		dir        string
@@ -87,6 +92,10 @@ func TestValidateCommand(t *testing.T) {
 			name: "warnings only", dir: dir, args: []string{"validate", warn}, code: 0,
 			stdout: []string{"Configuration is valid."},
 			stderr: []string{"Warning: Control API disabled", "line 1"},
+		},
+		{
+			name: "control listen off loopback", dir: dir, args: []string{"validate", "public.hcl"}, code: 1,
+			stderr: []string{"Error: Control listener not on loopback", "on public.hcl line 2", `"0.0.0.0:7000"`},
 		},
 		{
 			name: "default file missing", dir: dir, args: []string{"validate"}, code: 1,

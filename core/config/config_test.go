@@ -319,6 +319,9 @@ func TestDiagnostics(t *testing.T) {
 		{"control listen without token", "control {\n  listen = \"127.0.0.1:7000\"\n}", "Control listener without token", 2, "token"},
 		{"control token from unset env", "control {\n  listen = \"127.0.0.1:7000\"\n  token = env(\"MESH_TEST_EMPTY\")\n}", "Control listener without token", 2, "environment variable"},
 		{"control bad listen", "control {\n  listen = \"7000\"\n  token = \"0123456789abcdef\"\n}", "Invalid listen address", 2, ""},
+		{"control listen on every interface", "control {\n  listen = \":7000\"\n  token = \"0123456789abcdef\"\n}", "Control listener not on loopback", 2, "loopback"},
+		{"control listen on a public address", "control {\n  listen = \"192.0.2.7:7000\"\n  token = \"0123456789abcdef\"\n}", "Control listener not on loopback", 2, "SSH tunnel"},
+		{"control listen on a host name", "control {\n  listen = \"mesh.example:7000\"\n  token = \"0123456789abcdef\"\n}", "Control listener not on loopback", 2, ""},
 		{"env without argument", "data_dir = env()", "Not enough function arguments", 1, ""},
 		{"env bad name", "data_dir = env(\"\")", "Invalid function argument", 1, ""},
 		{"unknown function", "data_dir = file(\"x\")", "Call to unknown function", 1, ""},
@@ -508,6 +511,18 @@ func TestCheckHostPort(t *testing.T) {
 	} {
 		if err := checkHostPort(addr); (err == nil) != ok {
 			t.Errorf("checkHostPort(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7000": true, "127.0.0.2:7000": true, "[::1]:7000": true, "localhost:7000": true,
+		":7000": false, "0.0.0.0:7000": false, "[::]:7000": false, "192.0.2.7:7000": false,
+		"mesh.example:7000": false, "127.0.0.1": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }

@@ -492,7 +492,9 @@ func (d *decoder) control(b *hcl.Block, cfg *Config) {
 	d.path(a, "socket", &ctl.Socket, true)
 	listenRange, hasListen := d.str(a, "listen", &ctl.Listen)
 	if hasListen && ctl.Listen != "" {
-		d.listenAddr("listen", ctl.Listen, listenRange, false)
+		if d.listenAddr("listen", ctl.Listen, listenRange, false) && !IsLoopback(ctl.Listen) {
+			d.errorf(listenRange, "Control listener not on loopback", "control listen %q is not a loopback address. The control API serves plain HTTP and can start binaries, so it listens on loopback (127.0.0.1, ::1 or localhost) or a unix socket only; reach it from elsewhere through an SSH tunnel or a TLS proxy you run.", ctl.Listen)
+		}
 	}
 	tokenRange, hasToken := d.str(a, "token", &ctl.Token)
 	if ctl.Listen != "" && ctl.Token == "" {
@@ -510,17 +512,20 @@ func (d *decoder) control(b *hcl.Block, cfg *Config) {
 	}
 }
 
-// listenAddr checks a host:port listen address.
-func (d *decoder) listenAddr(name, addr string, rng hcl.Range, allowEmpty bool) {
+// listenAddr checks a host:port listen address and reports whether it is
+// well formed (an allowed empty address is not).
+func (d *decoder) listenAddr(name, addr string, rng hcl.Range, allowEmpty bool) bool {
 	if addr == "" {
 		if !allowEmpty {
 			d.errorf(rng, "Invalid listen address", "%s must not be empty; write host:port such as \"127.0.0.1:8080\".", name)
 		}
-		return
+		return false
 	}
 	if err := checkHostPort(addr); err != nil {
 		d.errorf(rng, "Invalid listen address", "%s %q: %s; write host:port such as \"127.0.0.1:8080\".", name, addr, err)
+		return false
 	}
+	return true
 }
 
 func (d *decoder) agents(b *hcl.Block, cfg *Config) {

@@ -2,7 +2,6 @@ package mesh
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
@@ -51,14 +50,4 @@ func ControlAddress(cfg *config.Config) (addr, token string, err error) {
 }
 
 // isLoopback reports whether a host:port listens on loopback only.
-func isLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(hostport string) bool { return config.IsLoopback(hostport) }
