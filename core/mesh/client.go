@@ -155,7 +155,24 @@ func (c *Client) PublishSpore(ctx context.Context, path string) (string, error) 
 // Reload asks the mesh to re-read mesh.hcl; it returns notes on changes that
 // need a restart.
 func (c *Client) Reload(ctx context.Context) ([]string, error) {
-	var out struct{ Notes []string }
-	err := c.do(ctx, http.MethodPost, "/v1/reload", nil, &out)
-	return out.Notes, err
+	rp, err := c.ReloadWith(ctx, ReloadOptions{})
+	return rp.Restart, err
+}
+
+// reloadResponse is the answer of POST /v1/reload.
+type reloadResponse struct {
+	Notes []string   `json:"notes"` // the plan's Restart, for older clients
+	Plan  ReloadPlan `json:"plan"`
+}
+
+// ReloadWith asks the mesh to plan, and unless opts.PlanOnly apply, a reload
+// of mesh.hcl; it returns the plan.
+func (c *Client) ReloadWith(ctx context.Context, opts ReloadOptions) (ReloadPlan, error) {
+	body, err := json.Marshal(opts)
+	if err != nil {
+		return ReloadPlan{}, fmt.Errorf("encode reload request: %w", err)
+	}
+	var out reloadResponse
+	err = c.do(ctx, http.MethodPost, "/v1/reload", bytes.NewReader(body), &out)
+	return out.Plan, err
 }

@@ -24,7 +24,7 @@ import (
 //	POST /v1/deploy   {"app","digest"}    {"plan","previous"}
 //	GET  /v1/rollout?app=&digest=         RolloutState
 //	POST /v1/spores   (spore bytes)       {"digest"}: verified, then published
-//	POST /v1/reload                       {"notes":[...]}
+//	POST /v1/reload   [{"plan_only","expect"}] {"notes":[...],"plan":ReloadPlan}
 //
 // It listens on a unix socket (mode 0600) and, when configured, on a TCP
 // address where every request must carry `Authorization: Bearer <token>`.
@@ -163,6 +163,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, repo.ErrBadDigest):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrPlanChanged):
+		code = http.StatusConflict
 	case errors.Is(err, ErrRefused):
 		code = http.StatusUnprocessableEntity
 	}
@@ -226,12 +228,17 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"digest": d})
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		notes, err := m.Reload(r.Context())
+		var opts ReloadOptions
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&opts); err != nil && !errors.Is(err, io.EOF) {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "decode reload request: " + err.Error()})
+			return
+		}
+		rp, err := m.ReloadWith(r.Context(), opts)
 		if err != nil {
 			writeErr(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"notes": notes})
+		writeJSON(w, http.StatusOK, reloadResponse{Notes: rp.Restart, Plan: rp})
 	})
 	if token == "" {
 		return mux

@@ -542,13 +542,14 @@ func TestMeshKillAndRestart(t *testing.T) {
 	}
 	e.stop()
 
-	// A changed app block is applied again: back to the spore it names.
+	// A changed app block whose spore is the same is applied, and keeps
+	// the deployed digest: only a changed spore or digest changes it.
 	e.maxInst = 2
 	e.writeConfig()
 	e.start()
 	st = e.status()
-	if st.Apps[0].Digest == d2 {
-		t.Fatalf("changed app block was not re-applied: digest still %s", d2)
+	if st.Apps[0].Digest != d2 {
+		t.Fatalf("a change of max put digest %s back over the deployed %s", st.Apps[0].Digest, d2)
 	}
 	if st.Apps[0].Max != 2 {
 		t.Fatalf("max = %d, want 2", st.Apps[0].Max)

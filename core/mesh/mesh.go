@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -129,6 +128,9 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open fabric: %w", err)
+	}
+	if err := checkState(cfg, m.fabric); err != nil {
+		return nil, err
 	}
 	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"))
 	if err != nil {
@@ -292,65 +294,6 @@ func edgeApps(cfg *config.Config) map[string]edge.AppOptions {
 	return apps
 }
 
-// appliedFile records, per app, the hash of the mesh.hcl block last applied,
-// so a restart re-applies only blocks that changed and keeps digests deployed
-// since through `mesh deploy`.
-func (m *Mesh) appliedPath(cfg *config.Config) string {
-	return filepath.Join(cfg.DataDir, "applied.json")
-}
-
-// applyApps turns the app blocks of cfg into plans and budgets. A block whose
-// hash matches the one last applied is left alone (the fabric's persisted plan,
-// possibly deployed since, stands); a changed or new block is published; apps
-// no longer configured are removed.
-func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
-	applied, err := readApplied(m.appliedPath(cfg))
-	if err != nil {
-		return err
-	}
-	next := map[string]string{}
-	for _, a := range cfg.Apps {
-		digest := a.Digest
-		if a.Spore != "" {
-			d, err := m.repo.Put(a.Spore)
-			if err != nil {
-				return fmt.Errorf("app %q: publish %s: %w", a.Name, a.Spore, err)
-			}
-			digest = d
-		} else if _, err := m.repo.Path(digest); err != nil {
-			return fmt.Errorf("app %q: %w", a.Name, err)
-		}
-		hash := a.Hash + "|" + digest
-		next[a.Name] = hash
-		_, havePlan := m.fabric.Plan(a.Name)
-		if havePlan && applied[a.Name] == hash {
-			m.log.Debug("app unchanged since last applied", "app", a.Name)
-			continue
-		}
-		if a.Budget != nil {
-			b := fabric.Budget{AppName: a.Name, MaxInstances: a.Budget.MaxInstances, CPUmilli: a.Budget.CPUMilli, MemoryMB: a.Budget.MemoryMB}
-			if err := m.fabric.SetBudget(b); err != nil {
-				return fmt.Errorf("app %q: set budget: %w", a.Name, err)
-			}
-		}
-		p := fabric.Plan{AppName: a.Name, Digest: digest, Min: a.Min, Max: a.Max, Port: a.Port, Restart: a.Restart, HealthPath: a.HealthPath}
-		m.markPublished(a.Name)
-		if err := m.fabric.PublishPlan(p); err != nil {
-			return fmt.Errorf("app %q: publish plan: %w", a.Name, err)
-		}
-		m.log.Info("app applied", "app", a.Name, "digest", digest)
-	}
-	for name := range applied {
-		if _, still := next[name]; !still {
-			if err := m.fabric.DeletePlan(name); err != nil {
-				return fmt.Errorf("app %q: remove plan: %w", name, err)
-			}
-			m.log.Info("app removed", "app", name)
-		}
-	}
-	return writeApplied(m.appliedPath(cfg), next)
-}
-
 // DeployResult is what a deploy changed.
 type DeployResult struct {
 	Plan     fabric.Plan `json:"plan"`
@@ -429,44 +372,6 @@ func (m *Mesh) Publish(path string) (string, error) {
 		return "", fmt.Errorf("%w: %s", ErrRefused, verifyCause(err, path))
 	}
 	return m.repo.Put(path)
-}
-
-// Reload re-reads mesh.hcl and applies what changed: app blocks (plans and
-// budgets) and trusted keys for later verifications. Changes to listeners,
-// node counts or plugins need a restart and are reported as such.
-func (m *Mesh) Reload(ctx context.Context) ([]string, error) {
-	m.applyMu.Lock()
-	defer m.applyMu.Unlock()
-	cfg, err := loadConfig(m.opts.ConfigPath)
-	if err != nil {
-		return nil, err
-	}
-	if m.opts.Warmup > 0 {
-		cfg.Warmup = m.opts.Warmup
-	}
-	trust, err := spore.LoadTrustedKeys(cfg.TrustedKeys)
-	if err != nil {
-		return nil, fmt.Errorf("load trusted keys: %w", err)
-	}
-	fp := pluginsFingerprint(cfg)
-	m.mu.Lock()
-	old, oldFP := m.cfg, m.pluginsFP
-	m.mu.Unlock()
-	notes := restartNotes(old, cfg, oldFP, fp)
-	if err := m.applyApps(ctx, cfg); err != nil {
-		return notes, err
-	}
-	m.mu.Lock()
-	m.cfg = cfg
-	m.pluginsFP = fp
-	m.trust = trust
-	e := m.edge
-	m.mu.Unlock()
-	if e != nil {
-		e.SetApps(edgeApps(cfg))
-	}
-	m.log.Info("configuration reloaded", "apps", len(cfg.Apps), "notes", len(notes))
-	return notes, nil
 }
 
 // Status is a snapshot of the mesh for `mesh status`.
