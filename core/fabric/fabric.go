@@ -71,7 +71,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
@@ -226,39 +225,11 @@ func New(opts Options) (*Fabric, error) {
 		return nil, fmt.Errorf("create fabric data dir: %w", err)
 	}
 	path := filepath.Join(opts.DataDir, "fabric.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, plans, budgets, err := openStore(path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketPlans, bucketBudgets} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		if err := tx.Bucket(bucketPlans).ForEach(func(k, v []byte) error {
-			var p Plan
-			if err := json.Unmarshal(v, &p); err != nil {
-				return fmt.Errorf("plan %q: %w", k, err)
-			}
-			f.plans[p.AppName] = p
-			return nil
-		}); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketBudgets).ForEach(func(k, v []byte) error {
-			var b Budget
-			if err := json.Unmarshal(v, &b); err != nil {
-				return fmt.Errorf("budget %q: %w", k, err)
-			}
-			f.budgets[b.AppName] = b
-			return nil
-		})
-	})
-	if err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("load %s: %w", path, err)
-	}
+	f.plans, f.budgets = plans, budgets
 	f.db = db
 	f.log.Debug("fabric state loaded", "path", path, "plans", len(f.plans), "budgets", len(f.budgets))
 	return f, nil

@@ -146,3 +146,9 @@ func checkState(cfg *config.Config, f *fabric.Fabric) error {
 	return fmt.Errorf("%w: %s records app(s) %s as applied, but %s holds no plan for them: the store was emptied, replaced or lost, so the digests deployed since are unknown. Restore %s from a backup, or remove %s to start these apps over from the digests in mesh.hcl",
 		ErrStateLost, path, strings.Join(lost, ", "), filepath.Join(cfg.DataDir, "fabric.db"), filepath.Join(cfg.DataDir, "fabric.db"), path)
 }
+
+// corruptStoreError adds to a fabric.ErrCorrupt what moving the store aside
+// implies for the applied state.
+func corruptStoreError(cfg *config.Config, err error) error {
+	return fmt.Errorf("%w. An empty fabric next to %s that records apps is refused too: move both aside to start over from the digests in mesh.hcl", err, appliedPath(cfg.DataDir))
+}

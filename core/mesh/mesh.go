@@ -126,6 +126,9 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("data_dir %s is in use by another running mesh (its fabric store is locked); stop it or use another data_dir", cfg.DataDir)
 	}
+	if errors.Is(err, fabric.ErrCorrupt) {
+		return nil, corruptStoreError(cfg, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open fabric: %w", err)
 	}

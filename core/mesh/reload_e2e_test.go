@@ -170,3 +170,32 @@ func TestRunRefusesPublicControl(t *testing.T) {
 		t.Fatalf("data_dir created before the refusal (%v)", err)
 	}
 }
+
+// TestCorruptFabricRefused: a damaged fabric.db stops `mesh run` with an
+// error that names the file and the way out, not a stack trace.
+func TestCorruptFabricRefused(t *testing.T) {
+	e := newEnv(t)
+	e.start()
+	e.stop()
+	db := filepath.Join(e.dir, "data", "fabric.db")
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := os.Getpagesize()
+	for i := 2 * ps; i < len(b); i++ {
+		b[i] = 0xff
+	}
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(meshBin, "run", "-config", e.cfgPath)
+	out, err := cmd.CombinedOutput()
+	if err == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("mesh run on a corrupt fabric.db: %v\n%s", err, out)
+	}
+	mustContain(t, "refusal", string(out), "fabric store is corrupt", db, "Restore the file from a backup", "applied.json")
+	if strings.Contains(string(out), "goroutine ") || strings.Contains(string(out), "panic") {
+		t.Fatalf("a stack trace instead of an error:\n%s", out)
+	}
+}
