@@ -62,17 +62,18 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mycelium-mesh/mesh/core/config/defaults"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/spore"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
-// Defaults for zero Options fields.
+// Defaults for zero Options fields, from the mesh's one table of defaults.
 const (
-	DefaultHealthPath    = "/health"
-	DefaultHealthTimeout = 6 * time.Second
-	DefaultWarmup        = 2 * time.Second
-	DefaultGrace         = 5 * time.Second
+	DefaultHealthPath    = defaults.HealthPath
+	DefaultHealthTimeout = defaults.HealthTimeout
+	DefaultWarmup        = defaults.Warmup
+	DefaultGrace         = defaults.Grace
 )
 
 // Instance states reported by Instances.
@@ -109,6 +110,7 @@ type Options struct {
 	Health        HealthChecker
 	HealthPath    string        // default /health
 	HealthTimeout time.Duration // default 6s: how long a new instance may take to become healthy
+	CheckTimeout  time.Duration // default 1s: how long one health check may take (health.timeout)
 	Warmup        time.Duration // default 2s: how long a replaced instance drains before it is stopped
 	Grace         time.Duration // default 5s: SIGTERM to SIGKILL
 	Logger        hclog.Logger
@@ -190,7 +192,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, errors.New("agent: no run dir")
 	case opts.Health == nil:
 		return nil, errors.New("agent: no health checker")
-	case opts.HealthTimeout < 0 || opts.Warmup < 0 || opts.Grace < 0:
+	case opts.HealthTimeout < 0 || opts.CheckTimeout < 0 || opts.Warmup < 0 || opts.Grace < 0:
 		return nil, errors.New("agent: negative duration")
 	}
 	if opts.HealthPath == "" {
@@ -198,6 +200,9 @@ func New(opts Options) (*Agent, error) {
 	}
 	if opts.HealthTimeout == 0 {
 		opts.HealthTimeout = DefaultHealthTimeout
+	}
+	if opts.CheckTimeout == 0 {
+		opts.CheckTimeout = defaults.CheckTimeout
 	}
 	if opts.Warmup == 0 {
 		opts.Warmup = DefaultWarmup

@@ -24,11 +24,10 @@ import (
 
 // Health polling: the first check follows the launch almost at once, the
 // interval then doubles up to the cap. A single check never waits longer
-// than healthCheckCap.
+// than Options.CheckTimeout.
 const (
 	healthFirstPoll = 2 * time.Millisecond
 	healthMaxPoll   = 100 * time.Millisecond
-	healthCheckCap  = time.Second
 )
 
 // instance is one workload process of an app on this node. The fields above
@@ -350,7 +349,7 @@ func (i *instance) waitHealthy() error {
 			return fmt.Errorf("not healthy within %s: %s", a.opts.HealthTimeout, last)
 		case <-timer.C:
 		}
-		checkTimeout := min(time.Until(deadline), healthCheckCap)
+		checkTimeout := min(time.Until(deadline), a.opts.CheckTimeout)
 		if checkTimeout <= 0 {
 			continue
 		}

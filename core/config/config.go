@@ -22,34 +22,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Defaults applied when an attribute is absent.
-const (
-	DefaultDataDir           = "./.mesh/data"
-	DefaultRunDir            = "./.mesh/run"
-	DefaultWarmup            = 2 * time.Second
-	DefaultGrace             = 5 * time.Second
-	DefaultLogLevel          = "info"
-	DefaultRepoDir           = "./.mesh/repo"
-	DefaultRepoBackend       = "" // local store only
-	DefaultEdgeListen        = "127.0.0.1:8080"
-	DefaultEdgeAdmin         = "127.0.0.1:9090"
-	DefaultLogInterval       = 10 * time.Second
-	DefaultBalancer          = "round-robin"
-	DefaultReadHeaderTimeout = 5 * time.Second
-	DefaultIdleTimeout       = 90 * time.Second
-	DefaultUpstreamTimeout   = 30 * time.Second
-	DefaultMaxHeaderBytes    = 64 << 10
-	DefaultControlSocket     = "./.mesh/control.sock"
-	DefaultAgentCount        = 3
-	DefaultHealthTimeout     = 6 * time.Second // how long an agent waits for a new instance to turn healthy
-	DefaultHealthPlugin      = "http"
-	DefaultHealthPath        = "/health"
-	DefaultCheckTimeout      = time.Second // one health check
-	DefaultAppMin            = 1
-	DefaultRestart           = RestartOnFailure
-	DefaultStripPrefix       = true
-)
-
 // Restart policies of an app.
 const (
 	RestartNever     = "never"

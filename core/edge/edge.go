@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mycelium-mesh/mesh/core/config/defaults"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
@@ -44,7 +45,7 @@ type Balancer interface {
 }
 
 // DefaultAdminAddr is where callers usually serve /metrics.
-const DefaultAdminAddr = "127.0.0.1:9090"
+const DefaultAdminAddr = defaults.EdgeAdmin
 
 // ErrNoSource is returned by New without a Source.
 var ErrNoSource = errors.New("edge: no endpoint source")
@@ -81,9 +82,9 @@ type Options struct {
 	ReportInterval time.Duration // load reports to the balancer (500ms)
 	BalanceTimeout time.Duration // one Balance call (2s)
 
-	ReadHeaderTimeout   time.Duration // (10s)
-	IdleTimeout         time.Duration // client keep-alive (120s)
-	UpstreamTimeout     time.Duration // sending a request and awaiting the response header (60s)
+	ReadHeaderTimeout   time.Duration // (5s)
+	IdleTimeout         time.Duration // client keep-alive (90s)
+	UpstreamTimeout     time.Duration // sending a request and awaiting the response header (30s)
 	DialTimeout         time.Duration // upstream connect (3s)
 	MaxHeaderBytes      int           // (64 KiB); larger headers get 431
 	MaxIdleConnsPerHost int           // upstream pool (1024)
@@ -109,38 +110,38 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = hclog.NewNullLogger()
 	}
-	def(&o.LogInterval, 10*time.Second)
-	def(&o.ReportInterval, 500*time.Millisecond)
-	def(&o.BalanceTimeout, 2*time.Second)
-	def(&o.ReadHeaderTimeout, 10*time.Second)
-	def(&o.IdleTimeout, 120*time.Second)
-	def(&o.UpstreamTimeout, 60*time.Second)
-	def(&o.DialTimeout, 3*time.Second)
+	def(&o.LogInterval, defaults.LogInterval)
+	def(&o.ReportInterval, defaults.ReportInterval)
+	def(&o.BalanceTimeout, defaults.BalanceTimeout)
+	def(&o.ReadHeaderTimeout, defaults.ReadHeaderTimeout)
+	def(&o.IdleTimeout, defaults.IdleTimeout)
+	def(&o.UpstreamTimeout, defaults.UpstreamTimeout)
+	def(&o.DialTimeout, defaults.DialTimeout)
 	if o.MaxHeaderBytes <= 0 {
-		o.MaxHeaderBytes = 64 << 10
+		o.MaxHeaderBytes = defaults.MaxHeaderBytes
 	}
 	if o.MaxIdleConnsPerHost <= 0 {
-		o.MaxIdleConnsPerHost = 1024
+		o.MaxIdleConnsPerHost = defaults.MaxIdleConnsPerHost
 	}
 	if o.RetryBudgetRatio <= 0 {
-		o.RetryBudgetRatio = 0.2
+		o.RetryBudgetRatio = defaults.RetryBudgetRatio
 	}
 	if o.RetryBudgetMinPerSec <= 0 {
-		o.RetryBudgetMinPerSec = 3
+		o.RetryBudgetMinPerSec = defaults.RetryBudgetMinPerSec
 	}
 	oo := &o.Outlier
 	if oo.ConsecutiveConnFailures <= 0 {
-		oo.ConsecutiveConnFailures = 3
+		oo.ConsecutiveConnFailures = defaults.ConsecutiveConnFailures
 	}
 	if oo.Consecutive5xx <= 0 {
-		oo.Consecutive5xx = 5
+		oo.Consecutive5xx = defaults.Consecutive5xx
 	}
-	def(&oo.BaseEjection, 10*time.Second)
-	def(&oo.MaxEjection, 5*time.Minute)
+	def(&oo.BaseEjection, defaults.BaseEjection)
+	def(&oo.MaxEjection, defaults.MaxEjection)
 	if oo.MaxEjectionPercent <= 0 || oo.MaxEjectionPercent > 100 {
-		oo.MaxEjectionPercent = 50
+		oo.MaxEjectionPercent = defaults.MaxEjectionPercent
 	}
-	def(&oo.SlowStart, 10*time.Second)
+	def(&oo.SlowStart, defaults.SlowStart)
 }
 
 // AppCounters are the counters of one app since the edge started.
@@ -250,8 +251,8 @@ func (e *Edge) Start(addr string) error {
 		e.adminLn = aln
 		e.admin = &http.Server{
 			Handler:           e.metrics.handler(),
-			ReadHeaderTimeout: 5 * time.Second,
-			IdleTimeout:       60 * time.Second,
+			ReadHeaderTimeout: defaults.AdminReadHeaderTimeout,
+			IdleTimeout:       defaults.AdminIdleTimeout,
 			ErrorLog:          e.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 		}
 		go func() {

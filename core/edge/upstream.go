@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/mycelium-mesh/mesh/core/config/defaults"
 )
 
 // The edge sends requests without a body (the bulk of traffic) over its own
@@ -67,7 +69,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // idleLimit is how long a pooled connection may sit unused; many servers
 // close idle connections after a few seconds.
-const idleLimit = 30 * time.Second
+const idleLimit = defaults.UpstreamIdle
 
 // getConn takes an idle connection to ep, or dials one when there is none
 // or fresh is set. Pooled connections that the endpoint closed, or on which

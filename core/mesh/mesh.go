@@ -196,6 +196,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 			Health:        m.plug.check,
 			HealthPath:    cfg.Health.Path,
 			HealthTimeout: cfg.Agents.HealthTimeout,
+			CheckTimeout:  cfg.Health.Timeout,
 			Warmup:        cfg.Warmup,
 			Grace:         cfg.Grace,
 			Logger:        m.log.Named("agent").With("node", node),

@@ -1,0 +1,75 @@
+// Package defaults is the one table of default values of Mycelium Mesh.
+//
+// Every value an operator may leave out of mesh.hcl, and every tunable the
+// components (edge, agents) fall back to when their options leave it zero,
+// is defined here once. The config package fills absent attributes from this
+// table and the components default their zero options from it, so what the
+// documentation says, what `mesh validate` assumes and what runs are the same
+// value. The package has no dependencies: any part of the mesh may import it.
+package defaults
+
+import "time"
+
+// The mesh: files and the blue/green lifecycle.
+const (
+	DataDir       = "./.mesh/data"         // fabric.db and applied.json
+	RunDir        = "./.mesh/run"          // extracted spores and instance directories
+	RepoDir       = "./.mesh/repo"         // the local content-addressed store
+	RepoBackend   = ""                     // no repo plugin: blobs stay local
+	ControlSocket = "./.mesh/control.sock" // the control API's unix socket
+	LogLevel      = "info"
+	Warmup        = 2 * time.Second // how long a replaced instance drains
+	Grace         = 5 * time.Second // SIGTERM to SIGKILL
+)
+
+// Agents and health checking.
+const (
+	AgentCount    = 3
+	HealthTimeout = 6 * time.Second // how long a new instance may take to turn healthy
+	HealthPlugin  = "http"
+	HealthPath    = "/health"
+	CheckTimeout  = time.Second // one health check (health.timeout)
+)
+
+// Apps.
+const (
+	AppMin      = 1
+	Restart     = "on-failure"
+	StripPrefix = true
+)
+
+// The edge: listeners and client-side timeouts.
+const (
+	EdgeListen        = "127.0.0.1:8080"
+	EdgeAdmin         = "127.0.0.1:9090" // /metrics
+	LogInterval       = 10 * time.Second // the edge's counters log line
+	Balancer          = "round-robin"
+	ReadHeaderTimeout = 5 * time.Second  // a client sending its request header
+	IdleTimeout       = 90 * time.Second // a client's idle keep-alive connection
+	MaxHeaderBytes    = 64 << 10         // larger request headers get 431
+
+	AdminReadHeaderTimeout = 5 * time.Second  // the admin (/metrics) listener
+	AdminIdleTimeout       = 60 * time.Second // the admin (/metrics) listener
+)
+
+// The edge: upstream connections and balancing.
+const (
+	UpstreamTimeout     = 30 * time.Second // sending a request and awaiting the response header
+	DialTimeout         = 3 * time.Second  // connecting to an endpoint
+	UpstreamIdle        = 30 * time.Second // a pooled endpoint connection unused this long is closed
+	MaxIdleConnsPerHost = 1024
+	ReportInterval      = 500 * time.Millisecond // load reports to the balancer plugin
+	BalanceTimeout      = 2 * time.Second        // one Balance call to the balancer plugin
+)
+
+// The edge: retries and passive health checking (outlier ejection).
+const (
+	RetryBudgetRatio        = 0.2 // share of requests that may be replayed...
+	RetryBudgetMinPerSec    = 3   // ...on top of this many replays per second
+	ConsecutiveConnFailures = 3
+	Consecutive5xx          = 5
+	BaseEjection            = 10 * time.Second // grows with each ejection
+	MaxEjection             = 5 * time.Minute
+	MaxEjectionPercent      = 50               // share of an app's endpoints
+	SlowStart               = 10 * time.Second // weight ramps from 10% to 100%
+)
