@@ -96,7 +96,7 @@ func TestReloadKeepsDeployedDigest(t *testing.T) {
 	e.writeConfig()
 	for i := range 2 {
 		out := runCLI(t, "reload", "-config", e.cfgPath)
-		mustContain(t, fmt.Sprintf("reload %d", i+1), out, "! restart needed: edge changed")
+		mustContain(t, fmt.Sprintf("reload %d", i+1), out, "! restart needed: edge.listen "+fmt.Sprintf("%q -> %q", strings.TrimPrefix(serving, "http://"), strings.TrimPrefix(e.edgeURL, "http://")))
 	}
 	e.edgeURL = serving
 	e.writeConfig()

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
@@ -13,32 +14,54 @@ import (
 
 // restartNotes lists the changes between old (the configuration in force,
 // see runningConfig) and next (the file) that a reload does not apply to a
-// running mesh. App blocks (plans, budgets, strip_prefix) and
-// trusted keys are applied live; everything named here needs `mesh run` to be
-// restarted.
+// running mesh, one per setting, naming the value in force and the file's.
+// App blocks (plans, budgets, strip_prefix, and so health.path, which apps
+// inherit) and trusted keys are applied live; everything named here needs
+// `mesh run` to be restarted.
 func restartNotes(old, next *config.Config, oldPlugins, nextPlugins string) []string {
 	var notes []string
-	note := func(changed bool, what string) {
-		if changed {
+	note := func(what string, was, now any) {
+		if fmt.Sprint(was) != fmt.Sprint(now) {
+			notes = append(notes, fmt.Sprintf("%s %q -> %q: restart the mesh to apply", what, fmt.Sprint(was), fmt.Sprint(now)))
+		}
+	}
+	secret := func(what, was, now string) {
+		if was != now {
 			notes = append(notes, what+" changed: restart the mesh to apply")
 		}
 	}
-	note(fmt.Sprint(old.Agents) != fmt.Sprint(next.Agents), "agents")
-	note(old.Edge != next.Edge, "edge")
-	note(old.Control != next.Control, "control")
-	note(old.Health != next.Health, "health")
-	note(old.Repo != next.Repo, "repo")
-	note(old.DataDir != next.DataDir || old.RunDir != next.RunDir, "data_dir/run_dir")
-	note(old.Warmup != next.Warmup || old.Grace != next.Grace, "warmup/grace")
-	note(old.LogLevel != next.LogLevel, "log_level")
-	note(oldPlugins != nextPlugins, "plugins")
+	note("data_dir", old.DataDir, next.DataDir)
+	note("run_dir", old.RunDir, next.RunDir)
+	note("warmup", old.Warmup, next.Warmup)
+	note("grace", old.Grace, next.Grace)
+	note("log_level", old.LogLevel, next.LogLevel)
+	note("repo.dir", old.Repo.Dir, next.Repo.Dir)
+	note("repo.backend", old.Repo.Backend, next.Repo.Backend)
+	note("edge.listen", old.Edge.Listen, next.Edge.Listen)
+	note("edge.admin", old.Edge.Admin, next.Edge.Admin)
+	note("edge.log_interval", old.Edge.LogInterval, next.Edge.LogInterval)
+	note("edge.balancer", old.Edge.Balancer, next.Edge.Balancer)
+	note("edge.read_header_timeout", old.Edge.ReadHeaderTimeout, next.Edge.ReadHeaderTimeout)
+	note("edge.idle_timeout", old.Edge.IdleTimeout, next.Edge.IdleTimeout)
+	note("edge.upstream_timeout", old.Edge.UpstreamTimeout, next.Edge.UpstreamTimeout)
+	note("edge.max_header_bytes", old.Edge.MaxHeaderBytes, next.Edge.MaxHeaderBytes)
+	note("control.socket", old.Control.Socket, next.Control.Socket)
+	note("control.listen", old.Control.Listen, next.Control.Listen)
+	secret("control.token", old.Control.Token, next.Control.Token)
+	note("agents (node IDs)", strings.Join(old.Agents.NodeIDs, ","), strings.Join(next.Agents.NodeIDs, ","))
+	note("agents.health_timeout", old.Agents.HealthTimeout, next.Agents.HealthTimeout)
+	note("health.plugin", old.Health.Plugin, next.Health.Plugin)
+	note("health.timeout", old.Health.Timeout, next.Health.Timeout)
+	secret("plugins", oldPlugins, nextPlugins)
 	for _, a := range next.Apps {
 		o, ok := old.App(a.Name)
 		// The edge picks each app's balancer when it starts: a new app
 		// gets the edge default it started with.
-		if (ok && o.Balancer != a.Balancer) || (!ok && a.Balancer != old.Edge.Balancer) {
-			notes = append(notes, fmt.Sprintf("app %q: balancer %q: restart the mesh to apply", a.Name, a.Balancer))
+		was := old.Edge.Balancer
+		if ok {
+			was = o.Balancer
 		}
+		note(fmt.Sprintf("app %q: balancer", a.Name), was, a.Balancer)
 	}
 	return notes
 }

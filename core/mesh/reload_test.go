@@ -47,8 +47,8 @@ app "billing" {
 	}{
 		{"nothing", fmtCfg(base, "", digest, 3), fmtCfg(base, "", digest, 3), nil},
 		{"app block only: applied live", fmtCfg(base, "", digest, 3), fmtCfg(base, "", digest, 1), nil},
-		{"plugin config", fmtCfg(base, "", digest, 3), fmtCfg(base, `max_weight = 50`, digest, 3), []string{"plugins changed"}},
-		{"edge listener", fmtCfg(base, "", digest, 3), fmtCfg(base, "", digest, 3) + "edge {\n  listen = \"127.0.0.1:9999\"\n}\n", []string{"edge changed"}},
+		{"plugin config", fmtCfg(base, "", digest, 3), fmtCfg(base, `max_weight = 50`, digest, 3), []string{"plugins changed: restart"}},
+		{"edge listener", fmtCfg(base, "", digest, 3), fmtCfg(base, "", digest, 3) + "edge {\n  listen = \"127.0.0.1:9999\"\n}\n", []string{`edge.listen "127.0.0.1:8080" -> "127.0.0.1:9999": restart`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -212,7 +212,7 @@ func TestRestartNotesStayUntilRestart(t *testing.T) {
 	first := restartNotes(running, &next, "fp", "fp")
 	now := runningConfig(running, &next)
 	second := restartNotes(now, &next, "fp", "fp")
-	want := []string{`edge changed`, `app "echo": balancer "least-loaded"`}
+	want := []string{`edge.listen "127.0.0.1:8080" -> "127.0.0.1:9999"`, `app "echo": balancer "round-robin" -> "least-loaded"`}
 	for _, notes := range [][]string{first, second} {
 		if len(notes) != len(want) {
 			t.Fatalf("notes %q, want %q", notes, want)
@@ -242,7 +242,7 @@ func TestWriteReloadPlan(t *testing.T) {
 	rp := ReloadPlan{ID: "abc", Apps: []AppPlan{
 		{App: "billing", Action: ActionUpdate, Digest: v2, Previous: v2, FileDigest: v1, DigestReason: reasonKept,
 			Changes: []FieldChange{{Field: "max", From: "3", To: "2"}}},
-	}, Restart: []string{"edge changed: restart the mesh to apply"}}
+	}, Restart: []string{`edge.listen "127.0.0.1:8080" -> "127.0.0.1:9999": restart the mesh to apply`}}
 	var b strings.Builder
 	if err := WriteReloadPlan(&b, rp); err != nil {
 		t.Fatal(err)
@@ -251,7 +251,7 @@ func TestWriteReloadPlan(t *testing.T) {
 		`~ app "billing" (update)`,
 		"sha256:222222222222 " + reasonKept + " (the file names sha256:111111111111)",
 		"max          3 -> 2",
-		"! restart needed: edge changed",
+		"! restart needed: edge.listen",
 		"mesh reload -expect abc",
 	} {
 		if !strings.Contains(b.String(), w) {
