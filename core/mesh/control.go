@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/repo"
 )
 
@@ -163,7 +164,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, repo.ErrBadDigest):
 		code = http.StatusBadRequest
-	case errors.Is(err, ErrPlanChanged):
+	case errors.Is(err, ErrPlanChanged), errors.Is(err, fabric.ErrConflict):
 		code = http.StatusConflict
 	case errors.Is(err, ErrRefused):
 		code = http.StatusUnprocessableEntity

@@ -377,8 +377,17 @@ func (m *Mesh) applyPlan(rp ReloadPlan, in planInput) (err error) {
 			}
 		}
 		if p := planFor(a, ap.Digest); p != in.plans[a.Name] {
+			var old *fabric.Plan
+			if cur, ok := in.plans[a.Name]; ok {
+				old = &cur
+			}
 			m.markPublished(a.Name)
-			if err := m.fabric.PublishPlan(p); err != nil {
+			// Swap, not publish: a deploy that landed since the plan was
+			// computed is never overwritten with the digest read before it.
+			if err := m.fabric.SwapPlan(old, p); err != nil {
+				if errors.Is(err, fabric.ErrConflict) {
+					return fmt.Errorf("app %q: its plan changed while the reload was applied (a deploy?); nothing was changed for it, run the reload again: %w", a.Name, err)
+				}
 				return fmt.Errorf("app %q: publish plan: %w", a.Name, err)
 			}
 			m.log.Info("app applied", "app", a.Name, "action", ap.Action, "digest", ap.Digest, "why", ap.DigestReason)
