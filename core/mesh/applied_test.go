@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/fabric"
@@ -115,5 +118,41 @@ func TestCheckState(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestApplyPlanNeverOverwritesADeploy: a deploy that lands between computing
+// a reload plan and applying it is kept; the reload reports the conflict.
+func TestApplyPlanNeverOverwritesADeploy(t *testing.T) {
+	dir := t.TempDir()
+	f, err := fabric.New(fabric.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v1, v2, v3 := digestOf('1'), digestOf('2'), digestOf('3')
+	billing := appBlock("billing", 3)
+	if err := f.PublishPlan(planFor(billing, v2)); err != nil {
+		t.Fatal(err)
+	}
+	max2 := appBlock("billing", 2)
+	in := planInput{next: &config.Config{DataDir: dir, Apps: []config.AppConfig{max2}},
+		applied:     appliedState{Apps: map[string]appliedApp{"billing": {Digest: v1}}},
+		plans:       map[string]fabric.Plan{"billing": planFor(billing, v2)},
+		fileDigests: map[string]string{"billing": v1}}
+	rp := computePlan(in)
+	if rp.Apps[0].Digest != v2 {
+		t.Fatalf("plan keeps %s, want the deployed %s", rp.Apps[0].Digest, v2)
+	}
+	// A deploy lands now.
+	if err := f.PublishPlan(planFor(billing, v3)); err != nil {
+		t.Fatal(err)
+	}
+	m := &Mesh{fabric: f, log: hclog.NewNullLogger(), published: map[string]time.Time{}}
+	if err := m.applyPlan(rp, in); !errors.Is(err, fabric.ErrConflict) {
+		t.Fatalf("applyPlan: %v, want ErrConflict", err)
+	}
+	if p, _ := f.Plan("billing"); p.Digest != v3 || p.Max != 3 {
+		t.Fatalf("plan after the conflict: digest %s max %d, want the deploy's %s and max 3", p.Digest, p.Max, v3)
 	}
 }
