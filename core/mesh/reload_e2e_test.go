@@ -112,6 +112,26 @@ func TestReloadKeepsDeployedDigest(t *testing.T) {
 	waitFor(t, 30*time.Second, "v2 served after the file's spore changed", func() bool {
 		return e.status().Apps[0].Digest == d2 && e.version() == "v2"
 	})
+
+	// A trusted key added to the file is listed, then applied.
+	runCLI(t, "keygen", "-out", filepath.Join(e.dir, "ops"))
+	pub, err := os.ReadFile(filepath.Join(e.dir, "ops.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = []byte(strings.Replace(string(src), `trusted_keys = ["dev.pub"]`, `trusted_keys = ["dev.pub", "ops.pub"]`, 1))
+	if err := os.WriteFile(e.cfgPath, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(pub)), "\n")
+	key := lines[len(lines)-1]
+	mustContain(t, "plan", runCLI(t, "reload", "-plan", "-config", e.cfgPath), "+ trusted key "+key, "1 trusted key(s) added")
+	runCLI(t, "reload", "-config", e.cfgPath)
+	mustContain(t, "plan after applying", runCLI(t, "reload", "-plan", "-config", e.cfgPath), "0 trusted key(s) added", `  app "billing" (none)`)
 }
 
 // TestStateLostRefused: an empty or missing fabric.db next to an
