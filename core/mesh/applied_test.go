@@ -136,7 +136,7 @@ func TestApplyPlanNeverOverwritesADeploy(t *testing.T) {
 		t.Fatal(err)
 	}
 	max2 := appBlock("billing", 2)
-	in := planInput{next: &config.Config{DataDir: dir, Apps: []config.AppConfig{max2}},
+	in := planInput{next: &config.Config{DataDir: dir, Apps: []config.AppConfig{max2}}, dataDir: dir,
 		applied:     appliedState{Apps: map[string]appliedApp{"billing": {Digest: v1}}},
 		plans:       map[string]fabric.Plan{"billing": planFor(billing, v2)},
 		fileDigests: map[string]string{"billing": v1}}

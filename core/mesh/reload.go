@@ -88,14 +88,15 @@ const (
 
 // planInput is everything a plan is computed from.
 type planInput struct {
-	running              *config.Config // what runs; nil before the mesh started
-	next                 *config.Config // the file as it is now
-	runningFP, nextFP    string         // plugin fingerprints
-	runningKeys, nextKey []ed25519.PublicKey
-	applied              appliedState
-	plans                map[string]fabric.Plan
-	budgets              map[string]fabric.Budget
-	fileDigests          map[string]string // app -> digest its spore or digest attribute names
+	running               *config.Config // what runs; nil before the mesh started
+	next                  *config.Config // the file as it is now
+	runningFP, nextFP     string         // plugin fingerprints
+	runningKeys, nextKeys []ed25519.PublicKey
+	dataDir               string // of the running mesh: where applied.json is
+	applied               appliedState
+	plans                 map[string]fabric.Plan
+	budgets               map[string]fabric.Budget
+	fileDigests           map[string]string // app -> digest its spore or digest attribute names
 }
 
 // computePlan compares the file with what runs. It has no side effects.
@@ -117,7 +118,7 @@ func computePlan(in planInput) ReloadPlan {
 	}
 	if in.running != nil {
 		rp.Restart = restartNotes(in.running, in.next, in.runningFP, in.nextFP)
-		rp.TrustedKeys = keyChanges(in.runningKeys, in.nextKey)
+		rp.TrustedKeys = keyChanges(in.runningKeys, in.nextKeys)
 	}
 	rp.ID = planID(rp)
 	return rp
@@ -315,7 +316,13 @@ func hashFile(path string) (string, error) {
 // planReload computes the plan of applying cfg; callers hold applyMu.
 // running is nil before the mesh has started.
 func (m *Mesh) planReload(ctx context.Context, running, cfg *config.Config, publish bool) (ReloadPlan, planInput, error) {
-	applied, err := readApplied(appliedPath(cfg.DataDir))
+	// A changed data_dir needs a restart: until then the running one holds
+	// the fabric and the applied state.
+	dataDir := cfg.DataDir
+	if running != nil {
+		dataDir = running.DataDir
+	}
+	applied, err := readApplied(appliedPath(dataDir))
 	if err != nil {
 		return ReloadPlan{}, planInput{}, err
 	}
@@ -323,7 +330,7 @@ func (m *Mesh) planReload(ctx context.Context, running, cfg *config.Config, publ
 	if err != nil {
 		return ReloadPlan{}, planInput{}, err
 	}
-	in := planInput{running: running, next: cfg, applied: applied, fileDigests: digests,
+	in := planInput{running: running, next: cfg, dataDir: dataDir, applied: applied, fileDigests: digests,
 		plans: map[string]fabric.Plan{}, budgets: map[string]fabric.Budget{}}
 	for _, p := range m.fabric.Plans() {
 		in.plans[p.AppName] = p
@@ -345,7 +352,7 @@ func (m *Mesh) planReload(ctx context.Context, running, cfg *config.Config, publ
 		if err != nil {
 			return ReloadPlan{}, planInput{}, fmt.Errorf("load trusted keys: %w", err)
 		}
-		in.nextKey = keys
+		in.nextKeys = keys
 	}
 	return computePlan(in), in, nil
 }
@@ -354,7 +361,7 @@ func (m *Mesh) planReload(ctx context.Context, running, cfg *config.Config, publ
 // the file named in the applied state. It stops at the first failure; what
 // was applied until then is recorded.
 func (m *Mesh) applyPlan(rp ReloadPlan, in planInput) (err error) {
-	path := appliedPath(in.next.DataDir)
+	path := appliedPath(in.dataDir)
 	st := in.applied
 	defer func() {
 		if werr := writeApplied(path, st); werr != nil && err == nil {
@@ -470,7 +477,7 @@ func (m *Mesh) ReloadWith(ctx context.Context, opts ReloadOptions) (ReloadPlan, 
 	now := runningConfig(running, cfg)
 	m.mu.Lock()
 	m.cfg = now
-	m.trust = in.nextKey
+	m.trust = in.nextKeys
 	e := m.edge
 	m.mu.Unlock()
 	if e != nil {
