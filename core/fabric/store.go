@@ -18,8 +18,12 @@ import (
 // decode. The error names the file; nothing was written to it.
 var ErrCorrupt = errors.New("fabric store is corrupt")
 
-// corruptError words a damaged store for an operator.
+// corruptError words a damaged store for an operator. A file shorter than
+// the store it holds is said to be truncated, whatever broke first.
 func corruptError(path string, cause any) error {
+	if span, size, ok := truncatedSpan(path); ok {
+		cause = fmt.Sprintf("truncated: the store spans %d bytes, the file has %d", span, size)
+	}
 	return fmt.Errorf("%w: %s: %v; nothing was changed. Restore the file from a backup, or move it aside to start with an empty fabric (its plans and budgets are then gone)", ErrCorrupt, path, cause)
 }
 

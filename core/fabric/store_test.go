@@ -61,10 +61,11 @@ func TestOpenCorruptStore(t *testing.T) {
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, path string)
+		cause  string // in the error, optional
 	}{
 		{"not a bbolt file", func(t *testing.T, p string) {
 			rewrite(t, p, func([]byte) []byte { return []byte("this is not a database\n") })
-		}},
+		}, "invalid database"},
 		{"random bytes", func(t *testing.T, p string) {
 			rewrite(t, p, func(b []byte) []byte {
 				r := rand.New(rand.NewPCG(1, 2))
@@ -73,22 +74,22 @@ func TestOpenCorruptStore(t *testing.T) {
 				}
 				return b
 			})
-		}},
+		}, ""},
 		{"both meta pages zeroed", func(t *testing.T, p string) {
 			rewrite(t, p, func(b []byte) []byte { copy(b, make([]byte, 2*ps)); return b })
-		}},
+		}, ""},
 		{"truncated after the meta pages", func(t *testing.T, p string) {
 			if err := os.Truncate(p, int64(2*ps)); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, "truncated: the store spans"},
 		{"truncated mid-page", func(t *testing.T, p string) {
 			if err := os.Truncate(p, int64(3*ps+100)); err != nil {
 				t.Fatal(err)
 			}
-		}},
-		{"data pages filled with 0xff", func(t *testing.T, p string) { rewrite(t, p, fill(2*ps, 0xff)) }},
-		{"data pages zeroed", func(t *testing.T, p string) { rewrite(t, p, fill(2*ps, 0)) }},
+		}, "truncated: the store spans"},
+		{"data pages filled with 0xff", func(t *testing.T, p string) { rewrite(t, p, fill(2*ps, 0xff)) }, ""},
+		{"data pages zeroed", func(t *testing.T, p string) { rewrite(t, p, fill(2*ps, 0)) }, ""},
 		{"data pages scrambled", func(t *testing.T, p string) {
 			rewrite(t, p, func(b []byte) []byte {
 				r := rand.New(rand.NewPCG(3, 4))
@@ -97,7 +98,7 @@ func TestOpenCorruptStore(t *testing.T) {
 				}
 				return b
 			})
-		}},
+		}, ""},
 		{"page headers point far away", func(t *testing.T, p string) {
 			rewrite(t, p, func(b []byte) []byte {
 				for off := 2 * ps; off+16 <= len(b); off += ps {
@@ -105,7 +106,7 @@ func TestOpenCorruptStore(t *testing.T) {
 				}
 				return b
 			})
-		}},
+		}, ""},
 		{"leaf pages scrambled", func(t *testing.T, p string) {
 			r := rand.New(rand.NewPCG(5, 6))
 			damagePages(t, p, pageLeaf, func(pg []byte) {
@@ -113,20 +114,20 @@ func TestOpenCorruptStore(t *testing.T) {
 					pg[i] = byte(r.Uint32())
 				}
 			})
-		}},
+		}, ""},
 		{"leaf pages claim too many elements", func(t *testing.T, p string) {
 			damagePages(t, p, pageLeaf, func(pg []byte) { pg[10], pg[11] = 0xff, 0xff })
-		}},
+		}, ""},
 		{"leaf elements point past the page", func(t *testing.T, p string) {
 			damagePages(t, p, pageLeaf, func(pg []byte) {
 				for i := 16; i+16 <= 16+16*4 && i+16 <= len(pg); i += 16 {
 					copy(pg[i+4:i+8], []byte{0xff, 0xff, 0xff, 0x0f}) // pos
 				}
 			})
-		}},
+		}, ""},
 		{"leaf pages turned into branch pages", func(t *testing.T, p string) {
 			damagePages(t, p, pageLeaf, func(pg []byte) { pg[8] = pageBranch })
-		}},
+		}, ""},
 		{"a plan that is not JSON", func(t *testing.T, p string) {
 			db, err := bolt.Open(p, 0o600, nil)
 			if err != nil {
@@ -136,7 +137,7 @@ func TestOpenCorruptStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-		}},
+		}, ""},
 		{"a plan under another app's key", func(t *testing.T, p string) {
 			db, err := bolt.Open(p, 0o600, nil)
 			if err != nil {
@@ -148,21 +149,28 @@ func TestOpenCorruptStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-		}},
+		}, `the record names app "echo"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := seedStore(t)
 			tc.damage(t, path)
+			before, rerr := os.ReadFile(path)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
 			f, err := New(Options{DataDir: filepath.Dir(path)})
 			if err == nil {
 				f.Close()
 				t.Fatal("a damaged store opened")
 			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+				t.Errorf("opening the damaged store changed it (%d bytes, then %d)", len(before), len(after))
+			}
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error %v, want ErrCorrupt", err)
 			}
-			for _, w := range []string{path, "Restore the file from a backup", "move it aside"} {
+			for _, w := range []string{path, "Restore the file from a backup", "move it aside", tc.cause} {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q: %v", w, err)
 				}
