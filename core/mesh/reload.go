@@ -158,11 +158,12 @@ func planApp(in planInput, a config.AppConfig) AppPlan {
 	if have {
 		from = p
 	}
+	// A new app lists every setting, with no value before.
 	change := func(field, was, now string) {
-		if !have || was != now {
-			if !have {
-				was = ""
-			}
+		switch {
+		case !have:
+			ap.Changes = append(ap.Changes, FieldChange{Field: field, To: now})
+		case was != now:
 			ap.Changes = append(ap.Changes, FieldChange{Field: field, From: was, To: now})
 		}
 	}
@@ -174,10 +175,7 @@ func planApp(in planInput, a config.AppConfig) AppPlan {
 	change("health_path", from.HealthPath, to.HealthPath)
 	bFrom, bTo := in.budgets[a.Name], budgetFor(a)
 	bFrom.AppName = a.Name
-	if bFrom != bTo {
-		ap.Changes = append(ap.Changes,
-			budgetChanges(bFrom, bTo)...)
-	}
+	ap.Changes = append(ap.Changes, budgetChanges(bFrom, bTo)...)
 	if in.running != nil {
 		old, ok := in.running.App(a.Name)
 		if !ok || old.StripPrefix != a.StripPrefix {
@@ -334,9 +332,6 @@ func (m *Mesh) planReload(ctx context.Context, running, cfg *config.Config, publ
 		plans: map[string]fabric.Plan{}, budgets: map[string]fabric.Budget{}}
 	for _, p := range m.fabric.Plans() {
 		in.plans[p.AppName] = p
-		if b, ok := m.fabric.GetBudget(p.AppName); ok {
-			in.budgets[p.AppName] = b
-		}
 	}
 	for _, a := range cfg.Apps {
 		if b, ok := m.fabric.GetBudget(a.Name); ok {
