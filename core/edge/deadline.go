@@ -29,9 +29,10 @@ type bodyClock struct {
 	idle   time.Duration      // streaming: the idle limit; 0 otherwise
 }
 
-// startBodyClock arms the deadlines for relaying resp to w.
-func (e *Edge) startBodyClock(w http.ResponseWriter, resp *http.Response, streaming bool, cancel context.CancelFunc) *bodyClock {
-	c := &bodyClock{w: w, cancel: cancel}
+// startBodyClock arms the deadlines for relaying resp to w. It returns a
+// value, kept on the caller's stack.
+func (e *Edge) startBodyClock(w http.ResponseWriter, resp *http.Response, streaming bool, cancel context.CancelFunc) bodyClock {
+	c := bodyClock{w: w, cancel: cancel}
 	c.x, _ = resp.Body.(*exchange)
 	d := e.opts.WriteTimeout
 	if streaming {

@@ -11,7 +11,8 @@ import (
 // send them, so the edge believes them only from the addresses listed in
 // Options.TrustedProxies: a request from a trusted proxy keeps its chain
 // (the edge appends the proxy's own address to X-Forwarded-For), any other
-// request has them replaced by what the edge saw itself. The check is a scan
+// request has them replaced by what the edge saw itself (X-Real-IP and
+// Forwarded only when the client sent them). The check is a scan
 // of a short list of parsed prefixes; it neither locks nor allocates.
 
 // trustedPeer reports whether remote (a RemoteAddr, "ip:port") is inside one
@@ -53,9 +54,16 @@ func setForwarded(h http.Header, r *http.Request, trusted bool) {
 	}
 	if !trusted {
 		h["X-Forwarded-For"] = ip
-		h["X-Real-Ip"] = ip // the same one-element slice: no allocation
 		h["X-Forwarded-Host"] = []string{r.Host}
 		h["X-Forwarded-Proto"] = proto
+		// The others are replaced when the client sent them, and not
+		// added otherwise: every header costs each workload a parse.
+		if _, ok := r.Header["X-Real-Ip"]; ok {
+			h["X-Real-Ip"] = ip // the same one-element slice: no allocation
+		}
+		if _, ok := r.Header["Forwarded"]; ok {
+			h["Forwarded"] = []string{forwardedFor(ip[0], proto[0])}
+		}
 		return
 	}
 	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
@@ -77,4 +85,12 @@ func setForwarded(h http.Header, r *http.Request, trusted bool) {
 		h["X-Forwarded-Host"] = []string{r.Host}
 	}
 	keep("X-Forwarded-Proto", proto)
+}
+
+// forwardedFor is an RFC 7239 Forwarded element for a client at ip.
+func forwardedFor(ip, proto string) string {
+	if strings.IndexByte(ip, ':') >= 0 {
+		return `for="[` + ip + `]";proto=` + proto
+	}
+	return "for=" + ip + ";proto=" + proto
 }

@@ -100,7 +100,10 @@ func TestForwardingHeadersTrust(t *testing.T) {
 	}{
 		{"untrusted peer, spoofed headers", "203.0.113.7:4000", spoof, map[string]string{
 			"X-Forwarded-For": "203.0.113.7", "X-Real-Ip": "203.0.113.7", "X-Forwarded-Host": "app.example",
-			"X-Forwarded-Proto": "http", "Forwarded": "",
+			"X-Forwarded-Proto": "http", "Forwarded": "for=203.0.113.7;proto=http",
+		}},
+		{"untrusted peer, no forwarding headers", "203.0.113.7:4000", http.Header{}, map[string]string{
+			"X-Forwarded-For": "203.0.113.7", "X-Real-Ip": "", "Forwarded": "",
 		}},
 		{"trusted proxy", "10.1.2.3:4000", spoof, map[string]string{
 			"X-Forwarded-For": "192.0.2.1, 10.1.2.3", "X-Real-Ip": "192.0.2.1", "X-Forwarded-Host": "spoofed.example",
@@ -114,7 +117,7 @@ func TestForwardingHeadersTrust(t *testing.T) {
 			"X-Forwarded-For": "192.0.2.1, ::ffff:10.0.0.1",
 		}},
 		{"untrusted v6 peer", "[2001:db8::1]:4000", spoof, map[string]string{
-			"X-Forwarded-For": "2001:db8::1", "Forwarded": "",
+			"X-Forwarded-For": "2001:db8::1", "Forwarded": `for="[2001:db8::1]";proto=http`,
 		}},
 	}
 	for _, tc := range cases {

@@ -306,7 +306,7 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 	} else {
 		fl = nil
 	}
-	clientGone, err := copyBody(w, resp.Body, fl, clock)
+	clientGone, err := copyBody(w, resp.Body, fl, &clock)
 	ep.inFlight.Add(-1)
 	ep.requests.Add(1)
 	if err != nil {
@@ -526,7 +526,7 @@ func copyResponseHeader(dst, src http.Header) {
 // its URL, whose Host the caller sets. trusted tells whether r came from a
 // trusted proxy, whose forwarding headers are kept.
 func outRequest(r *http.Request, path string, st []string, trusted bool) (out *http.Request, base *url.URL, upgrade bool) {
-	h := make(http.Header, len(r.Header)+4)
+	h := make(http.Header, len(r.Header)+5)
 	for k, vv := range r.Header {
 		if hopByHop(k) {
 			continue

@@ -451,7 +451,6 @@ func TestRequestForwarding(t *testing.T) {
 		"Upgrade":             nil,
 		"Te":                  {"trailers"},
 		"X-Forwarded-For":     {"127.0.0.1"}, // not from a trusted proxy: replaced
-		"X-Real-Ip":           {"127.0.0.1"},
 		"X-Forwarded-Host":    {"edge.example:8080"},
 		"X-Forwarded-Proto":   {"http"},
 		"User-Agent":          {"tester/1"},
