@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -39,15 +40,20 @@ const (
 	DefaultIdleTimeout       = 90 * time.Second
 	DefaultUpstreamTimeout   = 30 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
-	DefaultControlSocket     = "./.mesh/control.sock"
-	DefaultAgentCount        = 3
-	DefaultHealthTimeout     = 6 * time.Second // how long an agent waits for a new instance to turn healthy
-	DefaultHealthPlugin      = "http"
-	DefaultHealthPath        = "/health"
-	DefaultCheckTimeout      = time.Second // one health check
-	DefaultAppMin            = 1
-	DefaultRestart           = RestartOnFailure
-	DefaultStripPrefix       = true
+	// The edge under hostile clients (see the edge block reference).
+	DefaultRequestBodyTimeout = 60 * time.Second
+	DefaultWriteTimeout       = 60 * time.Second
+	DefaultStreamIdleTimeout  = 5 * time.Minute
+	DefaultMaxConnections     = 0 // 0: sized from the file descriptor limit at start
+	DefaultControlSocket      = "./.mesh/control.sock"
+	DefaultAgentCount         = 3
+	DefaultHealthTimeout      = 6 * time.Second // how long an agent waits for a new instance to turn healthy
+	DefaultHealthPlugin       = "http"
+	DefaultHealthPath         = "/health"
+	DefaultCheckTimeout       = time.Second // one health check
+	DefaultAppMin             = 1
+	DefaultRestart            = RestartOnFailure
+	DefaultStripPrefix        = true
 )
 
 // Restart policies of an app.
@@ -120,6 +126,12 @@ type EdgeConfig struct {
 	IdleTimeout       time.Duration
 	UpstreamTimeout   time.Duration
 	MaxHeaderBytes    int
+
+	RequestBodyTimeout time.Duration  // receiving a request body
+	WriteTimeout       time.Duration  // relaying a non-streaming answer
+	StreamIdleTimeout  time.Duration  // silence allowed on streams and upgraded connections
+	MaxConnections     int            // client connections at once; 0: from the descriptor limit
+	TrustedProxies     []netip.Prefix // peers whose forwarding headers are believed
 }
 
 // ControlConfig is the control block: where the control API listens.

@@ -23,7 +23,7 @@ func restartNotes(old, next *config.Config, oldPlugins, nextPlugins string) []st
 		}
 	}
 	note(fmt.Sprint(old.Agents) != fmt.Sprint(next.Agents), "agents")
-	note(old.Edge != next.Edge, "edge")
+	note(fmt.Sprint(old.Edge) != fmt.Sprint(next.Edge), "edge")
 	note(old.Control != next.Control, "control")
 	note(old.Health != next.Health, "health")
 	note(old.Repo != next.Repo, "repo")
