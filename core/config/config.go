@@ -40,20 +40,23 @@ const (
 	DefaultIdleTimeout       = 90 * time.Second
 	DefaultUpstreamTimeout   = 30 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
-	// The edge under hostile clients (see the edge block reference).
+	DefaultControlSocket     = "./.mesh/control.sock"
+	DefaultAgentCount        = 3
+	DefaultHealthTimeout     = 6 * time.Second // how long an agent waits for a new instance to turn healthy
+	DefaultHealthPlugin      = "http"
+	DefaultHealthPath        = "/health"
+	DefaultCheckTimeout      = time.Second // one health check
+	DefaultAppMin            = 1
+	DefaultRestart           = RestartOnFailure
+	DefaultStripPrefix       = true
+)
+
+// Defaults of the edge attributes that bound hostile clients and endpoints.
+const (
 	DefaultRequestBodyTimeout = 60 * time.Second
 	DefaultWriteTimeout       = 60 * time.Second
 	DefaultStreamIdleTimeout  = 5 * time.Minute
-	DefaultMaxConnections     = 0 // 0: sized from the file descriptor limit at start
-	DefaultControlSocket      = "./.mesh/control.sock"
-	DefaultAgentCount         = 3
-	DefaultHealthTimeout      = 6 * time.Second // how long an agent waits for a new instance to turn healthy
-	DefaultHealthPlugin       = "http"
-	DefaultHealthPath         = "/health"
-	DefaultCheckTimeout       = time.Second // one health check
-	DefaultAppMin             = 1
-	DefaultRestart            = RestartOnFailure
-	DefaultStripPrefix        = true
+	DefaultMaxConnections     = 0 // 0: sized from the open file limit at start
 )
 
 // Restart policies of an app.

@@ -313,7 +313,8 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			Listen: DefaultEdgeListen, Admin: DefaultEdgeAdmin, LogInterval: DefaultLogInterval,
 			Balancer: DefaultBalancer, ReadHeaderTimeout: DefaultReadHeaderTimeout,
 			IdleTimeout: DefaultIdleTimeout, UpstreamTimeout: DefaultUpstreamTimeout,
-			MaxHeaderBytes:     DefaultMaxHeaderBytes,
+			MaxHeaderBytes: DefaultMaxHeaderBytes,
+			// bounds on hostile clients and endpoints (edgelimits.go)
 			RequestBodyTimeout: DefaultRequestBodyTimeout, WriteTimeout: DefaultWriteTimeout,
 			StreamIdleTimeout: DefaultStreamIdleTimeout, MaxConnections: DefaultMaxConnections,
 		},
