@@ -9,6 +9,13 @@
 // executes in-process. Passive health checking ejects endpoints whose
 // connections fail or that answer runs of 5xx, within a bounded share of the
 // app, and brings them back with a slow start.
+//
+// Clients are not trusted (client.go, deadline.go, conns.go, forwarded.go):
+// their mistakes are answered 4xx and never counted against an endpoint,
+// a client that is gone gets its response aborted rather than a status
+// nobody sent, every body and stream has a deadline or an idle limit, the
+// number of client connections is capped below the process's descriptor
+// limit, and forwarding headers are believed only from trusted proxies.
 package edge
 
 import (
