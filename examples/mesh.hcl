@@ -61,6 +61,14 @@ edge {
   idle_timeout        = "90s" # keep-alive connections idle longer are closed
   upstream_timeout    = "30s" # response headers from an instance must arrive within this
   max_header_bytes    = 65536 # larger request headers get 431
+
+  # Hostile clients and slow endpoints (README: "Edge behaviour with hostile
+  # clients").
+  request_body_timeout = "60s" # a request body must arrive within this (408)
+  write_timeout        = "60s" # a non-streaming answer must be relayed within this
+  stream_idle_timeout  = "5m"  # streams and upgraded connections: longest silence
+  max_connections      = 0     # client connections at once; 0 = from the open file limit
+  trusted_proxies      = []    # e.g. ["10.0.0.0/8"]: peers whose X-Forwarded-* count
 }
 
 # The control API used by `mesh deploy`, `mesh status` and `mesh reload`.

@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -92,6 +93,12 @@ type EdgeConfig struct {
 	IdleTimeout       time.Duration
 	UpstreamTimeout   time.Duration
 	MaxHeaderBytes    int
+
+	RequestBodyTimeout time.Duration  // receiving a request body
+	WriteTimeout       time.Duration  // relaying a non-streaming answer
+	StreamIdleTimeout  time.Duration  // silence allowed on streams and upgraded connections
+	MaxConnections     int            // client connections at once; 0: from the descriptor limit
+	TrustedProxies     []netip.Prefix // peers whose forwarding headers are believed
 }
 
 // ControlConfig is the control block: where the control API listens.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -41,6 +42,7 @@ func TestDefaults(t *testing.T) {
 			Listen: "127.0.0.1:8080", Admin: "127.0.0.1:9090", LogInterval: 10 * time.Second,
 			Balancer: "round-robin", ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second,
 			UpstreamTimeout: 30 * time.Second, MaxHeaderBytes: 65536,
+			RequestBodyTimeout: time.Minute, WriteTimeout: time.Minute, StreamIdleTimeout: 5 * time.Minute,
 		},
 		Control: ControlConfig{Socket: filepath.Join(dir, ".mesh/control.sock")},
 		Agents:  AgentsConfig{Count: 3, NodeIDs: []string{"n1", "n2", "n3"}, HealthTimeout: 6 * time.Second},
@@ -85,6 +87,11 @@ edge {
   idle_timeout        = "1m"
   upstream_timeout    = "3s"
   max_header_bytes    = 8192
+  request_body_timeout = "20s"
+  write_timeout        = "45s"
+  stream_idle_timeout  = "2m"
+  max_connections      = 5000
+  trusted_proxies      = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]
 }
 control {
   socket = ""
@@ -155,7 +162,10 @@ app "search" {
 	check("Edge", cfg.Edge, EdgeConfig{
 		Listen: "127.0.0.1:8181", Admin: "", LogInterval: time.Second, Balancer: "my-lb",
 		ReadHeaderTimeout: 2 * time.Second, IdleTimeout: time.Minute, UpstreamTimeout: 3 * time.Second,
-		MaxHeaderBytes: 8192,
+		MaxHeaderBytes:     8192,
+		RequestBodyTimeout: 20 * time.Second, WriteTimeout: 45 * time.Second, StreamIdleTimeout: 2 * time.Minute,
+		MaxConnections: 5000,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
 	})
 	check("Control", cfg.Control, ControlConfig{Listen: "127.0.0.1:7070", Token: "0123456789abcdef0123"})
 	check("Agents", cfg.Agents, AgentsConfig{Count: 2, NodeIDs: []string{"alpha", "beta"}, HealthTimeout: 3 * time.Second})
@@ -369,6 +379,11 @@ func TestDiagnostics(t *testing.T) {
 		{"budget unknown", "app \"a\" {\n  digest = \"" + d + "\"\n  budget {\n    gpus = 1\n  }\n}", "Unsupported argument", 4, ""},
 		{"two budgets", "app \"a\" {\n  digest = \"" + d + "\"\n  budget {}\n  budget {}\n}", "Duplicate budget block", 4, ""},
 		{"app unknown attribute", "app \"a\" {\n  digest = \"" + d + "\"\n  replicas = 3\n}", "Unsupported argument", 3, ""},
+		{"trusted proxy not a prefix", "edge {\n  trusted_proxies = [\"10.0.0.0/8\",\n    \"10.0.0.0/33\"]\n}", "Invalid trusted proxy", 3, "10.0.0.0/33"},
+		{"trusted proxies not a list", "edge {\n  trusted_proxies = 5\n}", "Incorrect attribute value type", 2, ""},
+		{"negative max_connections", "edge {\n  max_connections = -1\n}", "Negative number", 2, ""},
+		{"zero write_timeout", "edge {\n  write_timeout = \"0s\"\n}", "Invalid duration", 2, ""},
+		{"bad stream_idle_timeout", "edge {\n  stream_idle_timeout = \"forever\"\n}", "Invalid duration", 2, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,6 +97,8 @@ var (
 		{Name: "listen"}, {Name: "admin"}, {Name: "log_interval"}, {Name: "balancer"},
 		{Name: "read_header_timeout"}, {Name: "idle_timeout"}, {Name: "upstream_timeout"},
 		{Name: "max_header_bytes"},
+		{Name: "request_body_timeout"}, {Name: "write_timeout"}, {Name: "stream_idle_timeout"},
+		{Name: "max_connections"}, {Name: "trusted_proxies"},
 	}}
 	controlSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "socket"}, {Name: "listen"}, {Name: "token"},
@@ -312,6 +314,9 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			Balancer: DefaultBalancer, ReadHeaderTimeout: DefaultReadHeaderTimeout,
 			IdleTimeout: DefaultIdleTimeout, UpstreamTimeout: DefaultUpstreamTimeout,
 			MaxHeaderBytes: DefaultMaxHeaderBytes,
+			// bounds on hostile clients and endpoints (edgelimits.go)
+			RequestBodyTimeout: DefaultRequestBodyTimeout, WriteTimeout: DefaultWriteTimeout,
+			StreamIdleTimeout: DefaultStreamIdleTimeout, MaxConnections: DefaultMaxConnections,
 		},
 		Control: ControlConfig{Socket: d.resolve(DefaultControlSocket)},
 		Agents:  AgentsConfig{Count: DefaultAgentCount, HealthTimeout: DefaultHealthTimeout},
@@ -480,6 +485,7 @@ func (d *decoder) edge(b *hcl.Block, cfg *Config) {
 			d.errorf(rng, "Invalid header size limit", "max_header_bytes must be between 1024 and %d; got %d.", 16<<20, e.MaxHeaderBytes)
 		}
 	}
+	d.edgeLimits(a, e)
 }
 
 func (d *decoder) control(b *hcl.Block, cfg *Config) {

@@ -29,4 +29,9 @@ const (
 	DefaultAppMin            = defaults.AppMin
 	DefaultRestart           = defaults.Restart
 	DefaultStripPrefix       = defaults.StripPrefix
+
+	DefaultRequestBodyTimeout = defaults.RequestBodyTimeout
+	DefaultWriteTimeout       = defaults.WriteTimeout
+	DefaultStreamIdleTimeout  = defaults.StreamIdleTimeout
+	DefaultMaxConnections     = defaults.MaxConnections
 )

@@ -9,6 +9,13 @@
 // executes in-process. Passive health checking ejects endpoints whose
 // connections fail or that answer runs of 5xx, within a bounded share of the
 // app, and brings them back with a slow start.
+//
+// Clients are not trusted (client.go, deadline.go, conns.go, forwarded.go):
+// their mistakes are answered 4xx and never counted against an endpoint,
+// a client that is gone gets its response aborted rather than a status
+// nobody sent, every body and stream has a deadline or an idle limit, the
+// number of client connections is capped below the process's descriptor
+// limit, and forwarding headers are believed only from trusted proxies.
 package edge
 
 import (
@@ -17,6 +24,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"sync"
@@ -28,6 +36,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/core/config/defaults"
 	"github.com/mycelium-mesh/mesh/core/fabric"
+	"github.com/mycelium-mesh/mesh/core/fdlimit"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
@@ -89,6 +98,26 @@ type Options struct {
 	MaxHeaderBytes      int           // (64 KiB); larger headers get 431
 	MaxIdleConnsPerHost int           // upstream pool (1024)
 
+	// Hostile or broken clients and endpoints. A request body must arrive
+	// within RequestBodyTimeout of the handler starting (60s; 408 otherwise).
+	// A non-streaming answer must be relayed, first byte of the header to
+	// the last of the body, within WriteTimeout (60s); the deadline bounds
+	// both the client's reading and the endpoint's sending. Streaming
+	// answers (server-sent events, bodies of unknown length) and upgraded
+	// connections have no total limit but are closed after
+	// StreamIdleTimeout (5m) without a byte in either direction.
+	RequestBodyTimeout time.Duration
+	WriteTimeout       time.Duration
+	StreamIdleTimeout  time.Duration
+	// MaxConnections caps the client connections open at once; further
+	// connections wait in the listen backlog until one closes. Zero or less
+	// takes ConnectionCap of the process's file descriptor limit, which
+	// leaves a reserve for the control plane.
+	MaxConnections int
+	// TrustedProxies are the peers whose X-Forwarded-*, X-Real-IP and
+	// Forwarded headers are passed on; from anyone else they are replaced.
+	TrustedProxies []netip.Prefix
+
 	// DisableIdempotentRetry stops replaying GET/HEAD/OPTIONS requests that
 	// already reached an endpoint. Requests that never reached one (connect
 	// failures) are always retried on another endpoint.
@@ -117,6 +146,12 @@ func (o *Options) setDefaults() {
 	def(&o.IdleTimeout, defaults.IdleTimeout)
 	def(&o.UpstreamTimeout, defaults.UpstreamTimeout)
 	def(&o.DialTimeout, defaults.DialTimeout)
+	def(&o.RequestBodyTimeout, defaults.RequestBodyTimeout)
+	def(&o.WriteTimeout, defaults.WriteTimeout)
+	def(&o.StreamIdleTimeout, defaults.StreamIdleTimeout)
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = ConnectionCap(fdlimit.Soft())
+	}
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = defaults.MaxHeaderBytes
 	}
@@ -176,6 +211,7 @@ type Edge struct {
 
 	srv     *http.Server
 	ln      net.Listener
+	capLn   *capListener
 	admin   *http.Server
 	adminLn net.Listener
 }
@@ -262,12 +298,16 @@ func (e *Edge) Start(addr string) error {
 		}()
 	}
 	e.ln = ln
+	e.capLn = newCapListener(ln, e.opts.MaxConnections, e.log)
 	e.srv = &http.Server{
 		Handler:           e,
 		ReadHeaderTimeout: e.opts.ReadHeaderTimeout,
 		IdleTimeout:       e.opts.IdleTimeout,
-		MaxHeaderBytes:    e.opts.MaxHeaderBytes,
-		ErrorLog:          e.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
+		// The server arms the write deadline as each request arrives, so
+		// no deadline outlives its request; relay re-arms it for the answer.
+		WriteTimeout:   e.opts.WriteTimeout,
+		MaxHeaderBytes: e.opts.MaxHeaderBytes,
+		ErrorLog:       e.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Debug}),
 	}
 	// Take the first snapshot before serving so that requests arriving
 	// right after Start already see the endpoints.
@@ -283,11 +323,11 @@ func (e *Edge) Start(addr string) error {
 	go e.watch(snaps)
 	go e.logLoop()
 	go func() {
-		if err := e.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := e.srv.Serve(e.capLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.log.Error("listener stopped", "error", err)
 		}
 	}()
-	e.log.Info("edge listening", "addr", ln.Addr().String(), "admin", e.AdminAddr())
+	e.log.Info("edge listening", "addr", ln.Addr().String(), "admin", e.AdminAddr(), "max_connections", e.opts.MaxConnections)
 	return nil
 }
 

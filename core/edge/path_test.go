@@ -75,7 +75,7 @@ func FuzzParseRoute(f *testing.F) {
 		// The request line sent upstream carries the forwarded path.
 		req := &http.Request{Method: "GET", URL: &url.URL{}, Header: http.Header{}, RemoteAddr: "127.0.0.1:1", Host: "edge"}
 		for _, p := range []string{r.rest, r.cleaned} {
-			out, _, _ := outRequest(req, p, []string{"t"})
+			out, _, _ := outRequest(req, p, []string{"t"}, false)
 			got := out.URL.RequestURI()
 			if !strings.HasPrefix(p, "//") && got != p {
 				t.Fatalf("request target %q, want %q byte for byte", got, p)

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,9 @@ const HeaderEdge = "X-Mycelium-Edge"
 // StatusClientClosed is recorded for requests whose client went away before
 // the answer was complete (nginx's convention); it is never sent.
 const StatusClientClosed = 499
+
+// edgeErrorWriteTimeout bounds writing one of the edge's own short answers.
+const edgeErrorWriteTimeout = 10 * time.Second
 
 // maxReplays bounds how often one request that reached an endpoint is
 // replayed on another, on top of the retry budget.
@@ -108,16 +112,41 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // bodyTracker passes the client's body to the transport, remembers whether
-// anything was read (so a connect failure can be retried safely) and keeps
-// the transport from closing it between attempts.
+// anything was read (so a connect failure can be retried safely) and
+// whether reading it failed (the client's fault, never the endpoint's), and
+// keeps the transport from closing it between attempts.
 type bodyTracker struct {
-	rc   io.ReadCloser
-	read atomic.Bool
+	rc     io.ReadCloser
+	read   atomic.Bool
+	failed atomic.Int32 // a clientBody* code once a read failed
 }
+
+// Ways reading a client's body can fail.
+const (
+	clientBodyOK        = iota
+	clientBodyMalformed // bad framing (chunk sizes, ...) or over a limit: 400
+	clientBodyTimeout   // not all there within RequestBodyTimeout: 408
+	clientBodyGone      // the client closed the connection mid-body: 499
+)
 
 func (b *bodyTracker) Read(p []byte) (int, error) {
 	b.read.Store(true)
-	return b.rc.Read(p)
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed.CompareAndSwap(clientBodyOK, int32(classifyBodyError(err)))
+	}
+	return n, err
+}
+
+func classifyBodyError(err error) int {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return clientBodyTimeout
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return clientBodyGone
+	}
+	return clientBodyMalformed
 }
 
 func (b *bodyTracker) Close() error { return nil }
@@ -132,12 +161,28 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 		edgeError(w, st, http.StatusServiceUnavailable, fmt.Sprintf("no healthy endpoint for app %q", a.name))
 		return http.StatusServiceUnavailable
 	}
-	out, base, upgrade := outRequest(r, path, st)
+	out, base, upgrade := outRequest(r, path, st, trustedPeer(e.opts.TrustedProxies, r.RemoteAddr))
 	var body *bodyTracker
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &bodyTracker{rc: r.Body}
 		out.Body = body
 		out.ContentLength = r.ContentLength
+		setReadDeadline(w, time.Now().Add(e.opts.RequestBodyTimeout))
+	}
+	// Informational answers are HTTP/1.1; an HTTP/1.0 client would take
+	// one for the final answer.
+	info := w
+	if !r.ProtoAtLeast(1, 1) {
+		info = nil
+	}
+	// Requests with a body go through http.Transport, whose answer body
+	// has no deadline of its own: cancelling the request bounds it.
+	var cancelUp context.CancelFunc
+	if body != nil && !upgrade {
+		var ctx context.Context
+		ctx, cancelUp = context.WithCancel(r.Context())
+		defer cancelUp()
+		out = out.WithContext(ctx)
 	}
 	oo := &e.opts.Outlier
 	var triedBuf [4]*endpoint
@@ -171,14 +216,19 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 		var resp *http.Response
 		var err error
 		if body == nil && !upgrade {
-			resp, err = e.roundTrip(req, ep, w)
+			resp, err = e.roundTrip(req, ep, info)
 		} else {
 			resp, err = e.transport.RoundTrip(req)
 		}
 		if err != nil {
 			ep.inFlight.Add(-1)
+			if body != nil {
+				if code := body.failed.Load(); code != clientBodyOK {
+					return e.clientBodyError(w, st, a, int(code), err, status)
+				}
+			}
 			if r.Context().Err() != nil {
-				return StatusClientClosed
+				abortClientGone(status)
 			}
 			lastErr = err
 			tried = append(tried, ep)
@@ -201,12 +251,12 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 			}
 			return e.upstreamError(w, st, a, err)
 		}
-		return e.relay(w, r, a, p, ep, resp, st, t0, status)
+		return e.relay(w, r, a, p, ep, resp, st, t0, status, cancelUp)
 	}
 }
 
 // relay copies the endpoint's answer to the client.
-func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, t0 time.Time, status *int) int {
+func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, t0 time.Time, status *int, cancelUp context.CancelFunc) int {
 	code := resp.StatusCode
 	ep.latencyUS.Add(uint64(time.Since(t0).Microseconds()))
 	ep.promRequests.Inc()
@@ -245,22 +295,25 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 		}
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
+	flush := streaming(resp)
+	clock := e.startBodyClock(w, resp, flush, cancelUp)
+	defer clock.stop()
 	w.WriteHeader(code)
 	*status = code
-	flush := streaming(resp)
 	fl, _ := w.(http.Flusher)
 	if flush && fl != nil {
 		fl.Flush()
 	} else {
 		fl = nil
 	}
-	clientGone, err := copyBody(w, resp.Body, fl)
+	clientGone, err := copyBody(w, resp.Body, fl, &clock)
 	ep.inFlight.Add(-1)
 	ep.requests.Add(1)
 	if err != nil {
 		if clientGone || r.Context().Err() != nil {
-			*status = StatusClientClosed
-			return StatusClientClosed
+			// The header is out: abort rather than end the body in a way
+			// that reads as complete.
+			abortClientGone(status)
 		}
 		// The endpoint broke off mid-body: the client must see a broken
 		// response, not a short one that looks complete.
@@ -281,14 +334,23 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 }
 
 // copyBody copies src to w through a pooled buffer, flushing after every
-// write when fl is set. clientGone tells a failed write from a failed read.
-func copyBody(w io.Writer, src io.Reader, fl http.Flusher) (clientGone bool, err error) {
+// write when fl is set and pushing the idle deadlines of a streaming clock
+// forward before every read and write. clientGone tells a failed write from
+// a failed read.
+func copyBody(w io.Writer, src io.Reader, fl http.Flusher, clock *bodyClock) (clientGone bool, err error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
+	idle := clock.idle > 0
 	for {
+		if idle {
+			clock.beforeRead()
+		}
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			if idle {
+				clock.beforeWrite()
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return true, werr
 			}
@@ -315,58 +377,6 @@ func streaming(resp *http.Response) bool {
 	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "text/event-stream")
 }
 
-// upgrade relays a 101 answer and then bytes both ways until either side
-// closes.
-func (e *Edge) upgrade(w http.ResponseWriter, r *http.Request, resp *http.Response, st []string) int {
-	back, ok := resp.Body.(io.ReadWriteCloser)
-	want, got := upgradeType(r.Header), upgradeType(resp.Header)
-	if !ok || want == "" || !strings.EqualFold(want, got) {
-		resp.Body.Close()
-		edgeError(w, st, http.StatusBadGateway, "endpoint switched to an unexpected protocol")
-		return http.StatusBadGateway
-	}
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		back.Close()
-		edgeError(w, st, http.StatusInternalServerError, "connection cannot be upgraded")
-		return http.StatusInternalServerError
-	}
-	e.mu.Lock()
-	e.upgraded[conn] = struct{}{}
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.upgraded, conn)
-		e.mu.Unlock()
-		conn.Close()
-		back.Close()
-	}()
-	h := make(http.Header, len(resp.Header)+1)
-	copyResponseHeader(h, resp.Header)
-	h["Connection"] = upgradeConn
-	h["Upgrade"] = []string{got}
-	h[HeaderEdge] = st
-	fmt.Fprintf(brw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols))
-	if err := h.Write(brw); err != nil {
-		return http.StatusSwitchingProtocols
-	}
-	brw.WriteString("\r\n")
-	if err := brw.Flush(); err != nil {
-		return http.StatusSwitchingProtocols
-	}
-	done := make(chan struct{}, 2)
-	go func() {
-		io.Copy(back, brw.Reader) // drains what the server buffered, then the conn
-		done <- struct{}{}
-	}()
-	go func() {
-		io.Copy(conn, back)
-		done <- struct{}{}
-	}()
-	<-done
-	return http.StatusSwitchingProtocols
-}
-
 // upstreamError answers for an endpoint that failed without answering.
 func (e *Edge) upstreamError(w http.ResponseWriter, st []string, a *app, err error) int {
 	code, msg := http.StatusBadGateway, fmt.Sprintf("app %q: endpoint failed", a.name)
@@ -383,6 +393,9 @@ func (e *Edge) upstreamError(w http.ResponseWriter, st []string, a *app, err err
 
 // edgeError writes a short plain-text answer of the edge's own.
 func edgeError(w http.ResponseWriter, st []string, code int, msg string) {
+	// However long the request took to get here, the answer gets its own
+	// time to be written.
+	setWriteDeadline(w, time.Now().Add(edgeErrorWriteTimeout))
 	h := w.Header()
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	h["X-Content-Type-Options"] = []string{"nosniff"}
@@ -453,15 +466,15 @@ func copyResponseHeader(dst, src http.Header) {
 }
 
 // outRequest builds the request to forward, without an endpoint yet. base is
-// its URL, whose Host the caller sets.
-func outRequest(r *http.Request, path string, st []string) (out *http.Request, base *url.URL, upgrade bool) {
-	h := make(http.Header, len(r.Header)+4)
+// its URL, whose Host the caller sets. trusted tells whether r came from a
+// trusted proxy, whose forwarding headers are kept.
+func outRequest(r *http.Request, path string, st []string, trusted bool) (out *http.Request, base *url.URL, upgrade bool) {
+	h := make(http.Header, len(r.Header)+5)
 	for k, vv := range r.Header {
 		if hopByHop(k) {
 			continue
 		}
-		switch k {
-		case "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", HeaderEdge:
+		if k == HeaderEdge || forwardingHeader(k) {
 			continue
 		}
 		h[k] = vv
@@ -483,17 +496,7 @@ func outRequest(r *http.Request, path string, st []string) (out *http.Request, b
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = emptyValue // keeps the transport from adding its own
 	}
-	ip := clientIP(r.RemoteAddr)
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		ip = strings.Join(prior, ", ") + ", " + ip
-	}
-	h["X-Forwarded-For"] = []string{ip}
-	h["X-Forwarded-Host"] = []string{r.Host}
-	if r.TLS != nil {
-		h["X-Forwarded-Proto"] = protoHTTPS
-	} else {
-		h["X-Forwarded-Proto"] = protoHTTP
-	}
+	setForwarded(h, r, trusted)
 	h[HeaderEdge] = st
 
 	u := &url.URL{Scheme: "http", RawQuery: r.URL.RawQuery, ForceQuery: r.URL.ForceQuery}

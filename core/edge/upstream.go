@@ -135,10 +135,23 @@ type exchange struct {
 	e    *Edge
 	ep   *endpoint
 	uc   *upConn
+	ctx  context.Context // the client request's
 	body io.ReadCloser
 	stop func() bool // detaches the client-cancellation hook
 	resp *http.Response
 	eof  bool
+}
+
+// setReadDeadline bounds the reads of the rest of the body. A cancellation
+// that raced with it keeps winning.
+func (x *exchange) setReadDeadline(t time.Time) {
+	if x.uc == nil {
+		return
+	}
+	x.uc.c.SetReadDeadline(t)
+	if x.ctx.Err() != nil {
+		x.uc.c.SetDeadline(aLongTimeAgo)
+	}
 }
 
 func (x *exchange) Read(p []byte) (int, error) {
@@ -238,9 +251,13 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 			// Not a byte came back: the endpoint closed the connection.
 			return failExchange(ctx, stop, errStale)
 		}
+		conn := peekConnection(uc.br)
 		r, err := http.ReadResponse(uc.br, req)
 		if err != nil {
 			return failExchange(ctx, stop, fmt.Errorf("read response: %w", err))
+		}
+		if conn != nil && r.Header["Connection"] == nil {
+			r.Header["Connection"] = conn // see peekConnection
 		}
 		if r.StatusCode >= 100 && r.StatusCode < 200 && r.StatusCode != http.StatusSwitchingProtocols {
 			if w != nil && r.StatusCode != http.StatusContinue {
@@ -257,7 +274,7 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 		// Cancelled while the deadline was being reset: poison it again.
 		uc.c.SetDeadline(aLongTimeAgo)
 	}
-	resp.Body = &exchange{e: e, ep: ep, uc: uc, body: resp.Body, stop: stop, resp: resp}
+	resp.Body = &exchange{e: e, ep: ep, uc: uc, ctx: ctx, body: resp.Body, stop: stop, resp: resp}
 	return resp, nil
 }
 

@@ -56,6 +56,8 @@ type env struct {
 	appExtra     string
 	admin        string // admin listener, "" = none
 	controlExtra string
+	edgeExtra    string // more attributes of the edge block
+	nofile       int    // open file limit (soft and hard) of mesh run; 0 = inherited
 }
 
 type syncBuffer = testutil.SyncBuffer
@@ -112,7 +114,7 @@ control {
 edge {
   listen = %q
   admin  = %q
-}
+%s}
 agents { count = 3 }
 app "billing" {
   spore   = "billing-v1.spore"
@@ -120,7 +122,7 @@ app "billing" {
   restart = %q
 %s}
 %s
-`, e.warmup, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.admin, e.maxInst, e.restart, e.appExtra, e.extraApp)
+`, e.warmup, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.admin, e.edgeExtra, e.maxInst, e.restart, e.appExtra, e.extraApp)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -139,6 +141,15 @@ func (e *env) launch() {
 	t.Helper()
 	e.logs = &syncBuffer{}
 	cmd := exec.Command(meshBin, "run", "-config", e.cfgPath)
+	if e.nofile > 0 {
+		// prlimit (util-linux) sets the limit and then execs mesh, so
+		// the pid is still mesh's.
+		pl, err := exec.LookPath("prlimit")
+		if err != nil {
+			t.Fatalf("a low open file limit needs prlimit: %v", err)
+		}
+		cmd = exec.Command(pl, fmt.Sprintf("--nofile=%d:%d", e.nofile, e.nofile), "--", meshBin, "run", "-config", e.cfgPath)
+	}
 	cmd.Stdout = e.logs
 	cmd.Stderr = e.logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

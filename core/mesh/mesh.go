@@ -24,6 +24,7 @@ import (
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/edge"
 	"github.com/mycelium-mesh/mesh/core/fabric"
+	"github.com/mycelium-mesh/mesh/core/fdlimit"
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
 	"github.com/mycelium-mesh/mesh/core/repo"
 	"github.com/mycelium-mesh/mesh/core/spore"
@@ -91,6 +92,13 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 			Level:  hclog.LevelFromString(cfg.LogLevel),
 			Output: os.Stderr,
 		})
+	}
+	// Every connection, pipe and plugin channel is a descriptor: take the
+	// whole hard limit, which sizes the edge's connection cap.
+	if soft, hard, err := fdlimit.Raise(); err != nil {
+		log.Warn("cannot raise the open file limit", "soft", soft, "hard", hard, "error", err)
+	} else {
+		log.Debug("open file limit", "soft", soft, "hard", hard)
 	}
 	if opts.SelfExe == "" {
 		exe, err := os.Executable()
@@ -285,6 +293,12 @@ func (m *Mesh) edgeOptions(cfg *config.Config) edge.Options {
 		IdleTimeout:       cfg.Edge.IdleTimeout,
 		UpstreamTimeout:   cfg.Edge.UpstreamTimeout,
 		MaxHeaderBytes:    cfg.Edge.MaxHeaderBytes,
+
+		RequestBodyTimeout: cfg.Edge.RequestBodyTimeout,
+		WriteTimeout:       cfg.Edge.WriteTimeout,
+		StreamIdleTimeout:  cfg.Edge.StreamIdleTimeout,
+		MaxConnections:     cfg.Edge.MaxConnections,
+		TrustedProxies:     cfg.Edge.TrustedProxies,
 	}
 }
 

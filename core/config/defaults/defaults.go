@@ -48,6 +48,11 @@ const (
 	IdleTimeout       = 90 * time.Second // a client's idle keep-alive connection
 	MaxHeaderBytes    = 64 << 10         // larger request headers get 431
 
+	RequestBodyTimeout = 60 * time.Second // a client sending its request body
+	WriteTimeout       = 60 * time.Second // a non-streaming answer, upstream read and client write
+	StreamIdleTimeout  = 5 * time.Minute  // a streaming answer or upgraded connection with no traffic
+	MaxConnections     = 0                // 0: sized from the open file limit at start
+
 	AdminReadHeaderTimeout = 5 * time.Second  // the admin (/metrics) listener
 	AdminIdleTimeout       = 60 * time.Second // the admin (/metrics) listener
 )
