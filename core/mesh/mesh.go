@@ -27,6 +27,7 @@ import (
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
 	"github.com/mycelium-mesh/mesh/core/repo"
+	"github.com/mycelium-mesh/mesh/core/rollout"
 	"github.com/mycelium-mesh/mesh/core/spore"
 )
 
@@ -73,6 +74,7 @@ type Mesh struct {
 	published   map[string]time.Time // when each app's current plan was published
 	started     time.Time
 	control     *controlServer
+	rollouts    *rollouts // every rollout, followed server-side (rollouts.go)
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -129,6 +131,10 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open fabric: %w", err)
+	}
+	m.rollouts, err = openRollouts(m, cfg.DataDir, log.Named("rollouts"))
+	if err != nil {
+		return nil, err
 	}
 	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"))
 	if err != nil {
@@ -234,6 +240,14 @@ func (m *Mesh) Run(ctx context.Context) error {
 		return err
 	}
 	m.control = cs
+	// The watcher stops first on the way out, so workloads being stopped
+	// are never judged as a failed rollout.
+	watchCtx, stopWatch := context.WithCancel(runCtx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		m.rollouts.run(watchCtx)
+	}()
 	m.log.Info("mesh running", "nodes", len(m.agents), "apps", len(cfg.Apps), "control", cs.describe())
 
 	var runErr error
@@ -244,6 +258,8 @@ func (m *Mesh) Run(ctx context.Context) error {
 	}
 
 	m.log.Info("stopping mesh")
+	stopWatch()
+	<-watched
 	m.control.close()
 	sctx, scancel := context.WithTimeout(context.Background(), cfg.Grace+5*time.Second)
 	if err := e.Shutdown(sctx); err != nil {
@@ -262,6 +278,9 @@ func (m *Mesh) closeAll() {
 	}
 	if m.fabric != nil {
 		_ = m.fabric.Close()
+	}
+	if m.rollouts != nil {
+		_ = m.rollouts.close()
 	}
 }
 
@@ -322,7 +341,7 @@ func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
 		}
 		hash := a.Hash + "|" + digest
 		next[a.Name] = hash
-		_, havePlan := m.fabric.Plan(a.Name)
+		old, havePlan := m.fabric.Plan(a.Name)
 		if havePlan && applied[a.Name] == hash {
 			m.log.Debug("app unchanged since last applied", "app", a.Name)
 			continue
@@ -335,7 +354,7 @@ func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
 		}
 		p := fabric.Plan{AppName: a.Name, Digest: digest, Min: a.Min, Max: a.Max, Port: a.Port, Restart: a.Restart, HealthPath: a.HealthPath}
 		m.markPublished(a.Name)
-		if err := m.fabric.PublishPlan(p); err != nil {
+		if err := m.publishApplied(p, old, havePlan, a.ProgressDeadline); err != nil {
 			return fmt.Errorf("app %q: publish plan: %w", a.Name, err)
 		}
 		m.log.Info("app applied", "app", a.Name, "digest", digest)
@@ -349,41 +368,6 @@ func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	return writeApplied(m.appliedPath(cfg), next)
-}
-
-// DeployResult is what a deploy changed.
-type DeployResult struct {
-	Plan     fabric.Plan `json:"plan"`
-	Previous string      `json:"previous"` // the digest the plan named before
-}
-
-// Deploy publishes a new digest for app, keeping the rest of its plan. The
-// spore must be in the repo and verify against the trusted keys: a plan never
-// names a spore no agent would run.
-func (m *Mesh) Deploy(ctx context.Context, app, digest string) (DeployResult, error) {
-	digest, err := repo.NormalizeDigest(digest)
-	if err != nil {
-		return DeployResult{}, err
-	}
-	p, ok := m.fabric.Plan(app)
-	if !ok {
-		return DeployResult{}, fmt.Errorf("%w: %q", ErrUnknownApp, app)
-	}
-	path, err := m.repo.PathContext(ctx, digest)
-	if err != nil {
-		return DeployResult{}, err
-	}
-	if _, err := spore.Verify(path, m.trustedKeys()); err != nil {
-		return DeployResult{}, fmt.Errorf("%w: %s: %s", ErrRefused, digest, verifyCause(err, path))
-	}
-	prev := p.Digest
-	p.Digest = digest
-	m.markPublished(app)
-	if err := m.fabric.PublishPlan(p); err != nil {
-		return DeployResult{}, fmt.Errorf("publish plan for %q: %w", app, err)
-	}
-	m.log.Info("deploy", "app", app, "digest", digest, "previous", prev)
-	return DeployResult{Plan: p, Previous: prev}, nil
 }
 
 // ErrRefused is returned for a spore that does not verify.
@@ -552,56 +536,26 @@ type RolloutState struct {
 	Detail  string `json:"detail,omitempty"`
 }
 
-// Rollout reports the progress of digest for app.
+// Rollout reports the progress of digest for app, judged from the agents
+// as they are now (the rollout objects of the watcher carry the history,
+// the deadline and the revert; see Mesh.RolloutByID).
 func (m *Mesh) Rollout(app, digest string) (RolloutState, error) {
 	p, ok := m.fabric.Plan(app)
 	if !ok {
 		return RolloutState{}, fmt.Errorf("%w: %q", ErrUnknownApp, app)
 	}
-	rs := RolloutState{App: app, Digest: digest, State: "progressing", Desired: m.desired(p)}
+	o := m.observe(app, digest, m.publishedAt(app))
+	rs := RolloutState{App: app, Digest: digest, State: "progressing", Desired: o.Progress.Desired, Ready: o.Progress.Ready}
 	if p.Digest != digest {
 		rs.State, rs.Detail = "superseded", "the plan now names "+p.Digest
 		return rs, nil
 	}
-	since := m.publishedAt(app)
-	var failed []string
-	var starting, readyOther int
-	for _, a := range m.agents {
-		for _, in := range a.Instances() {
-			if in.App != app {
-				continue
-			}
-			if in.Digest != digest {
-				if in.State == "ready" {
-					readyOther++
-				}
-				continue
-			}
-			switch in.State {
-			case "ready":
-				rs.Ready++
-			case "starting":
-				starting++
-			case "failed":
-				// Only failures of this rollout: an instance of the same
-				// digest may have failed in an earlier one.
-				if !in.Since.Before(since) {
-					failed = append(failed, fmt.Sprintf("%s: %s", in.NodeID, in.LastError))
-				}
-			}
-		}
-	}
-	// Converged: nothing of this digest is still starting, no node serves
-	// another version, and every claimed slot is a ready instance. This is
-	// how a rollout capped below one instance per node (by a CPU or memory
-	// budget) completes.
-	converged := starting == 0 && readyOther == 0 && rs.Ready > 0 && rs.Ready >= m.fabric.Usage(app).Instances
-	switch {
-	case rs.Desired > 0 && rs.Ready >= rs.Desired, converged:
+	switch v, why := rollout.Judge(o); v {
+	case rollout.Done:
 		rs.State = "ready"
-	case starting == 0 && len(failed) > 0:
+	case rollout.Broken:
 		rs.State = "failed"
-		rs.Detail = fmt.Sprintf("%d node(s) failed, the previous version keeps serving there: %s", len(failed), strings.Join(failed, "; "))
+		rs.Detail = why + " (the previous version keeps serving there)"
 	}
 	return rs, nil
 }

@@ -1,0 +1,269 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/fabric"
+	"github.com/mycelium-mesh/mesh/core/rollout"
+	"github.com/mycelium-mesh/mesh/core/spore"
+)
+
+// The rollout watcher owns every rollout of the mesh. A deploy, a rollback
+// or an applied app block with a new digest starts one (rolloutStart); the
+// watcher then follows it against the agents' instances and the fabric's
+// endpoints every watchInterval, moves it through its states, publishes the
+// last good digest again when it fails or misses its deadline, and persists
+// each change in DataDir/rollouts.db. Rollouts still active when the mesh
+// stopped (or was killed) are loaded again by openRollouts and followed from
+// where they were, with the deadline they had: no client has to stay
+// connected for a broken version to be taken back.
+
+// watchInterval is how often the watcher looks at active rollouts.
+const watchInterval = 100 * time.Millisecond
+
+type rollouts struct {
+	m     *Mesh
+	store *rollout.Store
+	log   hclog.Logger
+
+	mu     sync.Mutex
+	active map[string]*rollout.Rollout // by app: at most one active rollout per app
+	kick   chan struct{}
+}
+
+func openRollouts(m *Mesh, dataDir string, log hclog.Logger) (*rollouts, error) {
+	store, err := rollout.Open(filepath.Join(dataDir, "rollouts.db"), rollout.DefaultKeep)
+	if err != nil {
+		return nil, err
+	}
+	rs := &rollouts{m: m, store: store, log: log, active: map[string]*rollout.Rollout{}, kick: make(chan struct{}, 1)}
+	act, err := store.Active()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	now := time.Now()
+	for i := range act { // oldest first: a newer active rollout of an app supersedes an older one
+		r := act[i]
+		if old := rs.active[r.App]; old != nil {
+			rs.finish(old, rollout.Superseded, now, "superseded by "+r.ID)
+		}
+		rs.active[r.App] = &r
+		log.Info("rollout resumed", "id", r.ID, "app", r.App, "digest", r.Digest, "state", r.State, "deadline", r.Deadline)
+	}
+	return rs, nil
+}
+
+func (rs *rollouts) close() error { return rs.store.Close() }
+
+// finish moves r to a terminal state and saves it; the caller holds mu or
+// owns r alone.
+func (rs *rollouts) finish(r *rollout.Rollout, s rollout.State, now time.Time, detail string) {
+	if err := r.To(s, now, detail); err != nil {
+		rs.log.Error("rollout", "error", err)
+		return
+	}
+	if err := rs.store.Save(*r); err != nil {
+		rs.log.Error("save rollout", "error", err)
+	}
+}
+
+// rolloutStart describes a rollout to begin.
+type rolloutStart struct {
+	App, Digest, Version string
+	Previous             string // the digest the plan names now, "" for a new app
+	Trigger              rollout.Trigger
+	Who                  string
+	AutoRevert           bool
+	Deadline             time.Duration // the progress deadline; the app's or the mesh's when 0
+}
+
+// begin records a rollout, runs publish (which makes the plan name its
+// digest) and hands the rollout to the watcher. An active rollout of the
+// same app is superseded.
+func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollout, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	window := req.Deadline
+	if window <= 0 {
+		window = rs.m.progressDeadline(req.App)
+	}
+	hist, err := rs.store.History(req.App, 0)
+	if err != nil {
+		return rollout.Rollout{}, err
+	}
+	lastGood := rollout.LastGood(hist, req.Digest)
+	if lastGood == "" && len(hist) == 0 && req.Previous != "" && req.Previous != req.Digest && rs.m.serving(req.App, req.Previous) {
+		// No history yet (a data dir from before rollouts were recorded):
+		// the digest serving now is the one to go back to.
+		lastGood = req.Previous
+	}
+	now := time.Now()
+	r := rollout.Rollout{
+		App: req.App, Digest: req.Digest, Version: req.Version, Trigger: req.Trigger,
+		Previous: req.Previous, LastGood: lastGood, AutoRevert: req.AutoRevert, Who: req.Who,
+		State: rollout.Pending, Window: window, Started: now, Deadline: now.Add(window),
+	}
+	if err := rs.store.Create(&r); err != nil {
+		return rollout.Rollout{}, err
+	}
+	if err := publish(); err != nil {
+		rs.finish(&r, rollout.Failed, time.Now(), "publish plan: "+err.Error())
+		return r, err
+	}
+	if err := r.To(rollout.Progressing, time.Now(), ""); err != nil {
+		return r, err
+	}
+	if err := rs.store.Save(r); err != nil {
+		return r, err
+	}
+	if old := rs.active[req.App]; old != nil {
+		rs.finish(old, rollout.Superseded, time.Now(), "superseded by "+r.ID)
+	}
+	cp := r
+	rs.active[req.App] = &cp
+	rs.log.Info("rollout started", "id", r.ID, "app", r.App, "digest", r.Digest, "last_good", r.LastGood, "who", r.Who, "deadline", window)
+	select {
+	case rs.kick <- struct{}{}:
+	default:
+	}
+	return r, nil
+}
+
+// run follows the active rollouts until ctx ends.
+func (rs *rollouts) run(ctx context.Context) {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		rs.step(time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-rs.kick:
+		}
+	}
+}
+
+// step advances every active rollout once.
+func (rs *rollouts) step(now time.Time) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for app, r := range rs.active {
+		before := *r
+		p, havePlan := rs.m.fabric.Plan(app)
+		obs := rs.m.observe(app, r.Waits(), r.Deadline.Add(-r.Window))
+		if !havePlan {
+			obs.PlanDigest = ""
+		} else {
+			obs.PlanDigest = p.Digest
+		}
+		publish, err := r.Step(obs, now)
+		if err != nil {
+			rs.log.Error("rollout step", "id", r.ID, "error", err)
+			continue
+		}
+		if publish != "" {
+			p.Digest = publish
+			rs.m.markPublished(app)
+			if err := rs.m.fabric.PublishPlan(p); err != nil {
+				// The rollout stays reverting: the next step finds the plan
+				// on the broken digest and judges it superseded, so log loudly.
+				rs.log.Error("revert: publish plan", "id", r.ID, "app", app, "digest", publish, "error", err)
+			} else {
+				rs.log.Warn("rollout failed, reverting", "id", r.ID, "app", app, "digest", r.Digest, "to", publish, "why", r.Detail)
+			}
+		}
+		if r.State != before.State || r.Progress != before.Progress || r.Detail != before.Detail || !r.Deadline.Equal(before.Deadline) {
+			if err := rs.store.Save(*r); err != nil {
+				rs.log.Error("save rollout", "id", r.ID, "error", err)
+			}
+		}
+		if r.State.Terminal() {
+			delete(rs.active, app)
+			rs.log.Info("rollout ended", "id", r.ID, "app", app, "digest", r.Digest, "state", r.State, "detail", r.Detail, "took", r.Duration(now))
+		}
+	}
+}
+
+// get returns the rollout with the given ID, as the watcher has it now.
+func (rs *rollouts) get(id string) (rollout.Rollout, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, r := range rs.active {
+		if r.ID == id {
+			return *r, nil
+		}
+	}
+	return rs.store.Get(id)
+}
+
+// history returns up to n rollouts of app, newest first.
+func (rs *rollouts) history(app string, n int) ([]rollout.Rollout, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	h, err := rs.store.History(app, n)
+	if err != nil {
+		return nil, err
+	}
+	if a := rs.active[app]; a != nil {
+		for i := range h {
+			if h[i].ID == a.ID {
+				h[i] = *a
+			}
+		}
+	}
+	return h, nil
+}
+
+// publishApplied publishes a plan from an app block. When the block changes
+// the digest the app runs (or adds the app), it does so as a rollout started
+// by "config"; a block changing anything else is published as it is.
+func (m *Mesh) publishApplied(p, old fabric.Plan, havePlan bool, deadline time.Duration) error {
+	if m.rollouts == nil || (havePlan && old.Digest == p.Digest) {
+		return m.fabric.PublishPlan(p)
+	}
+	var version string
+	if path, err := m.repo.Path(p.Digest); err == nil {
+		if man, err := spore.ReadManifest(path); err == nil {
+			version = man.Identity.Version
+		}
+	}
+	req := rolloutStart{App: p.AppName, Digest: p.Digest, Version: version, Trigger: rollout.ByConfig,
+		Who: "config", AutoRevert: true, Deadline: deadline}
+	if havePlan {
+		req.Previous = old.Digest
+	}
+	_, err := m.rollouts.begin(req, func() error { return m.fabric.PublishPlan(p) })
+	return err
+}
+
+// progressDeadline is the rollout deadline of app from the configuration in
+// force.
+func (m *Mesh) progressDeadline(app string) time.Duration {
+	cfg := m.Config()
+	if a, ok := cfg.App(app); ok && a.ProgressDeadline > 0 {
+		return a.ProgressDeadline
+	}
+	if cfg.ProgressDeadline > 0 {
+		return cfg.ProgressDeadline
+	}
+	return config.DefaultProgressDeadline
+}
+
+// errNoRollouts is returned by the rollout calls of a mesh that has no store.
+var errNoRollouts = errors.New("rollouts are not recorded by this mesh")
+
+func (m *Mesh) needRollouts() error {
+	if m.rollouts == nil {
+		return errNoRollouts
+	}
+	return nil
+}
