@@ -51,8 +51,3 @@ func (m *Mesh) observe(app, digest string, since time.Time) rollout.Observation 
 	o.Claimed = m.fabric.Usage(app).Instances
 	return o
 }
-
-// serving reports whether some instance of digest is ready for app.
-func (m *Mesh) serving(app, digest string) bool {
-	return m.observe(app, digest, time.Now()).Progress.Ready > 0
-}

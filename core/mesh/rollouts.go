@@ -33,6 +33,9 @@ type rollouts struct {
 	store *rollout.Store
 	log   hclog.Logger
 
+	// observe is Mesh.observe; tests replace it.
+	observe func(app, digest string, since time.Time) rollout.Observation
+
 	mu     sync.Mutex
 	active map[string]*rollout.Rollout // by app: at most one active rollout per app
 	kick   chan struct{}
@@ -43,7 +46,7 @@ func openRollouts(m *Mesh, dataDir string, log hclog.Logger) (*rollouts, error) 
 	if err != nil {
 		return nil, err
 	}
-	rs := &rollouts{m: m, store: store, log: log, active: map[string]*rollout.Rollout{}, kick: make(chan struct{}, 1)}
+	rs := &rollouts{m: m, store: store, log: log, active: map[string]*rollout.Rollout{}, kick: make(chan struct{}, 1), observe: m.observe}
 	act, err := store.Active()
 	if err != nil {
 		store.Close()
@@ -95,17 +98,23 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 	if window <= 0 {
 		window = rs.m.progressDeadline(req.App)
 	}
+	// The rollout being replaced is judged first: one that reached its
+	// desired instances since the last step counts as succeeded (and as
+	// the last good digest), not as superseded.
+	if old := rs.active[req.App]; old != nil {
+		rs.stepOne(req.App, old, time.Now())
+	}
+	now := time.Now()
 	hist, err := rs.store.History(req.App, 0)
 	if err != nil {
 		return rollout.Rollout{}, err
 	}
 	lastGood := rollout.LastGood(hist, req.Digest)
-	if lastGood == "" && len(hist) == 0 && req.Previous != "" && req.Previous != req.Digest && rs.m.serving(req.App, req.Previous) {
+	if lastGood == "" && len(hist) == 0 && req.Previous != "" && req.Previous != req.Digest && rs.observe(req.App, req.Previous, now).Progress.Ready > 0 {
 		// No history yet (a data dir from before rollouts were recorded):
 		// the digest serving now is the one to go back to.
 		lastGood = req.Previous
 	}
-	now := time.Now()
 	r := rollout.Rollout{
 		App: req.App, Digest: req.Digest, Version: req.Version, Trigger: req.Trigger,
 		Previous: req.Previous, LastGood: lastGood, AutoRevert: req.AutoRevert, Who: req.Who,
@@ -157,39 +166,54 @@ func (rs *rollouts) step(now time.Time) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	for app, r := range rs.active {
-		before := *r
-		p, havePlan := rs.m.fabric.Plan(app)
-		obs := rs.m.observe(app, r.Waits(), r.Deadline.Add(-r.Window))
-		if !havePlan {
-			obs.PlanDigest = ""
-		} else {
-			obs.PlanDigest = p.Digest
+		rs.stepOne(app, r, now)
+	}
+}
+
+// stepOne advances the active rollout r of app, saves what changed and
+// drops it from the active set once it ended. The caller holds mu.
+func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time) {
+	p, havePlan := rs.m.fabric.Plan(app)
+	if havePlan && r.State == rollout.Reverting && p.Digest == r.Digest {
+		// Reverting, but the plan still names the failed digest: the mesh
+		// stopped (or the publish failed) between recording the revert and
+		// publishing it. Publish it now.
+		rs.publishRevert(r, p)
+		p, havePlan = rs.m.fabric.Plan(app)
+	}
+	before := *r
+	obs := rs.observe(app, r.Waits(), r.Deadline.Add(-r.Window))
+	if havePlan {
+		obs.PlanDigest = p.Digest
+	}
+	publish, err := r.Step(obs, now)
+	if err != nil {
+		rs.log.Error("rollout step", "id", r.ID, "error", err)
+		return
+	}
+	// Saved before a revert is published, so a mesh that dies in between
+	// publishes it when it resumes (above).
+	if r.State != before.State || r.Progress != before.Progress || r.Detail != before.Detail || !r.Deadline.Equal(before.Deadline) {
+		if err := rs.store.Save(*r); err != nil {
+			rs.log.Error("save rollout", "id", r.ID, "error", err)
 		}
-		publish, err := r.Step(obs, now)
-		if err != nil {
-			rs.log.Error("rollout step", "id", r.ID, "error", err)
-			continue
-		}
-		if publish != "" {
-			p.Digest = publish
-			rs.m.markPublished(app)
-			if err := rs.m.fabric.PublishPlan(p); err != nil {
-				// The rollout stays reverting: the next step finds the plan
-				// on the broken digest and judges it superseded, so log loudly.
-				rs.log.Error("revert: publish plan", "id", r.ID, "app", app, "digest", publish, "error", err)
-			} else {
-				rs.log.Warn("rollout failed, reverting", "id", r.ID, "app", app, "digest", r.Digest, "to", publish, "why", r.Detail)
-			}
-		}
-		if r.State != before.State || r.Progress != before.Progress || r.Detail != before.Detail || !r.Deadline.Equal(before.Deadline) {
-			if err := rs.store.Save(*r); err != nil {
-				rs.log.Error("save rollout", "id", r.ID, "error", err)
-			}
-		}
-		if r.State.Terminal() {
-			delete(rs.active, app)
-			rs.log.Info("rollout ended", "id", r.ID, "app", app, "digest", r.Digest, "state", r.State, "detail", r.Detail, "took", r.Duration(now))
-		}
+	}
+	if publish != "" {
+		rs.log.Warn("rollout failed, reverting", "id", r.ID, "app", app, "digest", r.Digest, "to", publish, "why", r.Detail)
+		rs.publishRevert(r, p)
+	}
+	if r.State.Terminal() {
+		delete(rs.active, app)
+		rs.log.Info("rollout ended", "id", r.ID, "app", app, "digest", r.Digest, "state", r.State, "detail", r.Detail, "took", r.Duration(now))
+	}
+}
+
+// publishRevert makes plan p name the last good digest of r again.
+func (rs *rollouts) publishRevert(r *rollout.Rollout, p fabric.Plan) {
+	p.Digest = r.LastGood
+	rs.m.markPublished(r.App)
+	if err := rs.m.fabric.PublishPlan(p); err != nil {
+		rs.log.Error("revert: publish plan (retried on the next step)", "id", r.ID, "app", r.App, "digest", p.Digest, "error", err)
 	}
 }
 
