@@ -120,21 +120,27 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 		Previous: req.Previous, LastGood: lastGood, AutoRevert: req.AutoRevert, Who: req.Who,
 		State: rollout.Pending, Window: window, Started: now, Deadline: now.Add(window),
 	}
-	if err := rs.store.Create(&r); err != nil {
+	// One synced write records the rollout as pending and the one it
+	// replaces as superseded, before the plan changes. Progressing is kept
+	// in memory until the watcher's next save: a mesh that dies before it
+	// resumes a pending rollout the plan names as progressing.
+	old := rs.active[req.App]
+	err = rs.store.Create(&r, func(nr *rollout.Rollout) []rollout.Rollout {
+		if old == nil || old.To(rollout.Superseded, now, "superseded by "+nr.ID) != nil {
+			return nil
+		}
+		return []rollout.Rollout{*old}
+	})
+	if err != nil {
 		return rollout.Rollout{}, err
 	}
+	delete(rs.active, req.App)
 	if err := publish(); err != nil {
 		rs.finish(&r, rollout.Failed, time.Now(), "publish plan: "+err.Error())
 		return r, err
 	}
 	if err := r.To(rollout.Progressing, time.Now(), ""); err != nil {
 		return r, err
-	}
-	if err := rs.store.Save(r); err != nil {
-		return r, err
-	}
-	if old := rs.active[req.App]; old != nil {
-		rs.finish(old, rollout.Superseded, time.Now(), "superseded by "+r.ID)
 	}
 	cp := r
 	rs.active[req.App] = &cp

@@ -76,10 +76,12 @@ func ParseID(id string) (uint64, error) {
 	return seq, nil
 }
 
-// Create assigns r its sequence and ID and stores it. When the app then has
-// more than the kept number of rollouts, its oldest finished ones are
-// dropped.
-func (s *Store) Create(r *Rollout) error {
+// Create assigns r its sequence and ID and stores it, with the rollouts in
+// also (say, the one r supersedes, with detail naming r: edit it in the
+// callback) saved in the same transaction. edit, when not nil, runs once r
+// has its ID. When the app then has more than the kept number of rollouts,
+// its oldest finished ones are dropped.
+func (s *Store) Create(r *Rollout, edit func(*Rollout) []Rollout) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		all := tx.Bucket(bucketRollouts)
 		seq, err := all.NextSequence()
@@ -90,6 +92,16 @@ func (s *Store) Create(r *Rollout) error {
 		r.ID = fmt.Sprintf("%s-%d", r.App, seq)
 		if err := putRollout(all, *r); err != nil {
 			return err
+		}
+		if edit != nil {
+			for _, o := range edit(r) {
+				if all.Get(seqKey(o.Seq)) == nil {
+					return fmt.Errorf("%w: %s", ErrNotFound, o.ID)
+				}
+				if err := putRollout(all, o); err != nil {
+					return err
+				}
+			}
 		}
 		idx, err := tx.Bucket(bucketApps).CreateBucketIfNotExists([]byte(r.App))
 		if err != nil {

@@ -15,7 +15,7 @@ func TestStorePersistsAcrossReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := Rollout{App: "billing", Digest: "sha256:22", State: Pending, Started: time.Unix(1000, 0).UTC()}
-	if err := s.Create(&r); err != nil {
+	if err := s.Create(&r, nil); err != nil {
 		t.Fatal(err)
 	}
 	if r.ID != "billing-1" {
@@ -67,11 +67,11 @@ func TestStoreHistoryBounded(t *testing.T) {
 			st = Progressing
 		}
 		r := Rollout{App: "billing", Digest: fmt.Sprintf("sha256:%02d", i), State: st}
-		if err := s.Create(&r); err != nil {
+		if err := s.Create(&r, nil); err != nil {
 			t.Fatal(err)
 		}
 		o := Rollout{App: "other", State: Succeeded}
-		if err := s.Create(&o); err != nil {
+		if err := s.Create(&o, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,5 +98,43 @@ func TestStoreHistoryBounded(t *testing.T) {
 	}
 	if h, _ := s.History("nobody", 0); len(h) != 0 {
 		t.Fatalf("unknown app has history %+v", h)
+	}
+}
+
+// Create saves the rollout a new one replaces in the same transaction,
+// with the new rollout's ID known to the edit.
+func TestStoreCreateReplacing(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "rollouts.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := Rollout{App: "billing", State: Progressing}
+	if err := s.Create(&old, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(2000, 0)
+	next := Rollout{App: "billing", State: Pending}
+	err = s.Create(&next, func(n *Rollout) []Rollout {
+		if err := old.To(Superseded, now, "superseded by "+n.ID); err != nil {
+			t.Fatal(err)
+		}
+		return []Rollout{old}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(old.ID)
+	if err != nil || got.State != Superseded || got.Detail != "superseded by billing-2" {
+		t.Fatalf("replaced rollout: %+v %v", got, err)
+	}
+	// An edit naming a rollout the store does not hold fails the whole write.
+	ghost := Rollout{App: "billing", State: Pending}
+	err = s.Create(&ghost, func(*Rollout) []Rollout { return []Rollout{{ID: "billing-99", Seq: 99}} })
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("create with an unknown replaced rollout: %v", err)
+	}
+	if h, _ := s.History("billing", 0); len(h) != 2 {
+		t.Fatalf("failed create left a record: %d rollouts", len(h))
 	}
 }
