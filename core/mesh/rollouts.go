@@ -124,17 +124,24 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 	// replaces as superseded, before the plan changes. Progressing is kept
 	// in memory until the watcher's next save: a mesh that dies before it
 	// resumes a pending rollout the plan names as progressing.
-	old := rs.active[req.App]
 	err = rs.store.Create(&r, func(nr *rollout.Rollout) []rollout.Rollout {
-		if old == nil || old.To(rollout.Superseded, now, "superseded by "+nr.ID) != nil {
+		old := rs.active[req.App]
+		if old == nil {
 			return nil
 		}
-		return []rollout.Rollout{*old}
+		o := *old
+		if err := o.To(rollout.Superseded, now, "superseded by "+nr.ID); err != nil {
+			return nil
+		}
+		return []rollout.Rollout{o}
 	})
 	if err != nil {
 		return rollout.Rollout{}, err
 	}
-	delete(rs.active, req.App)
+	if old := rs.active[req.App]; old != nil {
+		rs.log.Info("rollout superseded", "id", old.ID, "by", r.ID)
+		delete(rs.active, req.App)
+	}
 	if err := publish(); err != nil {
 		rs.finish(&r, rollout.Failed, time.Now(), "publish plan: "+err.Error())
 		return r, err
