@@ -44,7 +44,7 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := followContext(*timeout)
 	defer cancel()
 	if err := mustHaveApp(ctx, c, *app); err != nil {
 		return fail(stderr, "%v", err)
@@ -68,16 +68,27 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	return follow(ctx, c, res.Rollout, stdout, stderr)
 }
 
-// follow prints a rollout's progress until it ends and maps its outcome to
-// an exit code: 0 when it succeeded, 1 otherwise. Ctrl-C, SIGTERM or the
-// timeout stop the following only; the mesh finishes or reverts the rollout.
-func follow(ctx context.Context, c *mesh.Client, r rollout.Rollout, stdout, stderr io.Writer) int {
+// followContext is the context of a command that starts a rollout and
+// follows it: it ends after timeout or on Ctrl-C or SIGTERM, which then stop
+// the command (and only the command: the mesh goes on with the rollout).
+func followContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	r, err := c.FollowRollout(ctx, r.ID, func(r rollout.Rollout) {
+	return ctx, func() { stop(); cancel() }
+}
+
+// follow prints a rollout's progress until it ends and maps its outcome to
+// an exit code: 0 when it succeeded, 1 otherwise. When ctx ends first
+// (followContext) the following stops; the mesh finishes or reverts the
+// rollout.
+func follow(ctx context.Context, c *mesh.Client, started rollout.Rollout, stdout, stderr io.Writer) int {
+	r, err := c.FollowRollout(ctx, started.ID, func(r rollout.Rollout) {
 		p := r.Progress
 		fmt.Fprintf(stdout, "  %s: %d/%d ready, %d healthy\n", r.State, p.Ready, p.Desired, p.Healthy)
 	})
+	if r.ID == "" {
+		r = started // nothing fetched yet
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return fail(stderr, "stopped following rollout %s (%s); the mesh finishes it, or reverts it by its deadline %s",

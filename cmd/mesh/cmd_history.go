@@ -113,7 +113,7 @@ func runRollback(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := followContext(*timeout)
 	defer cancel()
 	res, err := c.Rollback(ctx, app, *to)
 	if err != nil {

@@ -306,3 +306,64 @@ func TestInitialRolloutFails(t *testing.T) {
 		t.Fatalf("initial rollout: %+v", r)
 	}
 }
+
+// Ctrl-C on a following `mesh deploy` stops the following only: it exits 1
+// saying so, and the mesh still judges the rollout (here: reverts it when
+// its deadline passes).
+func TestDeployInterruptedLeavesRolloutToMesh(t *testing.T) {
+	e := newEnv(t)
+	e.appExtra = "  health_path = \"/health\"\n  progress_deadline = \"3s\"\n"
+	e.writeConfig()
+	e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 3\n  health_timeout = \"120s\"\n}")
+	e.start()
+	d1 := e.status().Apps[0].Digest
+	broken := e.brokenSpore()
+
+	cmd := exec.Command(meshBin, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", broken)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	defer func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	var id string
+	sc := bufio.NewScanner(stdout)
+	for id == "" && sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 1 && f[0] == "rollout" {
+			id = strings.TrimSuffix(f[1], ":")
+		}
+	}
+	var rest strings.Builder
+	go func() {
+		_, _ = io.Copy(&rest, stdout)
+		_ = cmd.Wait()
+		close(done)
+	}()
+	if id == "" {
+		t.Fatalf("deploy printed no rollout id: %v", sc.Err())
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "stopped following rollout "+id) {
+		t.Fatalf("interrupted deploy: exit %d\n%s%s", code, rest.String(), stderr.String())
+	}
+	r := e.waitRollout(id, 60*time.Second)
+	if r.State != rollout.Reverted || r.LastGood != d1 {
+		t.Fatalf("rollout after the client stopped following: %s: %s", r.State, r.Detail)
+	}
+	e.waitServes("v1", 30*time.Second)
+}
