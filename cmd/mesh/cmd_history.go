@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mycelium-mesh/mesh/core/mesh"
 	"github.com/mycelium-mesh/mesh/core/rollout"
 )
 
@@ -124,4 +125,22 @@ func runRollback(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	return follow(ctx, c, res.Rollout, stdout, stderr)
+}
+
+// writeActiveRollouts lists, for `mesh status`, the rollouts in progress.
+func writeActiveRollouts(w io.Writer, apps []mesh.AppStatus) {
+	first := true
+	for _, a := range apps {
+		r := a.Rollout
+		if r == nil {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			fmt.Fprintf(w, "ROLLOUT\tAPP\tSTATE\tDIGEST\tREADY/DESIRED\tDEADLINE\tLAST GOOD\n")
+			first = false
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.App, r.State, shortDigest(r.Digest),
+			r.Progress.Ready, r.Progress.Desired, r.Deadline.Local().Format(time.RFC3339), dash(shortDigest(r.LastGood)))
+	}
 }

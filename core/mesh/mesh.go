@@ -474,6 +474,8 @@ type AppStatus struct {
 	Ready     int               `json:"ready"`
 	Degraded  bool              `json:"degraded"` // fewer endpoints than Min
 	Endpoints []fabric.Endpoint `json:"endpoints"`
+	// Rollout is the app's rollout in progress, if any.
+	Rollout *rollout.Rollout `json:"rollout,omitempty"`
 }
 
 // Status returns the current state.
@@ -496,6 +498,7 @@ func (m *Mesh) Status() Status {
 	for _, p := range m.fabric.Plans() {
 		as := AppStatus{Name: p.AppName, Digest: p.Digest, Min: p.Min, Max: p.Max, Restart: p.Restart,
 			Desired: m.desired(p), Degraded: m.fabric.Degraded(p.AppName), Endpoints: m.fabric.Endpoints(p.AppName)}
+		as.Rollout = m.activeRollout(p.AppName)
 		for _, in := range st.Instances {
 			if in.App == p.AppName && in.Digest == p.Digest && in.State == "ready" {
 				as.Ready++

@@ -196,6 +196,9 @@ func TestRolloutResumedAfterMeshKill(t *testing.T) {
 	if err != nil || r.State != rollout.Progressing {
 		t.Fatalf("before the kill: %+v %v", r, err)
 	}
+	if st := runCLI(t, "status", "-config", e.cfgPath); !strings.Contains(st, id) || !strings.Contains(st, "progressing") {
+		t.Fatalf("mesh status does not show the rollout in progress:\n%s", st)
+	}
 	work := pids(e.status(), "ready", "starting", "draining")
 	if err := e.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)

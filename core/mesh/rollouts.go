@@ -242,6 +242,20 @@ func (rs *rollouts) get(id string) (rollout.Rollout, error) {
 	return rs.store.Get(id)
 }
 
+// activeRollout returns the rollout of app in progress, or nil.
+func (m *Mesh) activeRollout(app string) *rollout.Rollout {
+	if m.rollouts == nil {
+		return nil
+	}
+	m.rollouts.mu.Lock()
+	defer m.rollouts.mu.Unlock()
+	if r := m.rollouts.active[app]; r != nil {
+		cp := *r
+		return &cp
+	}
+	return nil
+}
+
 // history returns up to n rollouts of app, newest first.
 func (rs *rollouts) history(app string, n int) ([]rollout.Rollout, error) {
 	rs.mu.Lock()
