@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/mycelium-mesh/mesh/core/rollout"
 	"github.com/mycelium-mesh/mesh/internal/testutil"
@@ -110,6 +113,7 @@ func (e *env) waitServes(v string, d time.Duration) {
 func TestRolloutSurvivesKilledDeployClient(t *testing.T) {
 	e := newEnv(t)
 	e.appExtra = "  health_path = \"/health\"\n"
+	e.admin = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	e.writeConfig()
 	e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 3\n  health_timeout = \"3s\"\n}")
 	e.start()
@@ -161,6 +165,31 @@ func TestRolloutSurvivesKilledDeployClient(t *testing.T) {
 	}
 	e.waitServes("v1", 30*time.Second)
 	e.serves("v1", 50)
+
+	// /metrics counts the outcome.
+	resp, err := http.Get("http://" + e.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var parser expfmt.TextParser
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reverted float64
+	for _, m := range fams["mesh_rollouts_ended_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["app"] == "billing" && labels["state"] == "reverted" {
+			reverted += m.GetCounter().GetValue()
+		}
+	}
+	if reverted != 1 {
+		t.Fatalf("mesh_rollouts_ended_total{app=billing,state=reverted} = %v, want 1", reverted)
+	}
 }
 
 // SIGKILL of the mesh while a broken version rolls out: restarted, it

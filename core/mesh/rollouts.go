@@ -38,7 +38,13 @@ type rollouts struct {
 
 	mu     sync.Mutex
 	active map[string]*rollout.Rollout // by app: at most one active rollout per app
+	ended  map[endedKey]int            // rollouts ended since the mesh started, for /metrics
 	kick   chan struct{}
+}
+
+type endedKey struct {
+	app   string
+	state rollout.State
 }
 
 func openRollouts(m *Mesh, dataDir string, log hclog.Logger) (*rollouts, error) {
@@ -46,7 +52,7 @@ func openRollouts(m *Mesh, dataDir string, log hclog.Logger) (*rollouts, error) 
 	if err != nil {
 		return nil, err
 	}
-	rs := &rollouts{m: m, store: store, log: log, active: map[string]*rollout.Rollout{}, kick: make(chan struct{}, 1), observe: m.observe}
+	rs := &rollouts{m: m, store: store, log: log, active: map[string]*rollout.Rollout{}, ended: map[endedKey]int{}, kick: make(chan struct{}, 1), observe: m.observe}
 	act, err := store.Active()
 	if err != nil {
 		store.Close()
@@ -140,6 +146,7 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 	}
 	if old := rs.active[req.App]; old != nil {
 		rs.log.Info("rollout superseded", "id", old.ID, "by", r.ID)
+		rs.ended[endedKey{req.App, rollout.Superseded}]++
 		delete(rs.active, req.App)
 	}
 	if err := publish(); err != nil {
@@ -216,6 +223,7 @@ func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time) {
 		rs.publishRevert(r, p)
 	}
 	if r.State.Terminal() {
+		rs.ended[endedKey{app, r.State}]++
 		delete(rs.active, app)
 		rs.log.Info("rollout ended", "id", r.ID, "app", app, "digest", r.Digest, "state", r.State, "detail", r.Detail, "took", r.Duration(now))
 	}
@@ -240,6 +248,18 @@ func (rs *rollouts) get(id string) (rollout.Rollout, error) {
 		}
 	}
 	return rs.store.Get(id)
+}
+
+// endedCounts returns how many rollouts ended in each state since the mesh
+// started, by app.
+func (rs *rollouts) endedCounts() map[endedKey]int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	out := make(map[endedKey]int, len(rs.ended))
+	for k, n := range rs.ended {
+		out[k] = n
+	}
+	return out
 }
 
 // activeRollout returns the rollout of app in progress, or nil.
