@@ -166,6 +166,18 @@ func TestRolloutSurvivesKilledDeployClient(t *testing.T) {
 	e.waitServes("v1", 30*time.Second)
 	e.serves("v1", 50)
 
+	// The history shows it, with its outcome.
+	hist := runCLI(t, "history", "-config", e.cfgPath, "billing")
+	var row string
+	for _, line := range strings.Split(hist, "\n") {
+		if strings.HasPrefix(line, id+" ") {
+			row = line
+		}
+	}
+	if !strings.Contains(row, "reverted") || !strings.Contains(row, "9.0.0") {
+		t.Fatalf("history has no reverted row for %s:\n%s", id, hist)
+	}
+
 	// /metrics counts the outcome.
 	resp, err := http.Get("http://" + e.admin + "/metrics")
 	if err != nil {
