@@ -73,6 +73,12 @@ func (m *Mesh) startRollout(ctx context.Context, req DeployRequest, trigger roll
 		start.Who = "api"
 	}
 	r, err := m.rollouts.begin(start, func() error {
+		// The plan as it is now, under the watcher's lock: a reload may
+		// have changed the rest of it since it was read above.
+		if cur, ok := m.fabric.Plan(req.App); ok {
+			p = cur
+			p.Digest = digest
+		}
 		m.markPublished(req.App)
 		return m.fabric.PublishPlan(p)
 	})

@@ -361,7 +361,7 @@ func (m *Mesh) applyApps(ctx context.Context, cfg *config.Config) error {
 	}
 	for name := range applied {
 		if _, still := next[name]; !still {
-			if err := m.fabric.DeletePlan(name); err != nil {
+			if err := m.deletePlan(name); err != nil {
 				return fmt.Errorf("app %q: remove plan: %w", name, err)
 			}
 			m.log.Info("app removed", "app", name)

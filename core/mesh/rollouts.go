@@ -198,7 +198,7 @@ func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time) {
 		// Reverting, but the plan still names the failed digest: the mesh
 		// stopped (or the publish failed) between recording the revert and
 		// publishing it. Publish it now.
-		rs.publishRevert(r, p)
+		rs.publishRevert(r)
 		p, havePlan = rs.m.fabric.Plan(app)
 	}
 	before := *r
@@ -220,7 +220,7 @@ func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time) {
 	}
 	if publish != "" {
 		rs.log.Warn("rollout failed, reverting", "id", r.ID, "app", app, "digest", r.Digest, "to", publish, "why", r.Detail)
-		rs.publishRevert(r, p)
+		rs.publishRevert(r)
 	}
 	if r.State.Terminal() {
 		rs.ended[endedKey{app, r.State}]++
@@ -229,8 +229,14 @@ func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time) {
 	}
 }
 
-// publishRevert makes plan p name the last good digest of r again.
-func (rs *rollouts) publishRevert(r *rollout.Rollout, p fabric.Plan) {
+// publishRevert makes the plan of r's app name its last good digest again.
+// The caller holds mu, under which every plan write of the mesh happens, so
+// the plan read here is the one in force.
+func (rs *rollouts) publishRevert(r *rollout.Rollout) {
+	p, ok := rs.m.fabric.Plan(r.App)
+	if !ok {
+		return // the app was removed: the next step supersedes r
+	}
 	p.Digest = r.LastGood
 	rs.m.markPublished(r.App)
 	if err := rs.m.fabric.PublishPlan(p); err != nil {
@@ -298,7 +304,14 @@ func (rs *rollouts) history(app string, n int) ([]rollout.Rollout, error) {
 // the digest the app runs (or adds the app), it does so as a rollout started
 // by "config"; a block changing anything else is published as it is.
 func (m *Mesh) publishApplied(p, old fabric.Plan, havePlan bool, deadline time.Duration) error {
-	if m.rollouts == nil || (havePlan && old.Digest == p.Digest) {
+	if m.rollouts == nil {
+		return m.fabric.PublishPlan(p)
+	}
+	if havePlan && old.Digest == p.Digest {
+		// Under the watcher's lock, like every plan write of a rollout: a
+		// revert publishing the plan it read cannot undo this change.
+		m.rollouts.mu.Lock()
+		defer m.rollouts.mu.Unlock()
 		return m.fabric.PublishPlan(p)
 	}
 	var version string
@@ -314,6 +327,16 @@ func (m *Mesh) publishApplied(p, old fabric.Plan, havePlan bool, deadline time.D
 	}
 	_, err := m.rollouts.begin(req, func() error { return m.fabric.PublishPlan(p) })
 	return err
+}
+
+// deletePlan withdraws an app's plan under the watcher's lock, so a revert
+// in flight cannot publish the plan again.
+func (m *Mesh) deletePlan(app string) error {
+	if m.rollouts != nil {
+		m.rollouts.mu.Lock()
+		defer m.rollouts.mu.Unlock()
+	}
+	return m.fabric.DeletePlan(app)
 }
 
 // progressDeadline is the rollout deadline of app from the configuration in
