@@ -113,7 +113,7 @@ type Rollout struct {
 	Deadline time.Time `json:"deadline"` // when the step in progress (rolling out or reverting) counts as failed
 	// Window is the progress deadline the rollout was given, for a revert
 	// step and for a resume.
-	Window  time.Duration `json:"window"`
+	Window  time.Duration `json:"window_ns"`
 	Started time.Time     `json:"started"`
 	Ended   time.Time     `json:"ended,omitzero"`
 	// Detail says why it ended the way it did: the failure, the revert, the
