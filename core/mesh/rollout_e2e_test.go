@@ -411,3 +411,29 @@ func TestDeployInterruptedLeavesRolloutToMesh(t *testing.T) {
 	}
 	e.waitServes("v1", 30*time.Second)
 }
+
+// -auto-revert=false reaches the mesh: the failed rollout stays failed with
+// its digest in the plan, and blue/green keeps the old version serving.
+func TestDeployWithoutAutoRevert(t *testing.T) {
+	e := newEnv(t)
+	e.appExtra = "  health_path = \"/health\"\n"
+	e.writeConfig()
+	e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 3\n  health_timeout = \"2s\"\n}")
+	e.start()
+	broken := e.brokenSpore()
+	cmd := exec.Command(meshBin, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", broken, "-auto-revert=false")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "auto-revert is off") {
+		t.Fatalf("deploy -auto-revert=false of a broken spore: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := e.client().LatestRollout(ctx, "billing")
+	if err != nil || r.State != rollout.Failed || r.AutoRevert {
+		t.Fatalf("latest rollout: %+v %v", r, err)
+	}
+	if got := e.status().Apps[0].Digest; got != r.Digest {
+		t.Fatalf("plan names %s, want the failed %s left in place", got, r.Digest)
+	}
+	e.serves("v1", 20)
+}
