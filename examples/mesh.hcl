@@ -27,6 +27,11 @@ warmup = "2s"
 # Stopping an instance: SIGTERM to its process group, then SIGKILL after grace.
 grace = "5s"
 
+# A rollout that has not got every desired instance ready by then counts as
+# failed, and the mesh reverts the app to its last good digest. An app block
+# may set its own.
+progress_deadline = "5m"
+
 # Spores are run only when signed by one of these keys. Each entry is either
 # the key text printed by `mesh keygen` ("ed25519:<base64>") or the path of a
 # .pub file written by it, e.g. "./keys/dev.pub" (the file must exist).
@@ -149,6 +154,8 @@ app "billing" {
   strip_prefix = true           # false forwards /billing/hello unchanged
   balancer     = "least-loaded" # default: edge.balancer
   health_path  = "/health"      # default: health.path
+
+  progress_deadline = "2m" # default: the top-level progress_deadline
 
   # Limits across all agents; 0 means unlimited. cpu_milli and memory_mb are
   # charged with what each spore's manifest declares under resources.nutrients.

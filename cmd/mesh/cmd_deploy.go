@@ -2,30 +2,36 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/mycelium-mesh/mesh/core/mesh"
+	"github.com/mycelium-mesh/mesh/core/rollout"
 )
 
 func init() {
 	register(&command{
 		name:     "deploy",
-		synopsis: "Roll an app out to a new digest (blue/green)",
+		synopsis: "Roll an app out to a new digest (blue/green, reverted by the mesh on failure)",
 		run:      runDeploy,
 	})
 }
 
 func runDeploy(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("deploy", "deploy -app NAME (-digest sha256:... | -spore FILE.spore) [-detach] [-rollback=false] [-timeout 2m]", stderr)
+	fs := newFlagSet("deploy", "deploy -app NAME (-digest sha256:... | -spore FILE.spore) [-detach] [-auto-revert=false] [-timeout 10m]", stderr)
 	cf := addControlFlags(fs)
 	app := fs.String("app", "", "app to deploy (required)")
 	digest := fs.String("digest", "", "digest of a spore already in the repo")
 	sporePath := fs.String("spore", "", "spore file to publish, then deploy")
-	detach := fs.Bool("detach", false, "return once the plan is published instead of following the rollout")
-	rollback := fs.Bool("rollback", true, "when the rollout fails, deploy the previous digest again")
-	timeout := fs.Duration("timeout", 2*time.Minute, "how long to follow the rollout")
+	detach := fs.Bool("detach", false, "return once the rollout has started instead of following it; the mesh finishes or reverts it")
+	autoRevert := fs.Bool("auto-revert", true, "have the mesh put the last good digest back when the rollout fails or misses its progress deadline")
+	fs.BoolVar(autoRevert, "rollback", true, "old name of -auto-revert (the revert is done by the mesh, not by this command)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "how long to follow the rollout; the mesh keeps following it after that")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -38,7 +44,7 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := followContext(*timeout)
 	defer cancel()
 	if err := mustHaveApp(ctx, c, *app); err != nil {
 		return fail(stderr, "%v", err)
@@ -50,33 +56,54 @@ func runDeploy(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "published %s\n", d)
 	}
-	res, err := c.Deploy(ctx, *app, d)
+	res, err := c.StartRollout(ctx, mesh.DeployRequest{App: *app, Digest: d, AutoRevert: autoRevert})
 	if err != nil {
 		return fail(stderr, "deploy %s: %v", *app, err)
 	}
-	d = res.Plan.Digest
-	fmt.Fprintf(stdout, "deploying %s → %s (was %s)\n", *app, d, res.Previous)
+	fmt.Fprintf(stdout, "rollout %s: deploying %s → %s (was %s)\n", res.Rollout.ID, *app, res.Plan.Digest, res.Previous)
 	if *detach {
+		fmt.Fprintf(stdout, "detached: the mesh follows rollout %s (see `mesh history %s`)\n", res.Rollout.ID, *app)
 		return exitOK
 	}
-	rs, err := c.WaitRollout(ctx, *app, d, func(rs mesh.RolloutState) {
-		fmt.Fprintf(stdout, "  %s: %d/%d ready\n", rs.State, rs.Ready, rs.Desired)
+	return follow(ctx, c, res.Rollout, stdout, stderr)
+}
+
+// followContext is the context of a command that starts a rollout and
+// follows it: it ends after timeout or on Ctrl-C or SIGTERM, which then stop
+// the command (and only the command: the mesh goes on with the rollout).
+func followContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	return ctx, func() { stop(); cancel() }
+}
+
+// follow prints a rollout's progress until it ends and maps its outcome to
+// an exit code: 0 when it succeeded, 1 otherwise. When ctx ends first
+// (followContext) the following stops; the mesh finishes or reverts the
+// rollout.
+func follow(ctx context.Context, c *mesh.Client, started rollout.Rollout, stdout, stderr io.Writer) int {
+	r, err := c.FollowRollout(ctx, started.ID, func(r rollout.Rollout) {
+		p := r.Progress
+		fmt.Fprintf(stdout, "  %s: %d/%d ready, %d healthy\n", r.State, p.Ready, p.Desired, p.Healthy)
 	})
+	if r.ID == "" {
+		r = started // nothing fetched yet
+	}
 	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return fail(stderr, "stopped following rollout %s (%s); the mesh finishes it, or reverts it by its deadline %s",
+				r.ID, r.State, r.Deadline.Local().Format(time.RFC3339))
+		}
 		return fail(stderr, "%v", err)
 	}
-	switch {
-	case rs.State == "ready":
-		fmt.Fprintf(stdout, "%s is ready on %s (%d/%d)\n", *app, d, rs.Ready, rs.Desired)
+	switch r.State {
+	case rollout.Succeeded:
+		fmt.Fprintf(stdout, "%s is ready on %s (%d/%d)\n", r.App, r.Digest, r.Progress.Ready, r.Progress.Desired)
 		return exitOK
-	case rs.State == "failed" && *rollback && res.Previous != "" && res.Previous != d:
-		fmt.Fprintf(stderr, "rollout of %s failed: %s\n", *app, rs.Detail)
-		if _, err := c.Deploy(ctx, *app, res.Previous); err != nil {
-			return fail(stderr, "roll back %s to %s: %v", *app, res.Previous, err)
-		}
-		return fail(stderr, "rolled %s back to %s", *app, res.Previous)
+	case rollout.Reverted:
+		return fail(stderr, "rollout %s of %s failed; the mesh reverted it to %s: %s", r.ID, r.App, r.LastGood, r.Detail)
 	default:
-		return fail(stderr, "rollout of %s %s: %s", *app, rs.State, rs.Detail)
+		return fail(stderr, "rollout %s of %s %s: %s", r.ID, r.App, r.State, r.Detail)
 	}
 }
 

@@ -47,6 +47,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s\t%s\n", a.Name, short(a.Digest), a.Ready, a.Desired, a.Min, a.Max, a.Restart, health)
 	}
+	writeActiveRollouts(tw, st.Apps)
 	fmt.Fprintln(tw)
 	fmt.Fprintf(tw, "APP\tNODE\tINSTANCE\tDIGEST\tSTATE\tPID\tPORT\tENDPOINT\tRESTARTS\n")
 	for _, in := range st.Instances {

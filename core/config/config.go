@@ -67,6 +67,10 @@ type Config struct {
 	Grace       time.Duration // SIGTERM to SIGKILL
 	TrustedKeys []string      // "ed25519:<base64>" key text, or absolute paths of .pub files
 	LogLevel    string        // trace, debug, info, warn, error or off
+	// ProgressDeadline is how long a rollout may take to get every desired
+	// instance ready before it counts as failed (and is reverted); an app
+	// block may set its own.
+	ProgressDeadline time.Duration
 
 	Repo    RepoConfig
 	Edge    EdgeConfig
@@ -147,7 +151,11 @@ type AppConfig struct {
 	Balancer    string // effective balancer (the edge default when the block names none)
 	HealthPath  string // effective health path (the health block's when the block names none)
 	Budget      *BudgetConfig
-	DeclRange   hcl.Range
+	// ProgressDeadline is the app's rollout deadline (the top-level one when
+	// the block sets none). It is not part of Hash: changing it applies to
+	// later rollouts and republishes nothing.
+	ProgressDeadline time.Duration
+	DeclRange        hcl.Range
 	// Hash is a stable hash of the values above (not of DeclRange): two loads
 	// of an unchanged block give the same Hash. For a Spore app it covers
 	// the path, not the file's bytes; compare published digests for that.

@@ -38,6 +38,8 @@ func TestDefaults(t *testing.T) {
 		Grace:    5 * time.Second,
 		LogLevel: "info",
 		Repo:     RepoConfig{Dir: filepath.Join(dir, ".mesh/repo")},
+
+		ProgressDeadline: 5 * time.Minute,
 		Edge: EdgeConfig{
 			Listen: "127.0.0.1:8080", Admin: "127.0.0.1:9090", LogInterval: 10 * time.Second,
 			Balancer: "round-robin", ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second,

@@ -84,7 +84,7 @@ var (
 	topSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "data_dir"}, {Name: "run_dir"}, {Name: "warmup"}, {Name: "grace"},
-			{Name: "trusted_keys"}, {Name: "log_level"},
+			{Name: "trusted_keys"}, {Name: "log_level"}, {Name: "progress_deadline"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "repo"}, {Type: "edge"}, {Type: "control"}, {Type: "agents"}, {Type: "health"},
@@ -119,6 +119,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "digest"}, {Name: "spore"}, {Name: "min"}, {Name: "max"}, {Name: "port"},
 			{Name: "restart"}, {Name: "strip_prefix"}, {Name: "balancer"}, {Name: "health_path"},
+			{Name: "progress_deadline"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "budget"}},
 	}
@@ -322,6 +323,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 		Agents:  AgentsConfig{Count: DefaultAgentCount, HealthTimeout: DefaultHealthTimeout},
 		Health:  HealthConfig{Plugin: DefaultHealthPlugin, Path: DefaultHealthPath, Timeout: DefaultCheckTimeout},
 	}
+	cfg.ProgressDeadline = DefaultProgressDeadline
 	c := d.content(body, topSchema)
 	if c == nil {
 		return cfg
@@ -331,6 +333,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	d.path(a, "run_dir", &cfg.RunDir, false)
 	d.duration(a, "warmup", &cfg.Warmup, false)
 	d.duration(a, "grace", &cfg.Grace, false)
+	d.duration(a, "progress_deadline", &cfg.ProgressDeadline, true)
 	d.trustedKeys(a, cfg)
 	d.logLevel(a, cfg)
 
@@ -759,6 +762,8 @@ func (d *decoder) app(b *hcl.Block, cfg *Config, seen map[string]hcl.Range) (App
 	if rng, ok := d.str(a, "health_path", &app.HealthPath); ok {
 		d.httpPath("health_path", app.HealthPath, rng)
 	}
+	app.ProgressDeadline = cfg.ProgressDeadline
+	d.duration(a, "progress_deadline", &app.ProgressDeadline, true)
 
 	var budgetBlock *hcl.Block
 	for _, bb := range c.Blocks {

@@ -23,6 +23,7 @@ const (
 	DefaultControlSocket     = defaults.ControlSocket
 	DefaultAgentCount        = defaults.AgentCount
 	DefaultHealthTimeout     = defaults.HealthTimeout
+	DefaultProgressDeadline  = defaults.ProgressDeadline
 	DefaultHealthPlugin      = defaults.HealthPlugin
 	DefaultHealthPath        = defaults.HealthPath
 	DefaultCheckTimeout      = defaults.CheckTimeout

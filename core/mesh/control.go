@@ -11,19 +11,25 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/repo"
+	"github.com/mycelium-mesh/mesh/core/rollout"
 )
 
 // The control API is plain HTTP+JSON:
 //
-//	GET  /v1/status                       Status
-//	POST /v1/deploy   {"app","digest"}    {"plan","previous"}
-//	GET  /v1/rollout?app=&digest=         RolloutState
+//	GET  /v1/status                                Status
+//	POST /v1/deploy   {"app","digest","auto_revert"} {"plan","previous","rollout"}
+//	GET  /v1/rollouts/{id}                         rollout.Rollout
+//	GET  /v1/apps/{app}/rollout                    the app's newest rollout.Rollout
+//	GET  /v1/apps/{app}/history?limit=N            {"rollouts":[...]} newest first
+//	POST /v1/apps/{app}/rollback {"to"}            {"plan","previous","rollout"}
+//	GET  /v1/rollout?app=&digest=                  RolloutState, judged from the agents now
 //	POST /v1/spores   (spore bytes)       {"digest"}: verified, then published
 //	POST /v1/reload   [{"plan_only","expect"}] {"notes":[...],"plan":ReloadPlan}
 //
@@ -126,7 +132,7 @@ func removeStaleSocket(path string) error {
 }
 
 func (cs *controlServer) serve(ln net.Listener, h http.Handler, addr string) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ConnContext: connCaller}
 	cs.servers = append(cs.servers, srv)
 	cs.addrs = append(cs.addrs, addr)
 	go func() { _ = srv.Serve(ln) }()
@@ -160,7 +166,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func writeErr(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, ErrUnknownApp), errors.Is(err, repo.ErrNotFound):
+	case errors.Is(err, ErrUnknownApp), errors.Is(err, repo.ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, ErrNoTarget):
 		code = http.StatusNotFound
 	case errors.Is(err, repo.ErrBadDigest):
 		code = http.StatusBadRequest
@@ -182,12 +188,13 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		writeJSON(w, http.StatusOK, m.Status())
 	})
 	mux.HandleFunc("POST /v1/deploy", func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ App, Digest string }
+		var req DeployRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 			writeJSON(w, http.StatusBadRequest, apiError{Error: "decode request: " + err.Error()})
 			return
 		}
-		res, err := m.Deploy(r.Context(), req.App, req.Digest)
+		req.Who = caller(r.Context(), token != "")
+		res, err := m.StartRollout(r.Context(), req)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -201,6 +208,59 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, rs)
+	})
+	mux.HandleFunc("GET /v1/rollouts/{id}", func(w http.ResponseWriter, r *http.Request) {
+		ro, err := m.RolloutByID(r.PathValue("id"))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ro)
+	})
+	mux.HandleFunc("GET /v1/apps/{app}/rollout", func(w http.ResponseWriter, r *http.Request) {
+		h, err := m.History(r.PathValue("app"), 1)
+		if err == nil && len(h) == 0 {
+			err = fmt.Errorf("%w: app %q has none", rollout.ErrNotFound, r.PathValue("app"))
+		}
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, h[0])
+	})
+	mux.HandleFunc("GET /v1/apps/{app}/history", func(w http.ResponseWriter, r *http.Request) {
+		n := 0
+		if v := r.URL.Query().Get("limit"); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 0 {
+				writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("limit %q: want a number >= 0", v)})
+				return
+			}
+		}
+		h, err := m.History(r.PathValue("app"), n)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		if h == nil {
+			h = []rollout.Rollout{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"rollouts": h})
+	})
+	mux.HandleFunc("POST /v1/apps/{app}/rollback", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			To string `json:"to"`
+		}
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "decode request: " + err.Error()})
+			return
+		}
+		res, err := m.Rollback(r.Context(), r.PathValue("app"), req.To, caller(r.Context(), token != ""))
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
 	})
 	mux.HandleFunc("POST /v1/spores", func(w http.ResponseWriter, r *http.Request) {
 		tmp, err := os.CreateTemp(m.Config().DataDir, ".upload-*.spore")

@@ -839,8 +839,8 @@ func TestRunRefusesBadPluginConfig(t *testing.T) {
 	}
 }
 
-// A deploy whose new version never gets healthy exits 1 and rolls the plan
-// back to the previous digest, so a restart does not bring the broken one
+// A deploy whose new version never gets healthy exits 1 and the mesh puts
+// the previous digest back in the plan, so a restart does not bring the broken one
 // up; a deploy by bare hex digest is followed to ready like a prefixed one.
 func TestDeployRollbackAndBareDigest(t *testing.T) {
 	e := newEnv(t)
@@ -865,8 +865,8 @@ func TestDeployRollbackAndBareDigest(t *testing.T) {
 	if err == nil || cmd.ProcessState.ExitCode() != 1 {
 		t.Fatalf("deploy of a never-healthy spore: want exit 1, got %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "rolled billing back to "+d1) {
-		t.Fatalf("no rollback reported:\n%s", out)
+	if !strings.Contains(string(out), "the mesh reverted it to "+d1) {
+		t.Fatalf("no revert reported:\n%s", out)
 	}
 	if got := e.status().Apps[0].Digest; got != d1 {
 		t.Fatalf("plan names %s after rollback, want %s", got, d1)

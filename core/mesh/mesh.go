@@ -27,6 +27,7 @@ import (
 	"github.com/mycelium-mesh/mesh/core/fdlimit"
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
 	"github.com/mycelium-mesh/mesh/core/repo"
+	"github.com/mycelium-mesh/mesh/core/rollout"
 	"github.com/mycelium-mesh/mesh/core/spore"
 )
 
@@ -73,6 +74,7 @@ type Mesh struct {
 	published   map[string]time.Time // when each app's current plan was published
 	started     time.Time
 	control     *controlServer
+	rollouts    *rollouts // every rollout, followed server-side (rollouts.go)
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -141,6 +143,10 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 		return nil, fmt.Errorf("open fabric: %w", err)
 	}
 	if err := checkState(cfg, m.fabric); err != nil {
+		return nil, err
+	}
+	m.rollouts, err = openRollouts(m, cfg.DataDir, log.Named("rollouts"))
+	if err != nil {
 		return nil, err
 	}
 	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"))
@@ -248,6 +254,14 @@ func (m *Mesh) Run(ctx context.Context) error {
 		return err
 	}
 	m.control = cs
+	// The watcher stops first on the way out, so workloads being stopped
+	// are never judged as a failed rollout.
+	watchCtx, stopWatch := context.WithCancel(runCtx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		m.rollouts.run(watchCtx)
+	}()
 	m.log.Info("mesh running", "nodes", len(m.agents), "apps", len(cfg.Apps), "control", cs.describe())
 
 	var runErr error
@@ -258,6 +272,8 @@ func (m *Mesh) Run(ctx context.Context) error {
 	}
 
 	m.log.Info("stopping mesh")
+	stopWatch()
+	<-watched
 	m.control.close()
 	sctx, scancel := context.WithTimeout(context.Background(), cfg.Grace+5*time.Second)
 	if err := e.Shutdown(sctx); err != nil {
@@ -276,6 +292,9 @@ func (m *Mesh) closeAll() {
 	}
 	if m.fabric != nil {
 		_ = m.fabric.Close()
+	}
+	if m.rollouts != nil {
+		_ = m.rollouts.close()
 	}
 }
 
@@ -310,41 +329,6 @@ func edgeApps(cfg *config.Config) map[string]edge.AppOptions {
 		apps[a.Name] = edge.AppOptions{StripPrefix: &strip}
 	}
 	return apps
-}
-
-// DeployResult is what a deploy changed.
-type DeployResult struct {
-	Plan     fabric.Plan `json:"plan"`
-	Previous string      `json:"previous"` // the digest the plan named before
-}
-
-// Deploy publishes a new digest for app, keeping the rest of its plan. The
-// spore must be in the repo and verify against the trusted keys: a plan never
-// names a spore no agent would run.
-func (m *Mesh) Deploy(ctx context.Context, app, digest string) (DeployResult, error) {
-	digest, err := repo.NormalizeDigest(digest)
-	if err != nil {
-		return DeployResult{}, err
-	}
-	p, ok := m.fabric.Plan(app)
-	if !ok {
-		return DeployResult{}, fmt.Errorf("%w: %q", ErrUnknownApp, app)
-	}
-	path, err := m.repo.PathContext(ctx, digest)
-	if err != nil {
-		return DeployResult{}, err
-	}
-	if _, err := spore.Verify(path, m.trustedKeys()); err != nil {
-		return DeployResult{}, fmt.Errorf("%w: %s: %s", ErrRefused, digest, verifyCause(err, path))
-	}
-	prev := p.Digest
-	p.Digest = digest
-	m.markPublished(app)
-	if err := m.fabric.PublishPlan(p); err != nil {
-		return DeployResult{}, fmt.Errorf("publish plan for %q: %w", app, err)
-	}
-	m.log.Info("deploy", "app", app, "digest", digest, "previous", prev)
-	return DeployResult{Plan: p, Previous: prev}, nil
 }
 
 // ErrRefused is returned for a spore that does not verify.
@@ -413,6 +397,8 @@ type AppStatus struct {
 	Ready     int               `json:"ready"`
 	Degraded  bool              `json:"degraded"` // fewer endpoints than Min
 	Endpoints []fabric.Endpoint `json:"endpoints"`
+	// Rollout is the app's rollout in progress, if any.
+	Rollout *rollout.Rollout `json:"rollout,omitempty"`
 }
 
 // Status returns the current state.
@@ -435,6 +421,7 @@ func (m *Mesh) Status() Status {
 	for _, p := range m.fabric.Plans() {
 		as := AppStatus{Name: p.AppName, Digest: p.Digest, Min: p.Min, Max: p.Max, Restart: p.Restart,
 			Desired: m.desired(p), Degraded: m.fabric.Degraded(p.AppName), Endpoints: m.fabric.Endpoints(p.AppName)}
+		as.Rollout = m.activeRollout(p.AppName)
 		for _, in := range st.Instances {
 			if in.App == p.AppName && in.Digest == p.Digest && in.State == "ready" {
 				as.Ready++
@@ -475,56 +462,26 @@ type RolloutState struct {
 	Detail  string `json:"detail,omitempty"`
 }
 
-// Rollout reports the progress of digest for app.
+// Rollout reports the progress of digest for app, judged from the agents
+// as they are now (the rollout objects of the watcher carry the history,
+// the deadline and the revert; see Mesh.RolloutByID).
 func (m *Mesh) Rollout(app, digest string) (RolloutState, error) {
 	p, ok := m.fabric.Plan(app)
 	if !ok {
 		return RolloutState{}, fmt.Errorf("%w: %q", ErrUnknownApp, app)
 	}
-	rs := RolloutState{App: app, Digest: digest, State: "progressing", Desired: m.desired(p)}
+	o := m.observe(app, digest, m.publishedAt(app))
+	rs := RolloutState{App: app, Digest: digest, State: "progressing", Desired: o.Progress.Desired, Ready: o.Progress.Ready}
 	if p.Digest != digest {
 		rs.State, rs.Detail = "superseded", "the plan now names "+p.Digest
 		return rs, nil
 	}
-	since := m.publishedAt(app)
-	var failed []string
-	var starting, readyOther int
-	for _, a := range m.agents {
-		for _, in := range a.Instances() {
-			if in.App != app {
-				continue
-			}
-			if in.Digest != digest {
-				if in.State == "ready" {
-					readyOther++
-				}
-				continue
-			}
-			switch in.State {
-			case "ready":
-				rs.Ready++
-			case "starting":
-				starting++
-			case "failed":
-				// Only failures of this rollout: an instance of the same
-				// digest may have failed in an earlier one.
-				if !in.Since.Before(since) {
-					failed = append(failed, fmt.Sprintf("%s: %s", in.NodeID, in.LastError))
-				}
-			}
-		}
-	}
-	// Converged: nothing of this digest is still starting, no node serves
-	// another version, and every claimed slot is a ready instance. This is
-	// how a rollout capped below one instance per node (by a CPU or memory
-	// budget) completes.
-	converged := starting == 0 && readyOther == 0 && rs.Ready > 0 && rs.Ready >= m.fabric.Usage(app).Instances
-	switch {
-	case rs.Desired > 0 && rs.Ready >= rs.Desired, converged:
+	switch v, why := rollout.Judge(o); v {
+	case rollout.Done:
 		rs.State = "ready"
-	case starting == 0 && len(failed) > 0:
+	case rollout.Broken:
 		rs.State = "failed"
-		rs.Detail = fmt.Sprintf("%d node(s) failed, the previous version keeps serving there: %s", len(failed), strings.Join(failed, "; "))
+		rs.Detail = why + " (the previous version keeps serving there)"
 	}
 	return rs, nil
 }

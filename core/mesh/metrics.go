@@ -12,6 +12,7 @@ type collector struct {
 
 	instances, desired, ready, degraded *prometheus.Desc
 	pluginUp, pluginRestarts            *prometheus.Desc
+	rolloutActive, rolloutsEnded        *prometheus.Desc
 }
 
 func newCollector(m *Mesh) *collector {
@@ -23,11 +24,13 @@ func newCollector(m *Mesh) *collector {
 		degraded:       prometheus.NewDesc("mesh_app_degraded", "1 when the app has fewer endpoints than its min.", []string{"app"}, nil),
 		pluginUp:       prometheus.NewDesc("mesh_plugin_up", "1 while the plugin process is running and configured.", []string{"kind", "name"}, nil),
 		pluginRestarts: prometheus.NewDesc("mesh_plugin_restarts_total", "Restarts of the plugin process since the mesh started.", []string{"kind", "name"}, nil),
+		rolloutActive:  prometheus.NewDesc("mesh_app_rollout_active", "1 while the app has a rollout in progress.", []string{"app"}, nil),
+		rolloutsEnded:  prometheus.NewDesc("mesh_rollouts_ended_total", "Rollouts ended since the mesh started, by app and final state.", []string{"app", "state"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.instances, c.desired, c.ready, c.degraded, c.pluginUp, c.pluginRestarts} {
+	for _, d := range []*prometheus.Desc{c.instances, c.desired, c.ready, c.degraded, c.pluginUp, c.pluginRestarts, c.rolloutActive, c.rolloutsEnded} {
 		ch <- d
 	}
 }
@@ -50,6 +53,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			deg = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.degraded, prometheus.GaugeValue, deg, a.Name)
+		active := 0.0
+		if a.Rollout != nil {
+			active = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.rolloutActive, prometheus.GaugeValue, active, a.Name)
+	}
+	if c.m.rollouts != nil {
+		for k, n := range c.m.rollouts.endedCounts() {
+			ch <- prometheus.MustNewConstMetric(c.rolloutsEnded, prometheus.CounterValue, float64(n), k.app, string(k.state))
+		}
 	}
 	for _, p := range st.Plugins {
 		up := 0.0

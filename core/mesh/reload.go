@@ -365,7 +365,7 @@ func (m *Mesh) applyPlan(rp ReloadPlan, in planInput) (err error) {
 	}()
 	for _, ap := range rp.Apps {
 		if ap.Action == ActionRemove {
-			if err := m.fabric.DeletePlan(ap.App); err != nil && !errors.Is(err, fabric.ErrNotFound) {
+			if err := m.deletePlan(ap.App); err != nil && !errors.Is(err, fabric.ErrNotFound) {
 				return fmt.Errorf("app %q: remove plan: %w", ap.App, err)
 			}
 			delete(st.Apps, ap.App)
@@ -386,7 +386,8 @@ func (m *Mesh) applyPlan(rp ReloadPlan, in planInput) (err error) {
 			m.markPublished(a.Name)
 			// Swap, not publish: a deploy that landed since the plan was
 			// computed is never overwritten with the digest read before it.
-			if err := m.fabric.SwapPlan(old, p); err != nil {
+			swap := func() error { return m.fabric.SwapPlan(old, p) }
+			if err := m.publishApplied(p, old, a.ProgressDeadline, swap); err != nil {
 				if errors.Is(err, fabric.ErrConflict) {
 					return fmt.Errorf("app %q: its plan changed while the reload was applied (a deploy?); nothing was changed for it, run the reload again: %w", a.Name, err)
 				}

@@ -26,9 +26,12 @@ const (
 const (
 	AgentCount    = 3
 	HealthTimeout = 6 * time.Second // how long a new instance may take to turn healthy
-	HealthPlugin  = "http"
-	HealthPath    = "/health"
-	CheckTimeout  = time.Second // one health check (health.timeout)
+	// ProgressDeadline is how long a rollout may take before the mesh
+	// reverts it to the last good digest.
+	ProgressDeadline = 5 * time.Minute
+	HealthPlugin     = "http"
+	HealthPath       = "/health"
+	CheckTimeout     = time.Second // one health check (health.timeout)
 )
 
 // Apps.

@@ -1,0 +1,107 @@
+package rollout
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Observation is what the mesh sees of one app's instances of one digest
+// at a moment.
+type Observation struct {
+	// PlanDigest is the digest the app's plan names now.
+	PlanDigest string
+	Progress   Progress
+	// Starting counts instances of the digest still before their health gate.
+	Starting int
+	// ReadyOther counts ready instances of any other digest of the app.
+	ReadyOther int
+	// Claimed is how many instance slots the app holds in the fabric.
+	Claimed int
+	// Failures describes instances of the digest that failed since the step
+	// began, one "node: reason" each.
+	Failures []string
+}
+
+// Verdict is what an observation says of a digest.
+type Verdict int
+
+// The verdicts of Judge.
+const (
+	Waiting Verdict = iota // still on its way
+	Done                   // serving as desired
+	Broken                 // failed on some node with nothing left starting
+)
+
+// Judge says whether the digest observed in o is serving, broken or still
+// on its way, with a reason when broken.
+//
+// It is done when the desired number of instances is ready, or when it has
+// converged below that: nothing of the digest is still starting, no instance
+// of another digest is ready, and every claimed slot holds a ready instance
+// (a CPU or memory budget can cap an app below one instance per node). It is
+// broken when an instance of it failed and none is starting any more: blue/
+// green keeps the previous version serving on those nodes.
+func Judge(o Observation) (Verdict, string) {
+	p := o.Progress
+	converged := o.Starting == 0 && o.ReadyOther == 0 && p.Ready > 0 && p.Ready >= o.Claimed
+	switch {
+	case p.Desired > 0 && p.Ready >= p.Desired, converged:
+		return Done, ""
+	case o.Starting == 0 && len(o.Failures) > 0:
+		return Broken, fmt.Sprintf("%d node(s) failed: %s", len(o.Failures), strings.Join(o.Failures, "; "))
+	}
+	return Waiting, ""
+}
+
+// Step advances an active rollout on what o observed of the digest it waits
+// for (see Waits) at now, and returns the digest the plan must name from now
+// on when that changes (a revert), else "". A rollout whose app's plan names
+// another digest than the one it waits for was replaced from outside and is
+// superseded.
+func (r *Rollout) Step(o Observation, now time.Time) (publish string, err error) {
+	if r.State.Terminal() {
+		return "", nil
+	}
+	want := r.Waits()
+	r.Progress = o.Progress
+	if o.PlanDigest != want {
+		return "", r.To(Superseded, now, "the plan now names "+orNone(o.PlanDigest))
+	}
+	if r.State == Pending {
+		if err := r.To(Progressing, now, ""); err != nil {
+			return "", err
+		}
+	}
+	v, why := Judge(o)
+	if v == Waiting && !r.Deadline.IsZero() && !now.Before(r.Deadline) {
+		v = Broken
+		why = fmt.Sprintf("progress deadline of %s passed with %d/%d ready", r.Window, o.Progress.Ready, o.Progress.Desired)
+	}
+	switch {
+	case v == Waiting:
+		return "", nil
+	case v == Done && r.State == Progressing:
+		return "", r.To(Succeeded, now, "")
+	case v == Done: // Reverting
+		return "", r.To(Reverted, now, fmt.Sprintf("%s; reverted to %s", r.Detail, r.LastGood))
+	case r.State == Reverting:
+		return "", r.To(Failed, now, fmt.Sprintf("%s; the revert to %s failed too: %s", r.Detail, r.LastGood, why))
+	case !r.AutoRevert:
+		return "", r.To(Failed, now, why+"; auto-revert is off, the plan still names "+r.Digest)
+	case r.LastGood == "":
+		return "", r.To(Failed, now, why+"; no earlier good digest to revert to")
+	}
+	if err := r.To(Reverting, now, why); err != nil {
+		return "", err
+	}
+	r.Deadline = now.Add(r.Window)
+	return r.LastGood, nil
+}
+
+func orNone(d string) string {
+	if d == "" {
+		return "none (the app was removed)"
+	}
+	return d
+}
