@@ -62,6 +62,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mycelium-mesh/mesh/core/cgroup"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/spore"
 	"github.com/mycelium-mesh/mesh/sdk"
@@ -112,6 +113,23 @@ type Options struct {
 	Warmup        time.Duration // default 2s: how long a replaced instance drains before it is stopped
 	Grace         time.Duration // default 5s: SIGTERM to SIGKILL
 	Logger        hclog.Logger
+
+	// NoCgroups contains workloads by process group only, even where the
+	// kernel offers cgroups (a workload that calls setsid then escapes).
+	NoCgroups bool
+	// EnforceNutrients writes each instance's nutrients (memory, CPU) and
+	// a pids limit into its cgroup. Start fails when the machine cannot
+	// enforce them.
+	EnforceNutrients bool
+	// MaxPids is the pids limit with EnforceNutrients; default
+	// DefaultMaxPids.
+	MaxPids int
+	// Logs, when set, returns the log rotation policy of an app's
+	// instances; zero fields take the defaults (10 MiB, 3 files).
+	Logs func(app string) LogPolicy
+	// Secrets are values no workload may see in its environment (the
+	// control token); variables holding them are dropped.
+	Secrets []string
 }
 
 // InstanceStatus describes one workload instance of this node.
@@ -127,6 +145,13 @@ type InstanceStatus struct {
 	Restarts  int // restarts of the app on this node before this instance
 	LastError string
 	Since     time.Time // when State was entered
+	// Containment is ContainCgroup or ContainProcessGroup.
+	Containment string
+	// Limits are the enforced nutrients, e.g. "mem=64MiB cpu=500m
+	// pids=4096"; "" when none are.
+	Limits string
+	// StderrTail holds the last lines the workload wrote to stderr.
+	StderrTail []string
 }
 
 // ErrSubscriptionClosed is returned by Start when the fabric closes the plan
@@ -142,6 +167,8 @@ type Agent struct {
 	mu      sync.Mutex
 	started bool
 	apps    map[string]*appCtl
+	contain string          // ContainCgroup or ContainProcessGroup, set by Start
+	cg      *cgroup.Manager // nil with process groups
 
 	sporesMu sync.Mutex
 	spores   map[string]*extracted
@@ -192,6 +219,8 @@ func New(opts Options) (*Agent, error) {
 		return nil, errors.New("agent: no health checker")
 	case opts.HealthTimeout < 0 || opts.Warmup < 0 || opts.Grace < 0:
 		return nil, errors.New("agent: negative duration")
+	case opts.MaxPids < 0:
+		return nil, errors.New("agent: negative pids limit")
 	}
 	if opts.HealthPath == "" {
 		opts.HealthPath = DefaultHealthPath
@@ -232,7 +261,11 @@ func (a *Agent) Start(ctx context.Context) error {
 		return errors.New("agent: already started")
 	}
 	a.started = true
+	err := a.setupContainment()
 	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
+	}
 
 	for _, d := range []string{a.nodeDir, a.recordsDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -247,12 +280,13 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.clearLeftovers(); err != nil {
 		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 	}
+	a.clearLeftoverGroups()
 	// Extractions of a previous run are not trusted: every digest is verified
 	// and extracted again when first needed.
 	if err := os.RemoveAll(filepath.Join(a.nodeDir, "spores")); err != nil {
 		return fmt.Errorf("agent %s: clear old spores: %w", a.opts.NodeID, err)
 	}
-	a.pruneOldInstanceDirs()
+	a.pruneOldInstanceDirs(a.plannedApps())
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -407,14 +441,32 @@ func digestHex(d string) (string, error) {
 	return d[len(prefix):], nil
 }
 
-// pruneOldInstanceDirs keeps, per app, the keepFinished newest instance
-// directories left by earlier runs (their logs are what a post-mortem reads)
-// and removes the rest, so restarts do not grow the run directory forever.
-// Instance directories are named <app>-<8 hex digits>.
-func (a *Agent) pruneOldInstanceDirs() {
+// plannedApps is the set of apps the fabric has a live plan for.
+func (a *Agent) plannedApps() map[string]bool {
+	out := map[string]bool{}
+	for _, p := range a.opts.Fabric.Plans() {
+		if !p.Deleted() {
+			out[p.AppName] = true
+		}
+	}
+	return out
+}
+
+// logPolicy is the log rotation policy of app's instances.
+func (a *Agent) logPolicy(app string) LogPolicy {
+	if a.opts.Logs == nil {
+		return LogPolicy{}.withDefaults()
+	}
+	return a.opts.Logs(app).withDefaults()
+}
+
+// instanceDirs lists the instance directories of earlier runs and of this
+// one, by app, newest first. Instance directories are named
+// <app>-<8 hex digits>.
+func (a *Agent) instanceDirs() map[string][]string {
 	entries, err := os.ReadDir(a.nodeDir)
 	if err != nil {
-		return
+		return nil
 	}
 	type dir struct {
 		path string
@@ -437,11 +489,30 @@ func (a *Agent) pruneOldInstanceDirs() {
 		app := name[:i]
 		byApp[app] = append(byApp[app], dir{filepath.Join(a.nodeDir, name), info.ModTime()})
 	}
+	out := map[string][]string{}
 	for app, dirs := range byApp {
 		sort.Slice(dirs, func(i, j int) bool { return dirs[i].mod.After(dirs[j].mod) })
-		for _, d := range dirs[min(len(dirs), keepFinished):] {
-			if err := os.RemoveAll(d.path); err != nil {
-				a.log.Warn("remove old instance directory", "app", app, "dir", d.path, "error", err)
+		for _, d := range dirs {
+			out[app] = append(out[app], d.path)
+		}
+	}
+	return out
+}
+
+// pruneOldInstanceDirs keeps, per planned app, the keepFinished newest
+// instance directories left by earlier runs (their logs are what a
+// post-mortem reads) and removes the rest, and removes every directory of
+// an app that is no longer planned, so restarts and removed apps do not
+// grow the run directory forever.
+func (a *Agent) pruneOldInstanceDirs(planned map[string]bool) {
+	for app, dirs := range a.instanceDirs() {
+		keep := keepFinished
+		if !planned[app] {
+			keep = 0
+		}
+		for _, d := range dirs[min(len(dirs), keep):] {
+			if err := os.RemoveAll(d); err != nil {
+				a.log.Warn("remove old instance directory", "app", app, "dir", d, "error", err)
 			}
 		}
 	}
