@@ -152,6 +152,9 @@ type InstanceStatus struct {
 	Limits string
 	// StderrTail holds the last lines the workload wrote to stderr.
 	StderrTail []string
+	// Dir is the instance directory: stdout.log and stderr.log (and their
+	// rotated predecessors .1, .2, …) are in it.
+	Dir string
 }
 
 // ErrSubscriptionClosed is returned by Start when the fabric closes the plan

@@ -115,6 +115,7 @@ func (i *instance) status() InstanceStatus {
 		State: i.state, PID: i.pid, Port: i.port, URL: i.url,
 		Restarts: i.restarts, LastError: i.lastError, Since: i.since,
 		Containment: i.a.contain, Limits: i.limits.String(), StderrTail: i.tail.last(stderrTailLines),
+		Dir: i.dir(),
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 //	GET  /v1/rollout?app=&digest=         RolloutState
 //	POST /v1/spores   (spore bytes)       {"digest"}: verified, then published
 //	POST /v1/reload                       {"notes":[...]}
+//	GET  /v1/logs?app=&node=&instance=&stream=&tail=&follow=   workload log lines (text)
 //
 // It listens on a unix socket (mode 0600) and, when configured, on a TCP
 // address where every request must carry `Authorization: Bearer <token>`.
@@ -225,6 +226,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"digest": d})
 	})
+	mux.HandleFunc("GET /v1/logs", m.handleLogs)
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		notes, err := m.Reload(r.Context())
 		if err != nil {

@@ -194,6 +194,11 @@ func (m *Mesh) Run(ctx context.Context) error {
 			Warmup:        cfg.Warmup,
 			Grace:         cfg.Grace,
 			Logger:        m.log.Named("agent").With("node", node),
+
+			EnforceNutrients: cfg.Agents.EnforceNutrients,
+			MaxPids:          cfg.Agents.MaxPids,
+			Logs:             m.logPolicy,
+			Secrets:          []string{cfg.Control.Token},
 		})
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", node, err)
