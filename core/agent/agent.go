@@ -327,6 +327,9 @@ loop:
 	}
 	cancel()
 	wg.Wait()
+	if a.cg != nil {
+		a.cg.RemoveScope(a.cgroupScope())
+	}
 	a.log.Info("agent stopped")
 	return result
 }

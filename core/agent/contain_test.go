@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/repo"
 	"github.com/mycelium-mesh/mesh/core/spore"
+	"github.com/mycelium-mesh/mesh/plugins/healthhttp"
 )
 
 // scriptSpore packs a shell script as the workload binary. The script ends
@@ -216,5 +219,48 @@ func TestNutrientsEnforced(t *testing.T) {
 	}
 	if checked < 3 {
 		t.Fatalf("only %d limit files found in %s", checked, raw)
+	}
+}
+
+// A group a crashed run left without a record (it died between creating
+// the cgroup and writing the record) is found in the node's cgroup scope
+// and killed on the next start; the scope is removed when the agent stops.
+func TestUnrecordedLeftoverCgroupKilled(t *testing.T) {
+	e := newEnv(t)
+	probe, err := New(Options{NodeID: "n1", Fabric: e.fab, Repo: e.repo, Trusted: []ed25519.PublicKey{testPub}, RunDir: e.runDir, Health: healthhttp.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope := probe.cgroupScope()
+	m, err := cgroup.Detect()
+	if err != nil {
+		if os.Geteuid() == 0 && cgroup2Mounted() {
+			t.Fatalf("cgroups available but Detect failed: %v", err)
+		}
+		t.Skipf("CGROUP PATH NOT TESTED: %v", err)
+	}
+	g, err := m.Create(scope, "billing-0badc0de", cgroup.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(t.TempDir(), "escapee.pid")
+	cmd := exec.Command("/bin/sh", "-c", `setsid sh -c 'sleep 300 & echo $! > "$0"' `+pidFile+` </dev/null >/dev/null 2>&1`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: g.FD()}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	pid, start := escapee(t, filepath.Dir(pidFile), cmd.Process.Pid)
+
+	a := e.startAgent("n1", nil)
+	requireCgroupPath(t, a)
+	waitFor(t, 10*time.Second, "unrecorded leftover killed", func() bool { return !sameStart(pid, start) })
+	waitFor(t, 5*time.Second, "leftover group removed", func() bool {
+		_, err := os.Stat(g.Dir())
+		return os.IsNotExist(err)
+	})
+	a.stop(t)
+	if _, err := os.Stat(filepath.Join(m.Base(), scope)); !os.IsNotExist(err) {
+		t.Fatalf("scope %s kept after the agent stopped: %v", scope, err)
 	}
 }

@@ -276,6 +276,10 @@ func TestLeftoverGroups(t *testing.T) {
 	if left, _ := m.Groups(scope); len(left) != 0 {
 		t.Fatalf("groups left after RemovePaths: %+v", left)
 	}
+	m.RemoveScope(scope)
+	if _, err := os.Stat(filepath.Join(m.Base(), scope)); !os.IsNotExist(err) {
+		t.Fatalf("scope directory kept: %v", err)
+	}
 }
 
 func TestParse(t *testing.T) {

@@ -438,6 +438,23 @@ func (m *Manager) Groups(scope string) ([]Leftover, error) {
 	return out, nil
 }
 
+// RemoveScope removes the (empty) scope directories, once their owner
+// stopped; a scope still holding groups stays.
+func (m *Manager) RemoveScope(scope string) {
+	if !validName(scope) {
+		return
+	}
+	dirs := []string{filepath.Join(m.base, scope)}
+	for _, c := range v1Controllers {
+		if d, ok := m.v1[c]; ok {
+			dirs = append(dirs, filepath.Join(d, scope))
+		}
+	}
+	for _, d := range dirs {
+		_ = syscall.Rmdir(d) // busy or not empty: still in use
+	}
+}
+
 // RemovePaths kills every process in the given group directories (as
 // Paths listed them) and removes the directories. Directories that are not
 // under this manager's sub-trees are refused, so a damaged record can never

@@ -27,6 +27,7 @@ func (m *Manager) Base() string                      { return "" }
 func (m *Manager) EnableLimits() error               { return ErrUnavailable }
 func (m *Manager) Groups(string) ([]Leftover, error) { return nil, ErrUnavailable }
 func (m *Manager) RemovePaths([]string) (int, error) { return 0, ErrUnavailable }
+func (m *Manager) RemoveScope(string)                {}
 func (m *Manager) Create(scope, name string, lim Limits) (*Group, error) {
 	return nil, ErrUnavailable
 }
