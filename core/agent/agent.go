@@ -6,14 +6,26 @@
 // keys and extracts it (once per digest per node, under
 // <RunDir>/<node>/spores/<hex>/), claims an instance slot from the fabric
 // (sized by the manifest's nutrients), and launches the binary in a fresh
-// instance directory <RunDir>/<node>/<app>-<rand>/ that also holds its
-// stdout.log and stderr.log; the directories of the last few finished
-// instances of an app are kept, older ones removed. The workload runs in its
-// own process group on a loopback port given in PORT, next to the manifest's
+// instance directory <RunDir>/<node>/<app>-<rand>/. The workload's stdout
+// and stderr are pipes the agent copies into stdout.log and stderr.log
+// there, rotated at a size cap with a retention count per app
+// (Options.Logs), and the last lines of stderr are kept in memory for
+// status and for the message of a failed start. The directories of the
+// last few finished instances of an app are kept, older ones removed, and
+// all of them once the app is withdrawn. The workload runs in its own
+// process group on a loopback port given in PORT, next to the manifest's
 // env and MESH_APP, MESH_NODE and MESH_INSTANCE; it inherits only PATH (and
-// LANG, TZ, TMPDIR when set) from the mesh. It is gated on health (polled
-// every few milliseconds at first, backing off to 100ms, up to HealthTimeout)
-// and only then registered as the node's endpoint of the app.
+// LANG, TZ, TMPDIR when set) from the mesh, and never MESH_TOKEN or a
+// variable carrying the control token. It is gated on health (polled every
+// few milliseconds at first, backing off to 100ms, up to HealthTimeout) and
+// only then registered as the node's endpoint of the app.
+//
+// Where the kernel allows (a writable cgroup2 hierarchy, see package
+// cgroup), each instance is also cloned into a cgroup of its own, so that
+// every process it starts, setsid and double fork included, is killed with
+// it; with EnforceNutrients the manifest's memory and CPU and a pids limit
+// are written into that cgroup. Elsewhere the agent logs a warning and
+// contains by process group only.
 //
 // A new digest for an app already running here is rolled out blue/green: the
 // old instance serves until the new one is healthy, the new endpoint then
@@ -33,16 +45,19 @@
 // and then goes idle, claiming again every second, so raising the limit
 // brings it back. A plan that changes only the limits never restarts the
 // instances that stay. Stopping an
-// instance sends SIGTERM to its group and SIGKILL after Grace; once the
-// workload's main process has exited, whatever else still runs in its group
-// is killed (on Linux), so processes a workload forks never outlive it. With
+// instance sends SIGTERM to its group and, after Grace, SIGKILL to its
+// cgroup (or group); once the workload's main process has exited, whatever
+// else still runs in its cgroup (or group, on Linux) is killed, so
+// processes a workload forks never outlive it. With
 // TrustedFunc the trusted keys can change while the agent runs: a spore
 // already extracted is verified again against a changed key set before its
 // next launch. Each running workload is recorded under
 // <RunDir>/<node>/instances/; a later Start stops what a crashed run left
 // behind, checking the recorded process start time so that a reused pid is
-// never signalled, and killing, by group and start time, what the workload
-// forked even when its main process is gone. On Linux workloads also get
+// never signalled, and killing what the workload forked even when its main
+// process is gone: its whole recorded cgroup, and by group and start time.
+// Cgroups of the node's scope that no record names (a crash between
+// creating one and writing the record) are killed too. On Linux workloads also get
 // SIGKILL when the mesh process dies. The package runs on Unix systems;
 // identifying leftovers by process start time needs Linux /proc.
 package agent
