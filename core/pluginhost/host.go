@@ -116,6 +116,7 @@ type Host struct {
 
 	selfPath string   // where bundled plugins are executed from
 	selfFile *os.File // keeps a pinned SelfExe open; nil otherwise
+	argv0    string   // argv[0] of bundled plugin processes
 
 	mu      sync.Mutex
 	plugins map[string]*Plugin // by kind/name
@@ -152,7 +153,10 @@ func New(opts Options) (*Host, error) {
 		opts.Logger.Warn("bundled plugins: cannot pin the mesh binary", "error", err)
 		path = opts.SelfExe
 	}
-	h.selfPath, h.selfFile = path, f
+	h.selfPath, h.selfFile, h.argv0 = path, f, opts.SelfExe
+	if h.argv0 == "" && len(os.Args) > 0 {
+		h.argv0 = os.Args[0]
+	}
 	return h, nil
 }
 

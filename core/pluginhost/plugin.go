@@ -298,6 +298,10 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 	}
 	stderr := &tailBuffer{max: 2048}
 	cmd := exec.Command(path, p.args...)
+	if p.bundled && p.h.argv0 != "" {
+		// ps shows the mesh binary's name, not the /proc path it runs from.
+		cmd.Args[0] = p.h.argv0
+	}
 	// Its own process group, so a plugin and whatever it started can be
 	// killed together.
 	cmd.SysProcAttr = newProcAttr()
