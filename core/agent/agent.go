@@ -145,6 +145,13 @@ type Options struct {
 	// Secrets are values no workload may see in its environment (the
 	// control token); variables holding them are dropped.
 	Secrets []string
+	// ShimCommand is the command that runs RunShim, e.g. the mesh binary
+	// and ShimArg. It is needed only where cgroups are v1 only: a workload
+	// there joins its cgroups through the shim before it starts. Without
+	// it such machines are contained by process group.
+	ShimCommand []string
+
+	forceV1 bool // tests: track on the v1 freezer even where cgroup2 works
 }
 
 // InstanceStatus describes one workload instance of this node.

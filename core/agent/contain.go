@@ -34,7 +34,14 @@ func (a *Agent) setupContainment() error {
 		a.log.Warn("cgroups turned off: workloads are contained by process group only, and a workload that calls setsid can outlive its instance")
 		return nil
 	}
-	m, err := cgroup.Detect()
+	detect := cgroup.Detect
+	if a.opts.forceV1 {
+		detect = cgroup.DetectV1
+	}
+	m, err := detect()
+	if err == nil && m.JoinAtStart() && len(a.opts.ShimCommand) == 0 {
+		err = errors.New("cgroups are v1 only here and no shim command is set to join them")
+	}
 	if err != nil {
 		if a.opts.EnforceNutrients {
 			return fmt.Errorf("enforce nutrients: %w", err)

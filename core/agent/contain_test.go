@@ -107,9 +107,29 @@ func cgroup2Mounted() bool {
 	return err == nil && strings.Contains(string(data), " - cgroup2 ")
 }
 
+// containModes are the cgroup paths the agent can take on this machine:
+// the default (cgroup2 tracking where there is one) and the v1 freezer
+// with the shim, as on a machine without cgroup2.
+var containModes = []struct {
+	name  string
+	tweak func(*Options)
+}{
+	{"default", func(*Options) {}},
+	{"v1 with shim", func(o *Options) {
+		exe, _ := os.Executable()
+		o.forceV1, o.ShimCommand = true, []string{exe, ShimArg}
+	}},
+}
+
 // No process of a workload, setsid double-forked escapees included,
 // survives the instance, however it ends.
 func TestSetsidEscapeeDoesNotOutliveInstance(t *testing.T) {
+	for _, mode := range containModes {
+		t.Run(mode.name, func(t *testing.T) { testSetsidEscapee(t, mode.tweak) })
+	}
+}
+
+func testSetsidEscapee(t *testing.T, tweak func(*Options)) {
 	tests := []struct {
 		name string
 		end  func(t *testing.T, e *env, a *running, st InstanceStatus)
@@ -130,7 +150,7 @@ func TestSetsidEscapeeDoesNotOutliveInstance(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			d := scriptSpore(t, e.repo, setsidScript, nil)
-			a := e.startAgent("n1", nil)
+			a := e.startAgent("n1", tweak)
 			requireCgroupPath(t, a)
 			e.publish(fabric.Plan{Digest: d, Restart: fabric.RestartNever})
 			st := a.readyWith(t, "billing", d, 10*time.Second)
@@ -174,9 +194,15 @@ func TestProcessGroupFallbackIsExplicit(t *testing.T) {
 // With enforcement on, the manifest's nutrients and the pids limit are in
 // the instance's cgroups, and status reports them.
 func TestNutrientsEnforced(t *testing.T) {
+	for _, mode := range containModes {
+		t.Run(mode.name, func(t *testing.T) { testNutrientsEnforced(t, mode.tweak) })
+	}
+}
+
+func testNutrientsEnforced(t *testing.T, tweak func(*Options)) {
 	e := newEnv(t)
 	d := scriptSpore(t, e.repo, "", nil)
-	a := e.startAgent("n1", func(o *Options) { o.EnforceNutrients = true; o.MaxPids = 77 })
+	a := e.startAgent("n1", func(o *Options) { tweak(o); o.EnforceNutrients = true; o.MaxPids = 77 })
 	requireCgroupPath(t, a)
 	e.publish(fabric.Plan{Digest: d})
 	st := a.readyWith(t, "billing", d, 10*time.Second)
@@ -262,5 +288,26 @@ func TestUnrecordedLeftoverCgroupKilled(t *testing.T) {
 	a.stop(t)
 	if _, err := os.Stat(filepath.Join(m.Base(), scope)); !os.IsNotExist(err) {
 		t.Fatalf("scope %s kept after the agent stopped: %v", scope, err)
+	}
+}
+
+func TestRunShimRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"no binary", "x", nil, "no binary"},
+		{"no groups", "", []string{"/bin/true"}, "is not set"},
+		{"not a cgroup.procs file", "/etc/passwd", []string{"/bin/true"}, "not a cgroup.procs file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(shimEnv, tc.env)
+			if err := RunShim(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("RunShim: %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

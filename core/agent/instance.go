@@ -221,6 +221,15 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 	}
 	newCmd := func() *exec.Cmd {
 		cmd := exec.Command(filepath.Join(sporeDir, "binary"), m.Runtime.Args...)
+		var join []string
+		if group != nil {
+			join = group.JoinPaths()
+		}
+		if len(join) > 0 {
+			// v1: the shim joins the groups, then execs the workload.
+			shim := a.opts.ShimCommand
+			cmd = exec.Command(shim[0], append(append(shim[1:len(shim):len(shim)], cmd.Path), m.Runtime.Args...)...)
+		}
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		cmd.Env = workloadEnv(m.Runtime.Env, map[string]string{
@@ -229,6 +238,9 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 			"MESH_NODE":     a.opts.NodeID,
 			"MESH_INSTANCE": i.id,
 		}, a.opts.Secrets)
+		if len(join) > 0 {
+			cmd.Env = append(cmd.Env, shimEnv+"="+strings.Join(join, "\n"))
+		}
 		cmd.SysProcAttr = procAttr(group)
 		return cmd
 	}
@@ -253,6 +265,7 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 		if err := group.Join(pid); err != nil {
 			// Limits that were asked for are not in force: do not run.
 			_, _ = group.Kill(context.Background())
+			_ = syscall.Kill(-pid, syscall.SIGKILL) // not reaped yet: the group id is still its own
 			_ = cmd.Wait()
 			return fail(fmt.Errorf("apply limits: %w", err))
 		}

@@ -27,7 +27,7 @@ func sysProcAttr() *syscall.SysProcAttr {
 // (clone3 with CLONE_INTO_CGROUP), so it never runs outside its group.
 func procAttr(g *cgroup.Group) *syscall.SysProcAttr {
 	attr := sysProcAttr()
-	if g != nil {
+	if g != nil && g.FD() >= 0 {
 		attr.UseCgroupFD = true
 		attr.CgroupFD = g.FD()
 	}

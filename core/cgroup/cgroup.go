@@ -44,8 +44,22 @@
 // every process in it is moved, and the group is thawed. Processes forked
 // after the leader moved inherit its v1 groups. Nothing escapes the limits.
 //
-// Where the kernel offers no writable cgroup2 hierarchy, Detect fails and
-// the caller falls back to process groups.
+// # Machines without cgroup2
+//
+// With no writable cgroup2 hierarchy, Detect tracks in the v1 freezer
+// hierarchy instead (Mode "v1"). There is no clone into a v1 cgroup, and a
+// pid written to cgroup.procs after the start leaves a window in which the
+// child can fork outside the group. So on v1 the child joins by itself
+// before it runs any workload code: the caller starts a small shim
+// (Manager.JoinAtStart, Group.JoinPaths) that writes "0" into each group's
+// cgroup.procs with JoinSelf and then execs the workload; by the time the
+// workload's first instruction runs it is in all its groups, and so is
+// everything it forks. Killing freezes the freezer group, SIGKILLs every
+// pid in it and thaws it, until it is empty.
+//
+// Where neither works (no cgroups, not root, a read-only /sys/fs/cgroup),
+// Detect fails with ErrUnavailable and the caller falls back to process
+// groups.
 package cgroup
 
 import (

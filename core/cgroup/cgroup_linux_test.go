@@ -16,33 +16,39 @@ import (
 	"time"
 )
 
+// detectors are the two ways to track: the default (cgroup2 where there is
+// one) and the v1 freezer hierarchy. Tests run once per detector.
+var detectors = []struct {
+	name   string
+	detect func() (*Manager, error)
+}{{"default", Detect}, {"v1", DetectV1}}
+
+// eachManager runs f for each detector that works on this machine.
+func eachManager(t *testing.T, f func(t *testing.T, m *Manager)) {
+	for _, d := range detectors {
+		t.Run(d.name, func(t *testing.T) { f(t, manager(t, d.detect)) })
+	}
+}
+
 // manager returns the Manager of this machine. As root on a machine with a
 // cgroup2 mount, Detect must work: a failure there is a bug, not a reason
 // to skip. Elsewhere the test is skipped and says so.
-func manager(t *testing.T) *Manager {
+func manager(t *testing.T, detect func() (*Manager, error)) *Manager {
 	t.Helper()
-	m, err := Detect()
+	m, err := detect()
 	if err != nil {
-		if os.Geteuid() == 0 && haveCgroup2Mount() {
-			t.Fatalf("running as root with a cgroup2 mount, but Detect failed: %v", err)
+		if os.Geteuid() == 0 && haveCgroupMount() {
+			t.Fatalf("running as root with cgroup hierarchies mounted, but detection failed: %v", err)
 		}
-		t.Skipf("CGROUP PATH NOT TESTED: no usable cgroup2 hierarchy here (%v)", err)
+		t.Skipf("CGROUP PATH NOT TESTED: no usable cgroup hierarchy here (%v)", err)
 	}
 	t.Logf("cgroup path: mode %s, base %s", m.Mode(), m.Base())
 	return m
 }
 
-func haveCgroup2Mount() bool {
+func haveCgroupMount() bool {
 	mounts, err := readMounts("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	for _, mt := range mounts {
-		if mt.fstype == "cgroup2" {
-			return true
-		}
-	}
-	return false
+	return err == nil && len(mounts) > 0
 }
 
 func testScope(t *testing.T) string {
@@ -50,16 +56,18 @@ func testScope(t *testing.T) string {
 	_, _ = rand.Read(b[:])
 	scope := "test-" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
-		m, err := Detect()
-		if err != nil {
-			return
-		}
-		left, _ := m.Groups(scope)
-		for _, l := range left {
-			_, _ = m.RemovePaths(l.Paths)
-		}
-		for _, base := range append([]string{m.base}, mapValues(m.v1)...) {
-			_ = os.Remove(filepath.Join(base, scope))
+		for _, d := range detectors {
+			m, err := d.detect()
+			if err != nil {
+				continue
+			}
+			left, _ := m.Groups(scope)
+			for _, l := range left {
+				_, _ = m.RemovePaths(l.Paths)
+			}
+			for _, base := range append([]string{m.base}, mapValues(m.v1)...) {
+				_ = os.Remove(filepath.Join(base, scope))
+			}
 		}
 	})
 	return scope
@@ -73,11 +81,19 @@ func mapValues(m map[string]string) []string {
 	return out
 }
 
-// startIn starts sh -c script inside g and returns the command.
+// startIn starts sh -c script inside g and returns the command: cloned
+// into the group, or joining it first, as a shim would, on v1.
 func startIn(t *testing.T, g *Group, script string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, UseCgroupFD: true, CgroupFD: g.FD()}
+	join := ""
+	for _, p := range g.JoinPaths() {
+		join += "echo 0 > " + p + " || exit 9\n"
+	}
+	cmd := exec.Command("/bin/sh", "-c", join+script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if g.FD() >= 0 {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, g.FD()
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start in cgroup: %v", err)
 	}
@@ -117,8 +133,9 @@ func alive(pid int) bool {
 
 // A setsid double-forked grandchild leaves the process group but not the
 // cgroup: Kill reaches it.
-func TestKillReachesSetsidGrandchild(t *testing.T) {
-	m := manager(t)
+func TestKillReachesSetsidGrandchild(t *testing.T) { eachManager(t, testKillReachesSetsidGrandchild) }
+
+func testKillReachesSetsidGrandchild(t *testing.T, m *Manager) {
 	scope := testScope(t)
 	g, err := m.Create(scope, "escape", Limits{})
 	if err != nil {
@@ -160,8 +177,9 @@ func waitDead(pid int) (stillAlive bool) {
 
 // Limits are written where the controllers are, and Join moves the leader
 // and what it forked before the move into the v1 groups.
-func TestLimitsAndJoin(t *testing.T) {
-	m := manager(t)
+func TestLimitsAndJoin(t *testing.T) { eachManager(t, testLimitsAndJoin) }
+
+func testLimitsAndJoin(t *testing.T, m *Manager) {
 	if err := m.EnableLimits(); err != nil {
 		if m.unified {
 			t.Skipf("LIMITS NOT TESTED: controllers cannot be delegated here: %v", err)
@@ -244,8 +262,9 @@ func mountOf(t *testing.T, m *Manager, dir string) string {
 
 // Groups finds what a crashed run left, and RemovePaths refuses paths
 // outside the sub-tree.
-func TestLeftoverGroups(t *testing.T) {
-	m := manager(t)
+func TestLeftoverGroups(t *testing.T) { eachManager(t, testLeftoverGroups) }
+
+func testLeftoverGroups(t *testing.T, m *Manager) {
 	scope := testScope(t)
 	g, err := m.Create(scope, "left", Limits{})
 	if err != nil {

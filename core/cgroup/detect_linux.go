@@ -22,6 +22,10 @@ type Manager struct {
 	// unified is true on a pure v2 system: limits go into the tracking
 	// group itself.
 	unified bool
+	// v1Track is set when the tracking groups are in the v1 freezer
+	// hierarchy (no cgroup2 hierarchy to use): children cannot be cloned
+	// into them and must join them themselves before exec (JoinPaths).
+	v1Track bool
 	// v1 maps each v1 controller found to <its mount><own path>/mesh.
 	v1 map[string]string
 	// v2Limits is set once the memory, cpu and pids controllers were
@@ -36,26 +40,31 @@ type Manager struct {
 // created. It fails with ErrUnavailable (wrapped with the reason) when
 // there is no writable cgroup2 hierarchy.
 func Detect() (*Manager, error) {
+	m, err := detect(false)
+	if err == nil {
+		return m, nil
+	}
+	if m1, err1 := detect(true); err1 == nil {
+		return m1, nil
+	}
+	return nil, err
+}
+
+// DetectV1 is Detect restricted to the v1 hierarchies: tracking groups in
+// the v1 freezer hierarchy, as on a machine with no cgroup2 mount. It is
+// what Detect falls back to, and lets a hybrid machine exercise that path.
+func DetectV1() (*Manager, error) { return detect(true) }
+
+func detect(v1Only bool) (*Manager, error) {
 	mounts, err := readMounts("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	own, err := readOwn("/proc/self/cgroup")
-	if err != nil {
+	if err != nil && !v1Only {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	m := &Manager{v1: map[string]string{}}
-	var v2 *mount
-	for k := range mounts {
-		if mounts[k].fstype == "cgroup2" {
-			v2 = &mounts[k]
-			break
-		}
-	}
-	if v2 == nil {
-		return nil, fmt.Errorf("%w: no cgroup2 mount", ErrUnavailable)
-	}
-	m.base = filepath.Join(v2.under(own[""]), "mesh")
 	for _, c := range v1Controllers {
 		for _, mt := range mounts {
 			if mt.fstype == "cgroup" && mt.has(c) {
@@ -64,7 +73,31 @@ func Detect() (*Manager, error) {
 			}
 		}
 	}
-	m.unified = len(m.v1) == 0
+	if v1Only {
+		for _, mt := range mounts {
+			if mt.fstype == "cgroup" && mt.has("freezer") {
+				m.base = filepath.Join(mt.under(own["freezer"]), "mesh")
+				m.v1Track = true
+				break
+			}
+		}
+		if m.base == "" {
+			return nil, fmt.Errorf("%w: no cgroup2 mount and no v1 freezer hierarchy", ErrUnavailable)
+		}
+	} else {
+		var v2 *mount
+		for k := range mounts {
+			if mounts[k].fstype == "cgroup2" {
+				v2 = &mounts[k]
+				break
+			}
+		}
+		if v2 == nil {
+			return nil, fmt.Errorf("%w: no cgroup2 mount", ErrUnavailable)
+		}
+		m.base = filepath.Join(v2.under(own[""]), "mesh")
+		m.unified = len(m.v1) == 0
+	}
 	if err := os.MkdirAll(m.base, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: create %s: %v", ErrUnavailable, m.base, err)
 	}
@@ -75,13 +108,22 @@ func Detect() (*Manager, error) {
 }
 
 // Mode names the hierarchy in use: "cgroup2" on a unified system,
-// "cgroup2+v1" on a hybrid one (tracking on cgroup2, limits on v1).
+// "cgroup2+v1" on a hybrid one (tracking on cgroup2, limits on v1), "v1"
+// without a usable cgroup2 hierarchy (tracking on the v1 freezer).
 func (m *Manager) Mode() string {
-	if m.unified {
+	switch {
+	case m.v1Track:
+		return "v1"
+	case m.unified:
 		return "cgroup2"
 	}
 	return "cgroup2+v1"
 }
+
+// JoinAtStart reports whether a child must join its groups itself before
+// it runs the workload (Group.JoinPaths): true when tracking is on v1,
+// where there is no clone into a cgroup.
+func (m *Manager) JoinAtStart() bool { return m.v1Track }
 
 // Base is the directory of the tracking sub-tree.
 func (m *Manager) Base() string { return m.base }

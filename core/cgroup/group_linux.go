@@ -19,10 +19,11 @@ import (
 // cgroup2 hierarchy and, on hybrid systems with limits, one group per v1
 // controller.
 type Group struct {
-	dir    string            // tracking group
-	v1     map[string]string // controller → limit group (hybrid, limits set)
-	limits Limits
-	fd     *os.File // open tracking group, for CLONE_INTO_CGROUP
+	v1Track bool
+	dir     string            // tracking group
+	v1      map[string]string // controller → limit group (hybrid, limits set)
+	limits  Limits
+	fd      *os.File // open tracking group, for CLONE_INTO_CGROUP
 }
 
 // validName accepts the scope and group names this package creates.
@@ -38,7 +39,7 @@ func (m *Manager) Create(scope, name string, lim Limits) (*Group, error) {
 	if !validName(scope) || !validName(name) {
 		return nil, fmt.Errorf("cgroup: invalid name %q/%q", scope, name)
 	}
-	g := &Group{dir: filepath.Join(m.base, scope, name), limits: lim}
+	g := &Group{dir: filepath.Join(m.base, scope, name), limits: lim, v1Track: m.v1Track}
 	if err := os.MkdirAll(g.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup %s: %w", g.dir, err)
 	}
@@ -76,12 +77,43 @@ func (m *Manager) Create(scope, name string, lim Limits) (*Group, error) {
 			}
 		}
 	}
+	if m.v1Track {
+		return g, nil // joined by the child itself: no descriptor to clone into
+	}
 	f, err := os.Open(g.dir)
 	if err != nil {
 		return fail(fmt.Errorf("open cgroup %s: %w", g.dir, err))
 	}
 	g.fd = f
 	return g, nil
+}
+
+// JoinPaths lists the cgroup.procs files a child must write "0" into
+// before it execs the workload, when the manager tracks on v1
+// (Manager.JoinAtStart); nil otherwise.
+func (g *Group) JoinPaths() []string {
+	if !g.v1Track {
+		return nil
+	}
+	var out []string
+	for _, d := range g.Paths() {
+		out = append(out, filepath.Join(d, "cgroup.procs"))
+	}
+	return out
+}
+
+// JoinSelf moves the calling process into the cgroups of paths (as
+// JoinPaths listed them). It is what a child runs before exec on v1.
+func JoinSelf(paths []string) error {
+	for _, p := range paths {
+		if filepath.Base(p) != "cgroup.procs" {
+			return fmt.Errorf("cgroup: %s is not a cgroup.procs file", p)
+		}
+		if err := writeFile(p, "0"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l Limits) uses(controller string) bool {
@@ -138,8 +170,14 @@ func writeFile(path, value string) error {
 }
 
 // FD is the open tracking group, for syscall.SysProcAttr.CgroupFD with
-// UseCgroupFD set. It is valid until Close or Remove.
-func (g *Group) FD() int { return int(g.fd.Fd()) }
+// UseCgroupFD set; -1 when the child joins by itself (JoinPaths). It is
+// valid until Close or Remove.
+func (g *Group) FD() int {
+	if g.fd == nil {
+		return -1
+	}
+	return int(g.fd.Fd())
+}
 
 // Close releases the descriptor of the group; the group itself stays.
 func (g *Group) Close() {
@@ -171,6 +209,12 @@ func (g *Group) Limits() Limits { return g.limits }
 // and everything it forked into the v1 limit groups. It does nothing when
 // there are none.
 func (g *Group) Join(pid int) error {
+	if g.v1Track {
+		// The child joins by itself before it execs the workload (and
+		// exits, with the reason on stderr, when it cannot): nothing of the
+		// workload runs outside the groups, so there is nothing to move.
+		return nil
+	}
 	if len(g.v1) == 0 {
 		return nil
 	}
@@ -232,130 +276,6 @@ func readProcs(dir string) ([]int, error) {
 		}
 	}
 	return out, nil
-}
-
-// freeze sets cgroup.freeze and waits until the kernel reports the group
-// frozen (or thawed).
-func (g *Group) freeze(on bool) error {
-	v := "0"
-	if on {
-		v = "1"
-	}
-	if err := writeFile(filepath.Join(g.dir, "cgroup.freeze"), v); err != nil {
-		return err
-	}
-	if !on {
-		return nil
-	}
-	return poll(context.Background(), 2*time.Second, func() (bool, error) {
-		return eventIs(g.dir, "frozen", "1")
-	})
-}
-
-// eventIs reports whether cgroup.events of dir has key set to value.
-func eventIs(dir, key, value string) (bool, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
-	if err != nil {
-		return false, fmt.Errorf("read %s/cgroup.events: %w", dir, err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, " "); ok && k == key {
-			return v == value, nil
-		}
-	}
-	return false, nil
-}
-
-// poll calls done every few milliseconds until it reports true, fails, or
-// limit passes.
-func poll(ctx context.Context, limit time.Duration, done func() (bool, error)) error {
-	deadline := time.Now().Add(limit)
-	delay := time.Millisecond
-	for {
-		ok, err := done()
-		if err != nil || ok {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still waiting after %s", limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 20*time.Millisecond)
-	}
-}
-
-// Kill SIGKILLs every process of the group and waits until the group is
-// empty. It returns how many processes were in it.
-func (g *Group) Kill(ctx context.Context) (int, error) {
-	return killDir(ctx, g.dir)
-}
-
-func killDir(ctx context.Context, dir string) (int, error) {
-	procs, err := readProcs(dir)
-	if err != nil {
-		return 0, err
-	}
-	n := len(procs)
-	if n == 0 {
-		return 0, nil
-	}
-	killFile := filepath.Join(dir, "cgroup.kill")
-	if _, err := os.Stat(killFile); err == nil {
-		if err := writeFile(killFile, "1"); err != nil {
-			return n, err
-		}
-	} else if err := freezeKill(ctx, dir); err != nil {
-		return n, err
-	}
-	err = poll(ctx, 10*time.Second, func() (bool, error) {
-		p, err := readProcs(dir)
-		return len(p) == 0, err
-	})
-	if err != nil {
-		return n, fmt.Errorf("kill cgroup %s: %w", dir, err)
-	}
-	return n, nil
-}
-
-// freezeKill is Kill for kernels without cgroup.kill: freeze, SIGKILL each
-// pid, thaw, until empty. Killed processes leave cgroup.procs only once they
-// are gone, so the loop ends when the listing is empty.
-func freezeKill(ctx context.Context, dir string) error {
-	g := &Group{dir: dir}
-	// v1 limit groups have no freezer of their own: their processes are
-	// frozen and killed through the tracking group; what is left is
-	// killed pid by pid.
-	_, err := os.Stat(filepath.Join(dir, "cgroup.freeze"))
-	canFreeze := err == nil
-	for pass := 0; pass < 100; pass++ {
-		if canFreeze {
-			if err := g.freeze(true); err != nil {
-				return err
-			}
-		}
-		procs, err := readProcs(dir)
-		if err == nil {
-			for _, p := range procs {
-				_ = syscall.Kill(p, syscall.SIGKILL)
-			}
-		}
-		if canFreeze {
-			if err := g.freeze(false); err != nil {
-				return err
-			}
-		}
-		if err != nil || len(procs) == 0 {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("cgroup %s: processes keep appearing", dir)
 }
 
 // Remove kills what is left in the group and removes all its directories.

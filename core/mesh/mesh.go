@@ -199,6 +199,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 			MaxPids:          cfg.Agents.MaxPids,
 			Logs:             m.logPolicy,
 			Secrets:          []string{cfg.Control.Token},
+			ShimCommand:      []string{m.opts.SelfExe, agent.ShimArg},
 		})
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", node, err)
