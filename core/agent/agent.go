@@ -20,8 +20,9 @@
 // few milliseconds at first, backing off to 100ms, up to HealthTimeout) and
 // only then registered as the node's endpoint of the app.
 //
-// Where the kernel allows (a writable cgroup2 hierarchy, see package
-// cgroup), each instance is also cloned into a cgroup of its own, so that
+// Where the kernel allows (see package cgroup: a writable cgroup2
+// hierarchy, or the v1 freezer hierarchy with Options.ShimCommand), each
+// instance is also started inside a cgroup of its own, so that
 // every process it starts, setsid and double fork included, is killed with
 // it; with EnforceNutrients the manifest's memory and CPU and a pids limit
 // are written into that cgroup. Elsewhere the agent logs a warning and
