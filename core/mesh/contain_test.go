@@ -1,6 +1,7 @@
 package mesh_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,4 +100,38 @@ func TestSetsidWorkloadContained(t *testing.T) {
 	if alive := testutil.WaitGone(second, 15*time.Second); len(alive) > 0 {
 		t.Fatalf("escapees %v survived mesh stopping", alive)
 	}
+}
+
+// Neither plugin nor workload processes of a running mesh carry the control
+// token in their environment: not as MESH_TOKEN, not under another name.
+func TestChildrenNeverSeeToken(t *testing.T) {
+	const secret = "e2e-Tok-7d41c"
+	e := newEnv(t)
+	port := testutil.FreePort(t)
+	e.controlExtra = fmt.Sprintf("  listen = \"127.0.0.1:%d\"\n  token = env(\"E2E_TOKEN\")\n", port)
+	t.Setenv("E2E_TOKEN", secret)
+	t.Setenv("MESH_TOKEN", secret)
+	e.writeConfig()
+	e.start()
+	st := e.status()
+	var children []int
+	for _, p := range st.Plugins {
+		children = append(children, p.PID)
+	}
+	for _, in := range st.Instances {
+		children = append(children, in.PID)
+	}
+	if len(children) < 2 {
+		t.Fatalf("too few plugin and workload processes to check: %v", children)
+	}
+	for _, pid := range children {
+		env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err != nil {
+			t.Fatalf("read environment of %d: %v", pid, err)
+		}
+		if strings.Contains(string(env), secret) || strings.Contains(string(env), "MESH_TOKEN=") {
+			t.Fatalf("process %d carries the control token:\n%s", pid, strings.ReplaceAll(string(env), "\x00", "\n"))
+		}
+	}
+	t.Logf("checked %d plugin and workload processes", len(children))
 }
