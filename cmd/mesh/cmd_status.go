@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -49,9 +50,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	writeActiveRollouts(tw, st.Apps)
 	fmt.Fprintln(tw)
-	fmt.Fprintf(tw, "APP\tNODE\tINSTANCE\tDIGEST\tSTATE\tPID\tPORT\tENDPOINT\tRESTARTS\n")
+	fmt.Fprintf(tw, "APP\tNODE\tINSTANCE\tDIGEST\tSTATE\tPID\tPORT\tENDPOINT\tRESTARTS\tLIMITS\tLAST ERROR\n")
 	for _, in := range st.Instances {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n", in.App, in.NodeID, in.Instance, short(in.Digest), in.State, in.PID, in.Port, in.URL, in.Restarts)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", in.App, in.NodeID, in.Instance, short(in.Digest), in.State, in.PID, in.Port, in.URL, in.Restarts, orDash(in.Limits), orDash(oneLine(in.LastError, 300)))
 	}
 	if len(st.Edge) > 0 {
 		fmt.Fprintln(tw)
@@ -79,6 +80,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine fits s on one table row of at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func short(d string) string {

@@ -6,14 +6,27 @@
 // keys and extracts it (once per digest per node, under
 // <RunDir>/<node>/spores/<hex>/), claims an instance slot from the fabric
 // (sized by the manifest's nutrients), and launches the binary in a fresh
-// instance directory <RunDir>/<node>/<app>-<rand>/ that also holds its
-// stdout.log and stderr.log; the directories of the last few finished
-// instances of an app are kept, older ones removed. The workload runs in its
-// own process group on a loopback port given in PORT, next to the manifest's
+// instance directory <RunDir>/<node>/<app>-<rand>/. The workload's stdout
+// and stderr are pipes the agent copies into stdout.log and stderr.log
+// there, rotated at a size cap with a retention count per app
+// (Options.Logs), and the last lines of stderr are kept in memory for
+// status and for the message of a failed start. The directories of the
+// last few finished instances of an app are kept, older ones removed, and
+// all of them once the app is withdrawn. The workload runs in its own
+// process group on a loopback port given in PORT, next to the manifest's
 // env and MESH_APP, MESH_NODE and MESH_INSTANCE; it inherits only PATH (and
-// LANG, TZ, TMPDIR when set) from the mesh. It is gated on health (polled
-// every few milliseconds at first, backing off to 100ms, up to HealthTimeout)
-// and only then registered as the node's endpoint of the app.
+// LANG, TZ, TMPDIR when set) from the mesh, and never MESH_TOKEN or a
+// variable carrying the control token. It is gated on health (polled every
+// few milliseconds at first, backing off to 100ms, up to HealthTimeout) and
+// only then registered as the node's endpoint of the app.
+//
+// Where the kernel allows (see package cgroup: a writable cgroup2
+// hierarchy, or the v1 freezer hierarchy with Options.ShimCommand), each
+// instance is also started inside a cgroup of its own, so that
+// every process it starts, setsid and double fork included, is killed with
+// it; with EnforceNutrients the manifest's memory and CPU and a pids limit
+// are written into that cgroup. Elsewhere the agent logs a warning and
+// contains by process group only.
 //
 // A new digest for an app already running here is rolled out blue/green: the
 // old instance serves until the new one is healthy, the new endpoint then
@@ -33,16 +46,19 @@
 // and then goes idle, claiming again every second, so raising the limit
 // brings it back. A plan that changes only the limits never restarts the
 // instances that stay. Stopping an
-// instance sends SIGTERM to its group and SIGKILL after Grace; once the
-// workload's main process has exited, whatever else still runs in its group
-// is killed (on Linux), so processes a workload forks never outlive it. With
+// instance sends SIGTERM to its group and, after Grace, SIGKILL to its
+// cgroup (or group); once the workload's main process has exited, whatever
+// else still runs in its cgroup (or group, on Linux) is killed, so
+// processes a workload forks never outlive it. With
 // TrustedFunc the trusted keys can change while the agent runs: a spore
 // already extracted is verified again against a changed key set before its
 // next launch. Each running workload is recorded under
 // <RunDir>/<node>/instances/; a later Start stops what a crashed run left
 // behind, checking the recorded process start time so that a reused pid is
-// never signalled, and killing, by group and start time, what the workload
-// forked even when its main process is gone. On Linux workloads also get
+// never signalled, and killing what the workload forked even when its main
+// process is gone: its whole recorded cgroup, and by group and start time.
+// Cgroups of the node's scope that no record names (a crash between
+// creating one and writing the record) are killed too. On Linux workloads also get
 // SIGKILL when the mesh process dies. The package runs on Unix systems;
 // identifying leftovers by process start time needs Linux /proc.
 package agent
@@ -62,6 +78,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mycelium-mesh/mesh/core/cgroup"
 	"github.com/mycelium-mesh/mesh/core/config/defaults"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/spore"
@@ -114,6 +131,30 @@ type Options struct {
 	Warmup        time.Duration // default 2s: how long a replaced instance drains before it is stopped
 	Grace         time.Duration // default 5s: SIGTERM to SIGKILL
 	Logger        hclog.Logger
+
+	// NoCgroups contains workloads by process group only, even where the
+	// kernel offers cgroups (a workload that calls setsid then escapes).
+	NoCgroups bool
+	// EnforceNutrients writes each instance's nutrients (memory, CPU) and
+	// a pids limit into its cgroup. Start fails when the machine cannot
+	// enforce them.
+	EnforceNutrients bool
+	// MaxPids is the pids limit with EnforceNutrients; default
+	// DefaultMaxPids.
+	MaxPids int
+	// Logs, when set, returns the log rotation policy of an app's
+	// instances; zero fields take the defaults (10 MiB, 3 files).
+	Logs func(app string) LogPolicy
+	// Secrets are values no workload may see in its environment (the
+	// control token); variables holding them are dropped.
+	Secrets []string
+	// ShimCommand is the command that runs RunShim, e.g. the mesh binary
+	// and ShimArg. It is needed only where cgroups are v1 only: a workload
+	// there joins its cgroups through the shim before it starts. Without
+	// it such machines are contained by process group.
+	ShimCommand []string
+
+	forceV1 bool // tests: track on the v1 freezer even where cgroup2 works
 }
 
 // InstanceStatus describes one workload instance of this node.
@@ -129,6 +170,16 @@ type InstanceStatus struct {
 	Restarts  int // restarts of the app on this node before this instance
 	LastError string
 	Since     time.Time // when State was entered
+	// Containment is ContainCgroup or ContainProcessGroup.
+	Containment string
+	// Limits are the enforced nutrients, e.g. "mem=64MiB cpu=500m
+	// pids=4096"; "" when none are.
+	Limits string
+	// StderrTail holds the last lines the workload wrote to stderr.
+	StderrTail []string
+	// Dir is the instance directory: stdout.log and stderr.log (and their
+	// rotated predecessors .1, .2, …) are in it.
+	Dir string
 }
 
 // ErrSubscriptionClosed is returned by Start when the fabric closes the plan
@@ -144,6 +195,8 @@ type Agent struct {
 	mu      sync.Mutex
 	started bool
 	apps    map[string]*appCtl
+	contain string          // ContainCgroup or ContainProcessGroup, set by Start
+	cg      *cgroup.Manager // nil with process groups
 
 	sporesMu sync.Mutex
 	spores   map[string]*extracted
@@ -194,6 +247,8 @@ func New(opts Options) (*Agent, error) {
 		return nil, errors.New("agent: no health checker")
 	case opts.HealthTimeout < 0 || opts.CheckTimeout < 0 || opts.Warmup < 0 || opts.Grace < 0:
 		return nil, errors.New("agent: negative duration")
+	case opts.MaxPids < 0:
+		return nil, errors.New("agent: negative pids limit")
 	}
 	if opts.HealthPath == "" {
 		opts.HealthPath = DefaultHealthPath
@@ -237,7 +292,11 @@ func (a *Agent) Start(ctx context.Context) error {
 		return errors.New("agent: already started")
 	}
 	a.started = true
+	err := a.setupContainment()
 	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
+	}
 
 	for _, d := range []string{a.nodeDir, a.recordsDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -252,12 +311,13 @@ func (a *Agent) Start(ctx context.Context) error {
 	if err := a.clearLeftovers(); err != nil {
 		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 	}
+	a.clearLeftoverGroups()
 	// Extractions of a previous run are not trusted: every digest is verified
 	// and extracted again when first needed.
 	if err := os.RemoveAll(filepath.Join(a.nodeDir, "spores")); err != nil {
 		return fmt.Errorf("agent %s: clear old spores: %w", a.opts.NodeID, err)
 	}
-	a.pruneOldInstanceDirs()
+	a.pruneOldInstanceDirs(a.plannedApps())
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -295,6 +355,9 @@ loop:
 	}
 	cancel()
 	wg.Wait()
+	if a.cg != nil {
+		a.cg.RemoveScope(a.cgroupScope())
+	}
 	a.log.Info("agent stopped")
 	return result
 }
@@ -412,14 +475,32 @@ func digestHex(d string) (string, error) {
 	return d[len(prefix):], nil
 }
 
-// pruneOldInstanceDirs keeps, per app, the keepFinished newest instance
-// directories left by earlier runs (their logs are what a post-mortem reads)
-// and removes the rest, so restarts do not grow the run directory forever.
-// Instance directories are named <app>-<8 hex digits>.
-func (a *Agent) pruneOldInstanceDirs() {
+// plannedApps is the set of apps the fabric has a live plan for.
+func (a *Agent) plannedApps() map[string]bool {
+	out := map[string]bool{}
+	for _, p := range a.opts.Fabric.Plans() {
+		if !p.Deleted() {
+			out[p.AppName] = true
+		}
+	}
+	return out
+}
+
+// logPolicy is the log rotation policy of app's instances.
+func (a *Agent) logPolicy(app string) LogPolicy {
+	if a.opts.Logs == nil {
+		return LogPolicy{}.withDefaults()
+	}
+	return a.opts.Logs(app).withDefaults()
+}
+
+// instanceDirs lists the instance directories of earlier runs and of this
+// one, by app, newest first. Instance directories are named
+// <app>-<8 hex digits>.
+func (a *Agent) instanceDirs() map[string][]string {
 	entries, err := os.ReadDir(a.nodeDir)
 	if err != nil {
-		return
+		return nil
 	}
 	type dir struct {
 		path string
@@ -442,11 +523,30 @@ func (a *Agent) pruneOldInstanceDirs() {
 		app := name[:i]
 		byApp[app] = append(byApp[app], dir{filepath.Join(a.nodeDir, name), info.ModTime()})
 	}
+	out := map[string][]string{}
 	for app, dirs := range byApp {
 		sort.Slice(dirs, func(i, j int) bool { return dirs[i].mod.After(dirs[j].mod) })
-		for _, d := range dirs[min(len(dirs), keepFinished):] {
-			if err := os.RemoveAll(d.path); err != nil {
-				a.log.Warn("remove old instance directory", "app", app, "dir", d.path, "error", err)
+		for _, d := range dirs {
+			out[app] = append(out[app], d.path)
+		}
+	}
+	return out
+}
+
+// pruneOldInstanceDirs keeps, per planned app, the keepFinished newest
+// instance directories left by earlier runs (their logs are what a
+// post-mortem reads) and removes the rest, and removes every directory of
+// an app that is no longer planned, so restarts and removed apps do not
+// grow the run directory forever.
+func (a *Agent) pruneOldInstanceDirs(planned map[string]bool) {
+	for app, dirs := range a.instanceDirs() {
+		keep := keepFinished
+		if !planned[app] {
+			keep = 0
+		}
+		for _, d := range dirs[min(len(dirs), keep):] {
+			if err := os.RemoveAll(d); err != nil {
+				a.log.Warn("remove old instance directory", "app", app, "dir", d, "error", err)
 			}
 		}
 	}

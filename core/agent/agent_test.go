@@ -629,10 +629,20 @@ func TestPlanHealthPath(t *testing.T) {
 }
 
 // Instance directories left by earlier runs are pruned to the newest few per
-// app when an agent starts; other directories are left alone.
+// planned app when an agent starts, those of apps no longer planned are
+// removed; other directories are left alone.
 func TestOldInstanceDirsPruned(t *testing.T) {
 	e := newEnv(t)
+	e.publish(fabric.Plan{Digest: e.spore("v1", nil), Restart: fabric.RestartNever})
 	node := filepath.Join(e.runDir, "n1")
+	var retired []string
+	for i := 0; i < 2; i++ {
+		dir := filepath.Join(node, fmt.Sprintf("retired-%08x", i))
+		if err := os.MkdirAll(filepath.Join(dir, "x"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		retired = append(retired, dir)
+	}
 	now := time.Now()
 	var names []string
 	for i := 0; i < 8; i++ {
@@ -658,6 +668,11 @@ func TestOldInstanceDirsPruned(t *testing.T) {
 				return false
 			}
 		}
+		for _, dir := range retired {
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				return false
+			}
+		}
 		return true
 	})
 	for i, name := range names {
@@ -668,5 +683,10 @@ func TestOldInstanceDirsPruned(t *testing.T) {
 	}
 	if _, err := os.Stat(keep); err != nil {
 		t.Errorf("unrelated directory removed: %v", err)
+	}
+	for _, dir := range retired {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("directory of an app no longer planned kept: %s (%v)", dir, err)
+		}
 	}
 }

@@ -146,6 +146,7 @@ func (c *appCtl) onPlan(p fabric.Plan) {
 		c.refused = false
 	}
 	c.plan, c.havePlan, c.down = p, true, false
+	c.removeDirsIfWithdrawn()
 }
 
 func (c *appCtl) restartPolicy() string {
@@ -202,6 +203,7 @@ func (c *appCtl) launch(digest string) {
 		exited:   make(chan struct{}),
 		health:   c.plan.HealthPath,
 		released: make(chan struct{}),
+		tail:     &lineTail{},
 	}
 	inst.onRevoke = func() { c.post(event{kind: evRevoked, inst: inst}) }
 	inst.log = c.log.With("digest", digest, "instance", inst.id)
@@ -400,6 +402,27 @@ func (c *appCtl) onOver(out *outcome) {
 		}
 	}
 	c.pruneFinished()
+	c.removeDirsIfWithdrawn()
+}
+
+// removeDirsIfWithdrawn removes the app's directories once its plan is
+// withdrawn and nothing of it runs any more. A mesh stopping is not a
+// withdrawal: its logs stay for the next run.
+func (c *appCtl) removeDirsIfWithdrawn() {
+	if c.havePlan && c.plan.Deleted() && len(c.live) == 0 {
+		c.removeAppDirs()
+	}
+}
+
+// removeAppDirs removes the instance directories, logs included, of a
+// withdrawn app from this node; its finished instances stay in Instances.
+func (c *appCtl) removeAppDirs() {
+	for _, d := range c.a.instanceDirs()[c.name] {
+		if err := os.RemoveAll(d); err != nil {
+			c.log.Warn("remove instance directory of withdrawn app", "dir", d, "error", err)
+		}
+	}
+	c.log.Info("app withdrawn: instance directories removed")
 }
 
 // applyPolicy decides what follows the failure or exit of the instance that

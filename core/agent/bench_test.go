@@ -21,17 +21,25 @@ import (
 // node, for a digest never seen on the node (cold: fetch, verify, extract,
 // launch, health) and for one already extracted there (warm). Each deploy
 // after the first is a blue/green switch. It reports p50 and p99 in ms and
-// p50 over the spawn floor measured in the same run.
+// p50 over the spawn floor measured in the same run, with each instance in
+// its own cgroup (where available) and, for comparison, in a process group
+// only.
 func BenchmarkDeploy(b *testing.B) {
-	for _, cold := range []bool{true, false} {
+	for _, c := range []struct {
+		cold, pgroup bool
+	}{{true, false}, {false, false}, {true, true}, {false, true}} {
+		cold := c.cold
 		name := "warm"
 		if cold {
 			name = "cold"
 		}
+		if c.pgroup {
+			name += "-process-group"
+		}
 		b.Run(name, func(b *testing.B) {
 			floor := percentile(spawnSamples(b, 20), 50)
 			e := newEnv(b)
-			a := e.startAgent("n1", func(o *Options) { o.Warmup, o.Grace = time.Millisecond, time.Second })
+			a := e.startAgent("n1", func(o *Options) { o.Warmup, o.Grace, o.NoCgroups = time.Millisecond, time.Second, c.pgroup })
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			watch := e.fab.WatchEndpoints(ctx)

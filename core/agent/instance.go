@@ -10,15 +10,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mycelium-mesh/mesh/core/cgroup"
 	"github.com/mycelium-mesh/mesh/core/fabric"
+	"github.com/mycelium-mesh/mesh/core/spore"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
@@ -57,6 +59,12 @@ type instance struct {
 	lease     *fabric.Lease // fabric claim, nil once given back
 	endpoint  fabric.Endpoint
 	readyAt   time.Time
+
+	group  *cgroup.Group // the instance's cgroup; nil with process groups
+	limits cgroup.Limits // enforced by group
+
+	tail     *lineTail         // last lines of stderr
+	logsDone []<-chan struct{} // closed when stdout and stderr are copied
 
 	reaped   bool          // the process is reaped; its pid may be reused
 	exited   chan struct{} // closed once the process is reaped
@@ -105,6 +113,8 @@ func (i *instance) status() InstanceStatus {
 		App: i.app, NodeID: i.a.opts.NodeID, Instance: i.id, Digest: i.digest,
 		State: i.state, PID: i.pid, Port: i.port, URL: i.url,
 		Restarts: i.restarts, LastError: i.lastError, Since: i.since,
+		Containment: i.a.contain, Limits: i.limits.String(), StderrTail: i.tail.last(stderrTailLines),
+		Dir: i.dir(),
 	}
 }
 
@@ -138,7 +148,7 @@ func (i *instance) start(port int) *outcome {
 		}
 	}()
 
-	if err := i.launch(dir, m.Runtime.Args, m.Runtime.Env, port); err != nil {
+	if err := i.launch(dir, m, port); err != nil {
 		i.log.Error("launch failed", "error", err)
 		i.giveBack()
 		return &outcome{inst: i, failed: true, err: err}
@@ -154,6 +164,9 @@ func (i *instance) start(port int) *outcome {
 		if aborted {
 			return &outcome{inst: i, err: i.ctx.Err()}
 		}
+		if tail := i.stderrQuote(); tail != "" {
+			err = fmt.Errorf("%w; last stderr: %s", err, tail)
+		}
 		return &outcome{inst: i, failed: true, err: err}
 	}
 	i.mu.Lock()
@@ -166,42 +179,71 @@ func (i *instance) start(port int) *outcome {
 // dir is the instance directory: working directory and logs.
 func (i *instance) dir() string { return filepath.Join(i.a.nodeDir, i.id) }
 
-// launch starts the workload process in its own group.
-func (i *instance) launch(sporeDir string, args []string, env map[string]string, wantPort int) error {
+// launch starts the workload process in its own group and, where the
+// agent uses cgroups, in its own cgroup.
+func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error {
 	a := i.a
 	dir := i.dir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create instance dir: %w", err)
 	}
-	stdout, err := os.OpenFile(filepath.Join(dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	pol := a.logPolicy(i.app)
+	stdout, stdoutDone, err := streamPipe(filepath.Join(dir, "stdout.log"), pol, nil)
 	if err != nil {
-		return fmt.Errorf("open stdout log: %w", err)
+		return err
 	}
 	defer stdout.Close()
-	stderr, err := os.OpenFile(filepath.Join(dir, "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	stderr, stderrDone, err := streamPipe(filepath.Join(dir, "stderr.log"), pol, i.tail)
 	if err != nil {
-		return fmt.Errorf("open stderr log: %w", err)
+		return err
 	}
 	defer stderr.Close()
+	i.logsDone = []<-chan struct{}{stdoutDone, stderrDone}
 
 	port, err := i.pickPort(wantPort)
 	if err != nil {
 		return err
 	}
+	group, err := i.newGroup(m)
+	if err != nil {
+		releasePort(port)
+		return err
+	}
+	fail := func(err error) error {
+		releasePort(port)
+		if group != nil {
+			if rerr := group.Remove(); rerr != nil {
+				i.log.Warn("remove cgroup", "error", rerr)
+			}
+		}
+		return err
+	}
 	newCmd := func() *exec.Cmd {
-		cmd := exec.Command(filepath.Join(sporeDir, "binary"), args...)
+		cmd := exec.Command(filepath.Join(sporeDir, "binary"), m.Runtime.Args...)
+		var join []string
+		if group != nil {
+			join = group.JoinPaths()
+		}
+		if len(join) > 0 {
+			// v1: the shim joins the groups, then execs the workload.
+			shim := a.opts.ShimCommand
+			cmd = exec.Command(shim[0], append(append(shim[1:len(shim):len(shim)], cmd.Path), m.Runtime.Args...)...)
+		}
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = stdout, stderr
-		cmd.Env = workloadEnv(env, map[string]string{
+		cmd.Env = workloadEnv(m.Runtime.Env, map[string]string{
 			"PORT":          strconv.Itoa(port),
 			"MESH_APP":      i.app,
 			"MESH_NODE":     a.opts.NodeID,
 			"MESH_INSTANCE": i.id,
-		})
-		cmd.SysProcAttr = sysProcAttr()
+		}, a.opts.Secrets)
+		if len(join) > 0 {
+			cmd.Env = append(cmd.Env, shimEnv+"="+strings.Join(join, "\n"))
+		}
+		cmd.SysProcAttr = procAttr(group)
 		return cmd
 	}
-	i.log.Info("launch start", "port", port, "dir", dir)
+	i.log.Info("launch start", "port", port, "dir", dir, "containment", a.contain)
 	cmd := newCmd()
 	// A binary extracted a moment ago can still be open for writing in a
 	// child forked by another goroutine that has not reached exec yet; the
@@ -213,18 +255,34 @@ func (i *instance) launch(sporeDir string, args []string, env map[string]string,
 		err = cmd.Start()
 	}
 	if err != nil {
-		releasePort(port)
-		return fmt.Errorf("start %s: %w", cmd.Path, err)
+		return fail(fmt.Errorf("start %s: %w", cmd.Path, err))
 	}
 	pid := cmd.Process.Pid
+	var limits cgroup.Limits
+	if group != nil {
+		group.Close() // the child is in; the descriptor is no longer needed
+		if err := group.Join(pid); err != nil {
+			// Limits that were asked for are not in force: do not run.
+			_, _ = group.Kill(context.Background())
+			_ = syscall.Kill(-pid, syscall.SIGKILL) // not reaped yet: the group id is still its own
+			_ = cmd.Wait()
+			return fail(fmt.Errorf("apply limits: %w", err))
+		}
+		limits = group.Limits()
+	}
 	i.mu.Lock()
 	i.pid, i.port, i.url = pid, port, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	i.group, i.limits = group, limits
 	i.mu.Unlock()
 	// The record is written before the process can be reaped, so a pid in a
 	// record is never one this agent has already released.
 	st, err := readProcStat(pid)
 	if err == nil {
-		err = a.writeRecord(record{PID: pid, PGID: pid, StartTime: st.StartTime, Dir: dir, App: i.app, Digest: i.digest, Instance: i.id})
+		rec := record{PID: pid, PGID: pid, StartTime: st.StartTime, Dir: dir, App: i.app, Digest: i.digest, Instance: i.id}
+		if group != nil {
+			rec.Cgroups = group.Paths()
+		}
+		err = a.writeRecord(rec)
 	}
 	if err != nil {
 		// Without a record a crash of the mesh could orphan this workload.
@@ -235,10 +293,15 @@ func (i *instance) launch(sporeDir string, args []string, env map[string]string,
 		// zombie its pid, and so the group id, cannot be reused, and the rest
 		// of the group (children the workload forked) can still be killed
 		// safely. Reaping and that kill happen under i.mu, which signal also
-		// holds, so no signal ever reaches a reaped and reused pid.
+		// holds, so no signal ever reaches a reaped and reused pid. With a
+		// cgroup, everything in it is killed, setsid escapees included.
 		held := waitExited(pid)
 		i.mu.Lock()
-		if held {
+		if group != nil {
+			if _, err := group.Kill(context.Background()); err != nil {
+				i.log.Warn("kill workload cgroup", "cgroup", group.Dir(), "error", err)
+			}
+		} else if held {
 			if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 				i.log.Warn("kill workload group", "pgid", pid, "error", err)
 			}
@@ -246,6 +309,11 @@ func (i *instance) launch(sporeDir string, args []string, env map[string]string,
 		i.exitErr = cmd.Wait()
 		i.reaped = true
 		i.mu.Unlock()
+		if group != nil {
+			if err := group.Remove(); err != nil {
+				i.log.Warn("remove workload cgroup", "error", err)
+			}
+		}
 		releasePort(port)
 		a.removeRecord(i.id)
 		close(i.exited)
@@ -301,29 +369,6 @@ func (i *instance) pickPort(want int) (int, error) {
 	return 0, errors.New("pick a free port: every port offered is in use by another instance")
 }
 
-// workloadEnv builds the environment of a workload: a few neutral variables
-// of the mesh, then the manifest's env, then the mesh's own variables.
-func workloadEnv(manifest, mesh map[string]string) []string {
-	vars := map[string]string{}
-	for _, k := range []string{"PATH", "LANG", "TZ", "TMPDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
-			vars[k] = v
-		}
-	}
-	for k, v := range manifest {
-		vars[k] = v
-	}
-	for k, v := range mesh {
-		vars[k] = v
-	}
-	out := make([]string, 0, len(vars))
-	for k, v := range vars {
-		out = append(out, k+"="+v)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // waitHealthy polls the health checker until the workload is healthy, the
 // health timeout passes, the process exits or the start is aborted.
 func (i *instance) waitHealthy() error {
@@ -376,8 +421,19 @@ func (i *instance) waitHealthy() error {
 	}
 }
 
-// kill sends SIGKILL to the group while the process is still unreaped.
+// kill sends SIGKILL to every process of the instance: the whole cgroup
+// when it has one, else the process group while the leader is unreaped.
 func (i *instance) kill() {
+	i.mu.Lock()
+	g := i.group
+	i.mu.Unlock()
+	if g != nil {
+		// A cgroup holds only this instance's processes; killing it is safe
+		// whether or not the leader was reaped.
+		if _, err := g.Kill(context.Background()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			i.log.Warn("kill workload cgroup", "error", err)
+		}
+	}
 	i.signal(syscall.SIGKILL)
 }
 
@@ -425,6 +481,47 @@ func (i *instance) giveBack() {
 		l.Release()
 		close(i.released)
 	}
+}
+
+// stderrQuoteLines is how many of the last stderr lines a failure quotes.
+const stderrQuoteLines = 5
+
+// stderrQuote returns the last lines of the instance's stderr joined for a
+// one-line message, once everything the workload wrote is copied (bounded:
+// a process it left behind could hold the pipe open).
+func (i *instance) stderrQuote() string {
+	t := time.NewTimer(500 * time.Millisecond)
+	defer t.Stop()
+	for _, done := range i.logsDone {
+		select {
+		case <-done:
+		case <-t.C:
+		}
+	}
+	return strings.Join(i.tail.last(stderrQuoteLines), " | ")
+}
+
+// StderrTail returns up to n of the last lines the instance wrote to
+// stderr, for the instance of this node with the given ID; false when the
+// agent does not know it (any more).
+func (a *Agent) StderrTail(instanceID string, n int) ([]string, bool) {
+	a.mu.Lock()
+	ctls := make([]*appCtl, 0, len(a.apps))
+	for _, c := range a.apps {
+		ctls = append(ctls, c)
+	}
+	a.mu.Unlock()
+	for _, c := range ctls {
+		c.mu.Lock()
+		for _, x := range c.all {
+			if x.id == instanceID {
+				c.mu.Unlock()
+				return x.tail.last(n), true
+			}
+		}
+		c.mu.Unlock()
+	}
+	return nil, false
 }
 
 // exitText describes how a process ended.

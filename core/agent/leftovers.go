@@ -23,6 +23,9 @@ type record struct {
 	App       string `json:"app"`
 	Digest    string `json:"digest"`
 	Instance  string `json:"instance"`
+	// Cgroups are the instance's cgroup directories, tracking group
+	// first; empty when it was contained by process group.
+	Cgroups []string `json:"cgroups,omitempty"`
 }
 
 func (a *Agent) recordsDir() string { return filepath.Join(a.nodeDir, "instances") }
@@ -84,10 +87,13 @@ func (a *Agent) clearLeftovers() error {
 			_ = os.Remove(path)
 			continue
 		}
+		if len(r.Cgroups) > 0 && a.cg == nil {
+			a.log.Warn("instance record names cgroups, but cgroups are not in use now: only its process group is checked", "instance", r.Instance)
+		}
 		if !sameProcess(r) {
 			// The leader is gone (with a mesh killed by SIGKILL the death
 			// signal takes it), but what it forked may still run in its group.
-			if n := killGroupRemains(r); n > 0 {
+			if n := a.killRecordRemains(r); n > 0 {
 				a.log.Warn("killed leftover processes of a previous run", "app", r.App, "instance", r.Instance, "pgid", r.PGID, "count", n)
 			} else {
 				a.log.Debug("leftover already gone", "app", r.App, "instance", r.Instance, "pid", r.PID)
@@ -125,9 +131,24 @@ func (a *Agent) stopLeftover(r record) {
 	if sameProcess(r) {
 		_ = syscall.Kill(-r.PGID, syscall.SIGKILL)
 	}
-	if n := killGroupRemains(r); n > 0 {
+	if n := a.killRecordRemains(r); n > 0 {
 		a.log.Warn("killed leftover processes of a previous run", "app", r.App, "instance", r.Instance, "pgid", r.PGID, "count", n)
 	}
+}
+
+// killRecordRemains kills what is left of a recorded instance: its whole
+// cgroup when it had one (setsid escapees included), then the members of
+// its process group. It returns how many processes were killed.
+func (a *Agent) killRecordRemains(r record) int {
+	n := 0
+	if len(r.Cgroups) > 0 && a.cg != nil {
+		killed, err := a.cg.RemovePaths(r.Cgroups)
+		if err != nil {
+			a.log.Warn("remove leftover cgroup", "instance", r.Instance, "error", err)
+		}
+		n += killed
+	}
+	return n + killGroupRemains(r)
 }
 
 // killGroupRemains SIGKILLs, one pid at a time, the live processes of the

@@ -100,11 +100,14 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 		name      string
 		pdeathsig bool
 		fork      bool // the workload forks a child that ignores SIGTERM
+		setsid    bool // the workload double-forks a child into a session of its own
 	}{
-		{"workload dies with the mesh", true, false},
-		{"next run stops the leftover", false, false},
-		{"next run kills the forked child of a workload that died with the mesh", true, true},
-		{"next run stops the leftover and its forked child", false, true},
+		{"workload dies with the mesh", true, false, false},
+		{"next run stops the leftover", false, false, false},
+		{"next run kills the forked child of a workload that died with the mesh", true, true, false},
+		{"next run stops the leftover and its forked child", false, true, false},
+		{"next run kills the setsid escapee of a workload that died with the mesh", true, false, true},
+		{"next run kills the leftover and its setsid escapee", false, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,6 +117,9 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 				extra = map[string]string{"HELLO_FORK": "1"}
 			}
 			d := e.spore("v1", extra)
+			if tc.setsid {
+				d = scriptSpore(t, e.repo, setsidScript, nil)
+			}
 			child := exec.Command(os.Args[0], "-test.run=^$")
 			child.Env = append(os.Environ(),
 				childEnv+"="+e.runDir,
@@ -180,6 +186,13 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 			if tc.fork {
 				gpid, gstart = forkedChild(t, fields[3])
 			}
+			if tc.setsid {
+				dir, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
+				if err != nil {
+					t.Fatal(err)
+				}
+				gpid, gstart = escapee(t, dir, pid)
+			}
 
 			if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
@@ -189,7 +202,7 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 
 			if tc.pdeathsig {
 				waitFor(t, 5*time.Second, "workload to die with the mesh", func() bool { return !sameStart(pid, start) })
-				if tc.fork {
+				if tc.fork || tc.setsid {
 					time.Sleep(100 * time.Millisecond)
 					if !sameStart(gpid, gstart) {
 						t.Fatal("forked child died with the mesh; the leftover path is not exercised")
@@ -202,13 +215,16 @@ func TestNoWorkloadOutlivesKilledMesh(t *testing.T) {
 				}
 			}
 
-			e.startAgent("n1", nil)
+			next := e.startAgent("n1", nil)
+			if tc.setsid {
+				requireCgroupPath(t, next)
+			}
 			records := filepath.Join(e.runDir, "n1", "instances")
 			waitFor(t, 10*time.Second, "leftover cleared by the next run", func() bool {
 				left, _ := filepath.Glob(filepath.Join(records, "*.json"))
 				return !sameStart(pid, start) && len(left) == 0
 			})
-			if tc.fork {
+			if tc.fork || tc.setsid {
 				waitFor(t, 5*time.Second, "forked child of the leftover killed", func() bool { return !sameStart(gpid, gstart) })
 			}
 		})

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"syscall"
 	"unsafe"
+
+	"github.com/mycelium-mesh/mesh/core/cgroup"
 )
 
 // deathSignal is delivered to a workload when the thread that started it
@@ -19,6 +21,17 @@ var deathSignal = syscall.SIGKILL
 
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: deathSignal}
+}
+
+// procAttr is sysProcAttr with the child cloned straight into g
+// (clone3 with CLONE_INTO_CGROUP), so it never runs outside its group.
+func procAttr(g *cgroup.Group) *syscall.SysProcAttr {
+	attr := sysProcAttr()
+	if g != nil && g.FD() >= 0 {
+		attr.UseCgroupFD = true
+		attr.CgroupFD = g.FD()
+	}
+	return attr
 }
 
 // procStat holds the fields of /proc/<pid>/stat this package uses.

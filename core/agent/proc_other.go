@@ -5,7 +5,12 @@ package agent
 import (
 	"errors"
 	"syscall"
+
+	"github.com/mycelium-mesh/mesh/core/cgroup"
 )
+
+// procAttr ignores g: there are no cgroups here.
+func procAttr(g *cgroup.Group) *syscall.SysProcAttr { return sysProcAttr() }
 
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}

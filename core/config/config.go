@@ -117,6 +117,10 @@ type AgentsConfig struct {
 	Count         int      // number of agents
 	NodeIDs       []string // one per agent: from node blocks, or n1..nN from count
 	HealthTimeout time.Duration
+	// EnforceNutrients writes each instance's nutrients and MaxPids into
+	// its cgroup (enforce_nutrients, default off).
+	EnforceNutrients bool
+	MaxPids          int // pids limit per instance with EnforceNutrients (max_pids); 0 = DefaultMaxPids
 }
 
 // HealthConfig is the health block: how agents check instances.
@@ -155,7 +159,10 @@ type AppConfig struct {
 	// the block sets none). It is not part of Hash: changing it applies to
 	// later rollouts and republishes nothing.
 	ProgressDeadline time.Duration
-	DeclRange        hcl.Range
+	// Logs is the logs block with defaults applied. It is not part of
+	// Hash: it applies to the next instance started, without a new plan.
+	Logs      LogsConfig
+	DeclRange hcl.Range
 	// Hash is a stable hash of the values above (not of DeclRange): two loads
 	// of an unchanged block give the same Hash. For a Spore app it covers
 	// the path, not the file's bytes; compare published digests for that.

@@ -104,7 +104,7 @@ var (
 		{Name: "socket"}, {Name: "listen"}, {Name: "token"},
 	}}
 	agentsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "health_timeout"}},
+		Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "health_timeout"}, {Name: "enforce_nutrients"}, {Name: "max_pids"}},
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "node", LabelNames: []string{"id"}}},
 	}
 	nodeSchema   = &hcl.BodySchema{}
@@ -121,7 +121,7 @@ var (
 			{Name: "restart"}, {Name: "strip_prefix"}, {Name: "balancer"}, {Name: "health_path"},
 			{Name: "progress_deadline"},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "budget"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "budget"}, {Type: "logs"}},
 	}
 	budgetSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "max_instances"}, {Name: "cpu_milli"}, {Name: "memory_mb"},
@@ -549,6 +549,7 @@ func (d *decoder) agents(b *hcl.Block, cfg *Config) {
 		cfg.Agents.Count = 0
 	}
 	d.duration(a, "health_timeout", &cfg.Agents.HealthTimeout, true)
+	d.agentsLimits(a, cfg)
 
 	var nodes []*hcl.Block
 	for _, nb := range c.Blocks {
@@ -765,8 +766,12 @@ func (d *decoder) app(b *hcl.Block, cfg *Config, seen map[string]hcl.Range) (App
 	app.ProgressDeadline = cfg.ProgressDeadline
 	d.duration(a, "progress_deadline", &app.ProgressDeadline, true)
 
+	d.appLogs(c.Blocks, &app)
 	var budgetBlock *hcl.Block
 	for _, bb := range c.Blocks {
+		if bb.Type != "budget" {
+			continue
+		}
 		if budgetBlock != nil {
 			d.errorf(bb.DefRange, "Duplicate budget block", "Only one budget block is allowed; another one was declared at %s.", at(budgetBlock.DefRange))
 			continue

@@ -32,6 +32,7 @@ import (
 //	GET  /v1/rollout?app=&digest=                  RolloutState, judged from the agents now
 //	POST /v1/spores   (spore bytes)       {"digest"}: verified, then published
 //	POST /v1/reload   [{"plan_only","expect"}] {"notes":[...],"plan":ReloadPlan}
+//	GET  /v1/logs?app=&node=&instance=&stream=&tail=&follow=   workload log lines (text)
 //
 // It listens on a unix socket (mode 0600) and, when configured, on a TCP
 // address where every request must carry `Authorization: Bearer <token>`.
@@ -288,6 +289,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"digest": d})
 	})
+	mux.HandleFunc("GET /v1/logs", m.handleLogs)
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		var opts ReloadOptions
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&opts); err != nil && !errors.Is(err, io.EOF) {

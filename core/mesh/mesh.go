@@ -214,6 +214,12 @@ func (m *Mesh) Run(ctx context.Context) error {
 			Warmup:        cfg.Warmup,
 			Grace:         cfg.Grace,
 			Logger:        m.log.Named("agent").With("node", node),
+
+			EnforceNutrients: cfg.Agents.EnforceNutrients,
+			MaxPids:          cfg.Agents.MaxPids,
+			Logs:             m.logPolicy,
+			Secrets:          []string{cfg.Control.Token},
+			ShimCommand:      []string{m.opts.SelfExe, agent.ShimArg},
 		})
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", node, err)

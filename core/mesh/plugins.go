@@ -34,7 +34,7 @@ func specFor(cfg *config.Config, kind, name string) pluginhost.Spec {
 }
 
 func startPlugins(ctx context.Context, cfg *config.Config, selfExe string, log hclog.Logger) (*plugins, error) {
-	host, err := pluginhost.New(pluginhost.Options{Logger: log, SelfExe: selfExe, EvalContext: config.EvalContext()})
+	host, err := pluginhost.New(pluginhost.Options{Logger: log, SelfExe: selfExe, EvalContext: config.EvalContext(), Secrets: []string{cfg.Control.Token}})
 	if err != nil {
 		return nil, err
 	}

@@ -63,8 +63,14 @@ type Options struct {
 	// name, the plugin's own log lines. Default: no logging.
 	Logger hclog.Logger
 	// SelfExe is the mesh binary re-executed for bundled plugins.
-	// Default: os.Executable().
+	// Default: the running binary. On Linux the binary is pinned when the
+	// host is created (the running one through /proc/self/exe, another
+	// file through a descriptor held open), so a file replaced on disk
+	// never swaps the code of a restarted plugin.
 	SelfExe string
+	// Secrets are values no plugin may see in its environment (the
+	// control token); variables holding them, and MESH_TOKEN, are dropped.
+	Secrets []string
 	// CallTimeout bounds every unary call and every balancer round trip
 	// whose context has no earlier deadline. Default 5s.
 	CallTimeout time.Duration
@@ -108,6 +114,10 @@ type Host struct {
 	opts   Options
 	logger hclog.Logger
 
+	selfPath string   // where bundled plugins are executed from
+	selfFile *os.File // keeps a pinned SelfExe open; nil otherwise
+	argv0    string   // argv[0] of bundled plugin processes
+
 	mu      sync.Mutex
 	plugins map[string]*Plugin // by kind/name
 	closed  bool
@@ -117,13 +127,6 @@ type Host struct {
 func New(opts Options) (*Host, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
-	}
-	if opts.SelfExe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("pluginhost: find own executable: %w", err)
-		}
-		opts.SelfExe = exe
 	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 5 * time.Second
@@ -143,7 +146,18 @@ func New(opts Options) (*Host, error) {
 	if len(opts.APIVersions) == 0 {
 		opts.APIVersions = append([]uint32(nil), sdk.SupportedAPIVersions...)
 	}
-	return &Host{opts: opts, logger: opts.Logger, plugins: map[string]*Plugin{}}, nil
+	h := &Host{opts: opts, logger: opts.Logger, plugins: map[string]*Plugin{}}
+	path, f, err := pinSelfExe(opts.SelfExe)
+	if err != nil {
+		// Bundled plugins will fail to start, with this reason in the log.
+		opts.Logger.Warn("bundled plugins: cannot pin the mesh binary", "error", err)
+		path = opts.SelfExe
+	}
+	h.selfPath, h.selfFile, h.argv0 = path, f, opts.SelfExe
+	if h.argv0 == "" && len(os.Args) > 0 {
+		h.argv0 = os.Args[0]
+	}
+	return h, nil
 }
 
 func key(kind, name string) string { return kind + "/" + name }
@@ -312,6 +326,9 @@ func (h *Host) Close() error {
 		}()
 	}
 	wg.Wait()
+	if h.selfFile != nil {
+		_ = h.selfFile.Close()
+	}
 	return nil
 }
 

@@ -115,7 +115,7 @@ func (h *Host) prepare(spec Spec) (*Plugin, error) {
 				spec.Kind, spec.Name, strings.Join(bundledNames(spec.Kind), ", "), ErrUnknownBundled)
 		}
 		p.bundled = true
-		p.path = h.opts.SelfExe
+		p.path = h.selfPath
 		p.args = []string{ServeArg, spec.Kind, spec.Name}
 		p.schema = schema
 		return p, nil
@@ -298,10 +298,18 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 	}
 	stderr := &tailBuffer{max: 2048}
 	cmd := exec.Command(path, p.args...)
+	if p.bundled && p.h.argv0 != "" {
+		// ps shows the mesh binary's name, not the /proc path it runs from.
+		cmd.Args[0] = p.h.argv0
+	}
 	// Its own process group, so a plugin and whatever it started can be
 	// killed together.
 	cmd.SysProcAttr = newProcAttr()
+	// The host's environment without the control token: go-plugin would
+	// otherwise pass on all of it.
+	cmd.Env = pluginEnv(p.h.opts.Secrets)
 	client := plugin.NewClient(&plugin.ClientConfig{
+		SkipHostEnv:      true,
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedClientPlugins(p.h.opts.APIVersions),
 		Cmd:              cmd,

@@ -34,6 +34,13 @@ const (
 	CheckTimeout     = time.Second // one health check (health.timeout)
 )
 
+// Workload containment and logs.
+const (
+	LogMaxSize  = 10 << 20 // bytes per stream (stdout, stderr) of an instance before it rotates
+	LogMaxFiles = 3        // files kept per stream, the current one included
+	MaxPids     = 4096     // pids limit of an instance when nutrients are enforced
+)
+
 // Apps.
 const (
 	AppMin      = 1

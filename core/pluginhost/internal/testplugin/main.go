@@ -7,7 +7,8 @@
 //
 // Check answers healthy with a reason naming the URL and the configured
 // token, and logs one line through the sdk logger. A check of the URL
-// "hang" never returns, as in a plugin stuck on a lock.
+// "hang" never returns, as in a plugin stuck on a lock; a check of "env"
+// answers with the plugin's environment, one variable a line.
 package main
 
 import (
@@ -59,6 +60,9 @@ func (c *checker) Check(_ context.Context, hc sdk.HealthCheck) (sdk.HealthResult
 	c.scribble("check")
 	if hc.URL == "hang" {
 		select {}
+	}
+	if hc.URL == "env" {
+		return sdk.HealthResult{Healthy: true, Reason: strings.Join(os.Environ(), "\n")}, nil
 	}
 	c.mu.Lock()
 	cfg := c.cfg
