@@ -292,9 +292,9 @@ func startTargets(c config, tmp string, st *setup, track func(*proc)) error {
 	if err != nil {
 		return fmt.Errorf("find this binary: %w", err)
 	}
-	skipped := func(key, why string) {
-		fmt.Fprintf(os.Stderr, "==> %s: skipped: %s\n", key, why)
-		st.skipped = append(st.skipped, target{key: key, label: "skipped: " + why})
+	skipped := func(key, name, why string) {
+		fmt.Fprintf(os.Stderr, "==> %s %s: skipped: %s\n", key, name, why)
+		st.skipped = append(st.skipped, target{key: key, label: name + ": skipped: " + why})
 	}
 	if !c.skip["direct"] {
 		st.targets = append(st.targets, target{key: "a", label: "direct to one workload", base: endpoints[0], pid: helloPIDs[0]})
@@ -320,12 +320,12 @@ func startTargets(c config, tmp string, st *setup, track func(*proc)) error {
 		cmd.Stderr = os.Stderr
 		addr, p, note, err := startProxy(cmd)
 		if err != nil {
-			skipped(pk.key, err.Error())
+			skipped(pk.key, pk.label, err.Error())
 			continue
 		}
 		track(p)
 		if err := waitHTTP("http://"+addr+"/billing/hello", 10*time.Second); err != nil {
-			skipped(pk.key, err.Error())
+			skipped(pk.key, pk.label, err.Error())
 			continue
 		}
 		label := pk.label
@@ -340,12 +340,21 @@ func startTargets(c config, tmp string, st *setup, track func(*proc)) error {
 		}
 		addr, p, version, err := startExt(x, tmp, upstreams, c.threads, st.pin.proxy)
 		if err != nil {
-			skipped(x.key, err.Error())
+			skipped(x.key, x.name, err.Error())
 			continue
 		}
 		track(p)
 		st.targets = append(st.targets, target{key: x.key, label: strings.TrimSpace(x.name + " " + version), base: "http://" + addr + "/billing", pid: p.pid()})
 	}
+	var verified []target
+	for _, t := range st.targets {
+		if err := verifyTarget(t.base); err != nil {
+			skipped(t.key, t.label, err.Error())
+			continue
+		}
+		verified = append(verified, t)
+	}
+	st.targets = verified
 	if len(st.targets) == 0 {
 		return errors.New("no target to load")
 	}

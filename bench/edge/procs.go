@@ -72,6 +72,32 @@ func waitHTTP(u string, d time.Duration) error {
 	}
 }
 
+// verifyTarget checks that base serves what the workload serves for each
+// scenario's path, so that no proxy is measured answering something
+// cheaper (a 404, or the workload's catch-all because a path was not
+// rewritten).
+func verifyTarget(base string) error {
+	for _, c := range []struct {
+		path   string
+		prefix string
+		size   int
+	}{{"/hello", "hello from billing ", -1}, {"/blob", "abcdefghij", 16 << 10}} {
+		resp, err := http.Get(base + c.path)
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", base+c.path, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", base+c.path, err)
+		}
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(body), c.prefix) || (c.size >= 0 && len(body) != c.size) {
+			return fmt.Errorf("GET %s: status %d, %d bytes %.40q: not the workload's answer", base+c.path, resp.StatusCode, len(body), body)
+		}
+	}
+	return nil
+}
+
 // pinning says which CPUs each side of the scenario runs on, as taskset
 // CPU lists ("" leaves a side to the scheduler).
 type pinning struct {

@@ -177,9 +177,9 @@ func renderScenario(b *strings.Builder, c config, st *setup, rep scenarioReport)
 	fmt.Fprintf(b, "ratios, median of the per-round ratios (min-max):\n")
 	fmt.Fprintf(b, "%-3s %-*s", "", labelWidth, "target")
 	for _, ref := range references {
-		fmt.Fprintf(b, " %-18s", "req/s vs "+ref.name)
+		fmt.Fprintf(b, " %-20s", "req/s vs "+ref.name)
 	}
-	fmt.Fprintf(b, " %-18s\n", "cpu/req vs nginx")
+	fmt.Fprintf(b, " %s\n", "cpu/req vs nginx")
 	cell := func(x, y []float64) string {
 		sp, ok := ratioSpread(x, y)
 		if !ok {
@@ -194,13 +194,13 @@ func renderScenario(b *strings.Builder, c config, st *setup, rep scenarioReport)
 			if r, ok := byKey[ref.key]; ok && ref.key != rw.t.key {
 				v = cell(rw.rps, r.rps)
 			}
-			fmt.Fprintf(b, " %-18s", v)
+			fmt.Fprintf(b, " %-20s", v)
 		}
 		v := "-"
 		if r, ok := byKey["e2"]; ok && rw.t.key != "e2" {
 			v = cell(rw.cpu, r.cpu)
 		}
-		fmt.Fprintf(b, " %-18s\n", v)
+		fmt.Fprintf(b, " %s\n", v)
 	}
 	renderBars(b, byKey)
 }
