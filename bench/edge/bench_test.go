@@ -28,6 +28,12 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "paced" {
+		if err := pacedMain(os.Args[2:]); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -48,7 +54,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	c := config{
 		duration: time.Second, rounds: 1, concurrency: 4, threads: 2, out: out, hello: hello, wrk: wrk,
 		skip:      map[string]bool{"edge-ll": true, "caddy": true},
-		scenarios: []string{"tiny"}, maxOther: 0.1, maxSteal: 0.02,
+		scenarios: []string{"tiny"}, maxOther: 0.1, maxSteal: 0.02, rate: 200,
 	}
 	if err := bench(context.Background(), c); err != nil {
 		t.Fatal(err)
@@ -71,7 +77,7 @@ func TestBenchEndToEnd(t *testing.T) {
 			t.Errorf("no measured row for %s", k)
 		}
 	}
-	for _, want := range []string{"## tiny:", "req/s vs baseline", "processes counted: a: hello;", "c: edge.test", "# machine: "} {
+	for _, want := range []string{"## tiny:", "req/s vs baseline", "processes counted: a: hello;", "c: edge.test", "# machine: ", "## moderate: 200 req/s", "bar (c) p99 added"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
 		}

@@ -66,6 +66,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "paced" {
+		if err := pacedMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "paced:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	os.Exit(run())
 }
 
@@ -225,7 +232,7 @@ func bench(ctx context.Context, c config) error {
 	}
 	table := renderAll(c, st, quiet, reports)
 	if c.rate > 0 {
-		table += moderate(c, st.targets)
+		table += moderate(c, st)
 	}
 	fmt.Print(table)
 	if c.out != "" {

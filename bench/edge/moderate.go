@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,9 +46,10 @@ func median(rs []result) result {
 // each request's latency counts from when it was due, so queueing shows) for
 // the workload directly (a), the baseline proxy (b), the edge (c), nginx
 // and HAProxy, in rotated rounds, and reports the p99 each proxy adds over
-// direct. wrk cannot pace requests, so this client is the bench's own,
-// in process; at 1 000 req/s it is far from saturating anything.
-func moderate(c config, targets []target) string {
+// direct. wrk cannot pace requests, so this client is the bench's own:
+// this binary re-executed in paced mode, pinned where wrk would be.
+func moderate(c config, st *setup) string {
+	targets := st.targets
 	var picked []target
 	for _, t := range targets {
 		switch t.key {
@@ -65,7 +69,11 @@ func moderate(c config, targets []target) string {
 		for _, i := range rotation(len(picked), r) {
 			t := picked[i]
 			s0, err := takeSnapshot()
-			res := paced(t.base+"/hello", c.rate, c.warmup, c.duration)
+			res, perr := pacedChild(st.pin.gen, t.base+"/hello", c.rate, c.warmup, c.duration)
+			if perr != nil {
+				fmt.Fprintf(os.Stderr, "==> moderate round %d/%d %-3s failed: %v\n", r+1, c.rounds, t.key, perr)
+				continue
+			}
 			s1, err2 := takeSnapshot()
 			status := ""
 			if err == nil && err2 == nil {
@@ -86,7 +94,7 @@ func moderate(c config, targets []target) string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## moderate: %d req/s open loop (in-process paced client, unpinned), GET /hello, %d rotated rounds of %s; medians\n", c.rate, c.rounds, c.duration)
+	fmt.Fprintf(&b, "\n## moderate: %d req/s open loop (the bench's paced client, pinned as wrk is), GET /hello, %d rotated rounds of %s; medians\n", c.rate, c.rounds, c.duration)
 	fmt.Fprintf(&b, "%-3s %-*s %9s %9s %7s %12s\n", "", labelWidth, "target", "p50", "p99", "errors", "p99 added")
 	base := median(rounds[0])
 	var edgeAdded *time.Duration
@@ -112,6 +120,45 @@ func moderate(c config, targets []target) string {
 		fmt.Fprintf(&b, "bar (c) p99 added <= 1ms at %d req/s: %s, %s\n", c.rate, fmtDur(*edgeAdded), verdict)
 	}
 	return b.String()
+}
+
+// pacedChild runs paced in a child process pinned to cpus and reads its
+// "PACED p50 p99 requests errors" line (durations in nanoseconds).
+func pacedChild(cpus, url string, rate int, warmup, d time.Duration) (result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return result{}, fmt.Errorf("find this binary: %w", err)
+	}
+	args := []string{"paced", "-url", url, "-rate", strconv.Itoa(rate), "-warmup", warmup.String(), "-duration", d.String()}
+	out, err := pinned(cpus, self, args...).Output()
+	if err != nil {
+		return result{}, fmt.Errorf("paced client: %w", err)
+	}
+	var r result
+	var p50, p99 int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "PACED %d %d %d %d", &p50, &p99, &r.requests, &r.errors); err != nil {
+		return result{}, fmt.Errorf("paced client said %q: %w", out, err)
+	}
+	r.p50, r.p99, r.rps = time.Duration(p50), time.Duration(p99), float64(rate)
+	return r, nil
+}
+
+// pacedMain is the paced client's process.
+func pacedMain(args []string) error {
+	fs := flag.NewFlagSet("paced", flag.ContinueOnError)
+	url := fs.String("url", "", "URL to GET")
+	rate := fs.Int("rate", 1000, "requests per second")
+	warmup := fs.Duration("warmup", time.Second, "unmeasured time first")
+	d := fs.Duration("duration", 3*time.Second, "measured time")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" || *rate <= 0 {
+		return errors.New("paced needs -url and a positive -rate")
+	}
+	r := paced(*url, *rate, *warmup, *d)
+	fmt.Printf("PACED %d %d %d %d\n", r.p50, r.p99, r.requests, r.errors)
+	return nil
 }
 
 // paced sends GETs to target at rate per second for d (after warmup) and
