@@ -24,6 +24,8 @@ type procStat struct {
 	// (all its threads) plus that of its children it has already reaped,
 	// so a child that exits during a window still counts.
 	cpu uint64
+	// own is utime+stime alone: what the process itself ran.
+	own uint64
 }
 
 // parseProcStat parses one /proc/<pid>/stat line. The command name is in
@@ -48,7 +50,7 @@ func parseProcStat(line string) (procStat, error) {
 	if err != nil {
 		return procStat{}, fmt.Errorf("stat line %q: ppid: %w", line, err)
 	}
-	var cpu uint64
+	var cpu, own uint64
 	for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
 		v, err := strconv.ParseInt(f[i], 10, 64)
 		if err != nil {
@@ -56,9 +58,12 @@ func parseProcStat(line string) (procStat, error) {
 		}
 		if v > 0 {
 			cpu += uint64(v)
+			if i < 13 {
+				own += uint64(v)
+			}
 		}
 	}
-	return procStat{pid: pid, ppid: ppid, comm: line[open+1 : end], cpu: cpu}, nil
+	return procStat{pid: pid, ppid: ppid, comm: line[open+1 : end], cpu: cpu, own: own}, nil
 }
 
 // allProcs reads every process's stat line. Processes that exit while the
@@ -200,59 +205,75 @@ type usage struct {
 	top        string  // the busiest other processes, "name cores, ..."
 }
 
-// isKernelThread: kthreadd (pid 2) and its children. They are left out of
-// "other processes", since the loopback traffic of the scenario itself
-// keeps some of them (softirq, kworkers) busy.
-func isKernelThread(p procStat) bool { return p.pid == 2 || p.ppid == 2 }
-
-// usageBetween measures the CPU that processes outside the bench's own tree
-// (rooted at self: the generator, the workloads and the proxies are all its
-// descendants) used between a and b, per process from /proc/<pid>/stat, and
-// the share of CPU time stolen from the machine.
+// usageBetween measures the CPU used between a and b by everything outside
+// the bench's own process tree (rooted at self: the generator, the
+// workloads and the proxies are all its descendants): the machine's busy
+// time from /proc/stat less the tree's from /proc/<pid>/stat. That also
+// catches processes that started and ended between the snapshots, and
+// kernel work done on anyone's behalf, which leans towards calling a round
+// loaded rather than quiet. The busiest other processes are named from
+// their own utime+stime. Steal is the share of all CPU time the hypervisor
+// gave to someone else.
 func usageBetween(a, b snapshot, self int) usage {
 	secs := b.at.Sub(a.at).Seconds()
 	if secs <= 0 {
 		return usage{}
 	}
+	treeA, treeB := treeOf(a.procs, self), treeOf(b.procs, self)
+	var ours uint64
+	if treeB.cpu > treeA.cpu {
+		ours = treeB.cpu - treeA.cpu
+	}
+	var busy uint64
+	if b.sys.busy > a.sys.busy {
+		busy = b.sys.busy - a.sys.busy
+	}
+	var other uint64
+	if busy > ours {
+		other = busy - ours
+	}
+	u := usage{otherCores: float64(other) / userHZ / secs, load1: loadAvg1(), top: busiest(a, b, treeB.pids, secs)}
+	if tot := b.sys.total - a.sys.total; tot > 0 {
+		u.stealFrac = float64(b.sys.steal-a.sys.steal) / float64(tot)
+	}
+	return u
+}
+
+// busiest names the three processes outside ours that ran the most between
+// a and b, as "name cores, ...".
+func busiest(a, b snapshot, ourPIDs []int, secs float64) string {
 	ours := map[int]bool{}
-	for _, pid := range treeOf(b.procs, self).pids {
+	for _, pid := range ourPIDs {
 		ours[pid] = true
 	}
 	before := map[int]uint64{}
 	for _, p := range a.procs {
-		before[p.pid] = p.cpu
+		before[p.pid] = p.own
 	}
 	type busy struct {
 		name  string
-		cores float64
+		ticks uint64
 	}
 	var others []busy
-	var total uint64
 	for _, p := range b.procs {
-		if ours[p.pid] || isKernelThread(p) {
+		if ours[p.pid] {
 			continue
 		}
-		d := p.cpu
+		d := p.own
 		if c, ok := before[p.pid]; ok {
 			if c > d {
 				continue // pid reused
 			}
 			d -= c
 		}
-		if d == 0 {
-			continue
+		if d > 0 {
+			others = append(others, busy{p.comm, d})
 		}
-		total += d
-		others = append(others, busy{p.comm, float64(d) / userHZ / secs})
 	}
-	sort.Slice(others, func(i, j int) bool { return others[i].cores > others[j].cores })
+	sort.Slice(others, func(i, j int) bool { return others[i].ticks > others[j].ticks })
 	var top []string
 	for i := 0; i < len(others) && i < 3; i++ {
-		top = append(top, fmt.Sprintf("%s %.2f", others[i].name, others[i].cores))
+		top = append(top, fmt.Sprintf("%s %.2f", others[i].name, float64(others[i].ticks)/userHZ/secs))
 	}
-	u := usage{otherCores: float64(total) / userHZ / secs, load1: loadAvg1(), top: strings.Join(top, ", ")}
-	if tot := b.sys.total - a.sys.total; tot > 0 {
-		u.stealFrac = float64(b.sys.steal-a.sys.steal) / float64(tot)
-	}
-	return u
+	return strings.Join(top, ", ")
 }

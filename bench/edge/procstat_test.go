@@ -19,9 +19,9 @@ func TestParseProcStat(t *testing.T) {
 		want       procStat
 		err        bool
 	}{
-		{"plain", "42 (nginx)" + rest, procStat{pid: 42, ppid: 41, comm: "nginx", cpu: 210}, false},
-		{"spaces and parens in the name", "42 (a) b (c))" + rest, procStat{pid: 42, ppid: 41, comm: "a) b (c)", cpu: 210}, false},
-		{"negative cutime of a reaped child", "42 (x) S 41 42 42 0 -1 0 0 0 0 0 5 5 -1 0 20", procStat{pid: 42, ppid: 41, comm: "x", cpu: 10}, false},
+		{"plain", "42 (nginx)" + rest, procStat{pid: 42, ppid: 41, comm: "nginx", cpu: 210, own: 200}, false},
+		{"spaces and parens in the name", "42 (a) b (c))" + rest, procStat{pid: 42, ppid: 41, comm: "a) b (c)", cpu: 210, own: 200}, false},
+		{"negative cutime of a reaped child", "42 (x) S 41 42 42 0 -1 0 0 0 0 0 5 5 -1 0 20", procStat{pid: 42, ppid: 41, comm: "x", cpu: 10, own: 10}, false},
 		{"truncated", "42 (x) S 41 42", procStat{}, true},
 		{"no name", "42 x S 41", procStat{}, true},
 	} {
@@ -64,21 +64,23 @@ func TestParseSysStat(t *testing.T) {
 func TestUsageBetween(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	ps := func(v ...procStat) []procStat { return v }
-	a := snapshot{at: t0, sys: sysStat{total: 1000, steal: 10}, procs: ps(
-		procStat{pid: 100, ppid: 1, comm: "bench", cpu: 10},
-		procStat{pid: 101, ppid: 100, comm: "wrk", cpu: 0},
+	a := snapshot{at: t0, sys: sysStat{busy: 500, total: 1000, steal: 10}, procs: ps(
+		procStat{pid: 100, ppid: 1, comm: "bench", cpu: 10, own: 10},
+		procStat{pid: 101, ppid: 100, comm: "proxy", cpu: 0},
 		procStat{pid: 200, ppid: 1, comm: "compile", cpu: 0},
-		procStat{pid: 300, ppid: 2, comm: "ksoftirqd/0", cpu: 0},
-		procStat{pid: 500, ppid: 1, comm: "old", cpu: 100},
+		procStat{pid: 500, ppid: 1, comm: "old", cpu: 100, own: 100},
 	)}
-	b := snapshot{at: t0.Add(time.Second), sys: sysStat{total: 1200, steal: 12}, procs: ps(
-		procStat{pid: 100, ppid: 1, comm: "bench", cpu: 60},
-		procStat{pid: 101, ppid: 100, comm: "wrk", cpu: 90},  // ours
-		procStat{pid: 102, ppid: 101, comm: "child", cpu: 9}, // ours, new
-		procStat{pid: 200, ppid: 1, comm: "compile", cpu: 50},
-		procStat{pid: 300, ppid: 2, comm: "ksoftirqd/0", cpu: 40}, // kernel thread
-		procStat{pid: 400, ppid: 1, comm: "go", cpu: 10},          // started in the window
-		procStat{pid: 500, ppid: 1, comm: "new", cpu: 5},          // pid reused
+	// Over 2 s the machine was busy for 260 ticks; the bench's tree ran
+	// 140 of them (its reaped wrk counted through cutime), so others ran
+	// 120 ticks: 0.6 cores.
+	b := snapshot{at: t0.Add(2 * time.Second), sys: sysStat{busy: 760, total: 1400, steal: 14}, procs: ps(
+		procStat{pid: 100, ppid: 1, comm: "bench", cpu: 100, own: 20},   // reaped wrk: 80 ticks
+		procStat{pid: 101, ppid: 100, comm: "proxy", cpu: 40, own: 40},  // ours
+		procStat{pid: 102, ppid: 101, comm: "plugin", cpu: 10, own: 10}, // ours, new
+		procStat{pid: 200, ppid: 1, comm: "compile", cpu: 60, own: 60},  // other
+		procStat{pid: 400, ppid: 1, comm: "go", cpu: 20, own: 20},       // other, new
+		procStat{pid: 500, ppid: 1, comm: "new", cpu: 5, own: 5},        // pid reused
+		procStat{pid: 600, ppid: 1, comm: "make", cpu: 9000, own: 0},    // reaped a long child: not named
 	)}
 	u := usageBetween(a, b, 100)
 	if math.Abs(u.otherCores-0.6) > 1e-9 {
@@ -87,7 +89,7 @@ func TestUsageBetween(t *testing.T) {
 	if math.Abs(u.stealFrac-0.01) > 1e-9 {
 		t.Fatalf("steal %v, want 0.01", u.stealFrac)
 	}
-	if u.top != "compile 0.50, go 0.10" {
+	if u.top != "compile 0.30, go 0.10" {
 		t.Fatalf("top %q", u.top)
 	}
 	c := config{maxOther: 0.5, maxSteal: 0.02}
@@ -97,6 +99,10 @@ func TestUsageBetween(t *testing.T) {
 	c.maxOther = 1
 	if c.isLoaded(u) {
 		t.Fatal("0.6 other cores under a 1.0 limit is LOADED")
+	}
+	c.maxSteal = 0.005
+	if !c.isLoaded(u) {
+		t.Fatal("1% steal over a 0.5% limit is not LOADED")
 	}
 }
 
