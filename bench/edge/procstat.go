@@ -232,7 +232,16 @@ func usageBetween(a, b snapshot, self int) usage {
 	if busy > ours {
 		other = busy - ours
 	}
-	u := usage{otherCores: float64(other) / userHZ / secs, load1: loadAvg1(), top: busiest(a, b, treeB.pids, secs)}
+	top, named := busiest(a, b, treeB.pids, secs)
+	u := usage{otherCores: float64(other) / userHZ / secs, load1: loadAvg1(), top: top}
+	if rest := u.otherCores - named; rest >= 0.05 {
+		// Processes that began and ended between the snapshots, or that
+		// this /proc does not show (another PID namespace).
+		if u.top != "" {
+			u.top += ", "
+		}
+		u.top += fmt.Sprintf("%.2f not seen in /proc", rest)
+	}
 	if tot := b.sys.total - a.sys.total; tot > 0 {
 		u.stealFrac = float64(b.sys.steal-a.sys.steal) / float64(tot)
 	}
@@ -240,8 +249,8 @@ func usageBetween(a, b snapshot, self int) usage {
 }
 
 // busiest names the three processes outside ours that ran the most between
-// a and b, as "name cores, ...".
-func busiest(a, b snapshot, ourPIDs []int, secs float64) string {
+// a and b, as "name cores, ...", and adds up the cores of all of them.
+func busiest(a, b snapshot, ourPIDs []int, secs float64) (string, float64) {
 	ours := map[int]bool{}
 	for _, pid := range ourPIDs {
 		ours[pid] = true
@@ -255,6 +264,7 @@ func busiest(a, b snapshot, ourPIDs []int, secs float64) string {
 		ticks uint64
 	}
 	var others []busy
+	var total uint64
 	for _, p := range b.procs {
 		if ours[p.pid] {
 			continue
@@ -268,6 +278,7 @@ func busiest(a, b snapshot, ourPIDs []int, secs float64) string {
 		}
 		if d > 0 {
 			others = append(others, busy{p.comm, d})
+			total += d
 		}
 	}
 	sort.Slice(others, func(i, j int) bool { return others[i].ticks > others[j].ticks })
@@ -275,5 +286,5 @@ func busiest(a, b snapshot, ourPIDs []int, secs float64) string {
 	for i := 0; i < len(others) && i < 3; i++ {
 		top = append(top, fmt.Sprintf("%s %.2f", others[i].name, float64(others[i].ticks)/userHZ/secs))
 	}
-	return strings.Join(top, ", ")
+	return strings.Join(top, ", "), float64(total) / userHZ / secs
 }
