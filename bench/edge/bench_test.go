@@ -72,7 +72,7 @@ func TestBenchEndToEnd(t *testing.T) {
 		}
 	}
 	for _, k := range keys {
-		row := regexp.MustCompile(`(?m)^` + k + ` +\S.* +\d+ +\d+-\d+ +\d+us +\d+us +[\d.]+us +[\d.]+[ *] +0$`)
+		row := regexp.MustCompile(`(?m)^` + k + ` +\S.* +\d+ +\d+-\d+ +\d+us +\d+us +[\d.]+us +[\d.]+[ *] +[\d.]+ +0$`)
 		if !row.MatchString(table) {
 			t.Errorf("no measured row for %s", k)
 		}

@@ -167,10 +167,11 @@ type target struct {
 
 // setup is everything the scenarios run against.
 type setup struct {
-	targets []target
-	skipped []target // label holds "skipped: why"
-	pin     pinning
-	counted map[string]string // target key -> processes counted, e.g. "nginx x3"
+	targets   []target
+	skipped   []target // label holds "skipped: why"
+	pin       pinning
+	counted   map[string]string // target key -> processes counted, e.g. "nginx x3"
+	workloads []int             // pids of the hello workloads
 }
 
 func bench(ctx context.Context, c config) error {
@@ -295,6 +296,7 @@ func startTargets(c config, tmp string, st *setup, track func(*proc)) error {
 		upstreams = append(upstreams, "127.0.0.1:"+strconv.Itoa(port))
 		helloPIDs = append(helloPIDs, p.pid())
 	}
+	st.workloads = helloPIDs
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find this binary: %w", err)

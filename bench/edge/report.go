@@ -18,7 +18,7 @@ type row struct {
 	rps               []float64 // per round, 0 where the round failed
 	cpu               []float64 // CPU per request in seconds, per round
 	p50, p99, cpuReq  time.Duration
-	cores             float64
+	cores, load       float64
 	errors, completed int
 	failed            int
 	failure           string
@@ -28,7 +28,7 @@ func rowsOf(rep scenarioReport) []row {
 	var rows []row
 	for i, t := range rep.targets {
 		rw := row{t: t}
-		var p50, p99, cpu, cores []float64
+		var p50, p99, cpu, cores, load []float64
 		for _, s := range rep.samples[i] {
 			if s.err != nil {
 				rw.failed++
@@ -43,6 +43,7 @@ func rowsOf(rep scenarioReport) []row {
 			p99 = append(p99, float64(s.res.p99))
 			cpu = append(cpu, float64(s.cpuPerReq))
 			cores = append(cores, s.cpuCores)
+			load = append(load, s.loadCores)
 			rw.errors += s.res.errors
 			rw.completed += s.res.requests
 		}
@@ -50,6 +51,7 @@ func rowsOf(rep scenarioReport) []row {
 		rw.p99 = time.Duration(spreadOf(p99).med)
 		rw.cpuReq = time.Duration(spreadOf(cpu).med)
 		rw.cores = spreadOf(cores).med
+		rw.load = spreadOf(load).med
 		rows = append(rows, rw)
 	}
 	return rows
@@ -113,6 +115,7 @@ func renderAll(c config, st *setup, quiet usage, reps []scenarioReport) string {
 	fmt.Fprintf(&b, "# pinning: %s; every proxy runs %d worker processes or threads (GOMAXPROCS=%d for the Go ones)\n", st.pin.note, c.threads, c.threads)
 	fmt.Fprintf(&b, "# 3 hello workloads on loopback; proxies get /billing/<path>, direct gets /<path>\n")
 	fmt.Fprintf(&b, "# cpu/req: utime+stime (with reaped children) of the target's process tree from /proc/<pid>/stat over the measured window, per completed request; cpu: the same in cores\n")
+	fmt.Fprintf(&b, "# load: cores used by the load side over the same window: wrk (reaped by the bench), the bench process and the 3 workloads\n")
 	var counted []string
 	for _, t := range st.targets {
 		if n, ok := st.counted[t.key]; ok {
@@ -140,7 +143,7 @@ const saturated = 0.9
 
 func renderScenario(b *strings.Builder, c config, st *setup, rep scenarioReport) {
 	fmt.Fprintf(b, "## %s: %s, %d connections\n", rep.sc.name, rep.sc.desc, c.concurrency)
-	fmt.Fprintf(b, "%-3s %-*s %8s %13s %8s %8s %8s %5s %7s\n", "", labelWidth, "target", "req/s", "min-max", "p50", "p99", "cpu/req", "cpu", "errors")
+	fmt.Fprintf(b, "%-3s %-*s %8s %13s %8s %8s %8s %5s  %5s %7s\n", "", labelWidth, "target", "req/s", "min-max", "p50", "p99", "cpu/req", "cpu", "load", "errors")
 	rows := rowsOf(rep)
 	unsaturated := false
 	for _, rw := range rows {
@@ -155,8 +158,8 @@ func renderScenario(b *strings.Builder, c config, st *setup, rep scenarioReport)
 			mark = "*"
 			unsaturated = true
 		}
-		fmt.Fprintf(b, "%-3s %-*s %8.0f %13s %8s %8s %8s %5.2f%s %6d", rw.t.key, labelWidth, clip(rw.t.label), sp.med,
-			fmt.Sprintf("%.0f-%.0f", sp.lo, sp.hi), fmtDur(rw.p50), fmtDur(rw.p99), fmtDur(rw.cpuReq), rw.cores, mark, rw.errors)
+		fmt.Fprintf(b, "%-3s %-*s %8.0f %13s %8s %8s %8s %5.2f%s %5.2f %7d", rw.t.key, labelWidth, clip(rw.t.label), sp.med,
+			fmt.Sprintf("%.0f-%.0f", sp.lo, sp.hi), fmtDur(rw.p50), fmtDur(rw.p99), fmtDur(rw.cpuReq), rw.cores, mark, rw.load, rw.errors)
 		if rw.failed > 0 {
 			fmt.Fprintf(b, "  (%d rounds failed: %s)", rw.failed, rw.failure)
 		}
@@ -166,7 +169,7 @@ func renderScenario(b *strings.Builder, c config, st *setup, rep scenarioReport)
 		fmt.Fprintf(b, "%-3s %s\n", t.key, t.label)
 	}
 	if unsaturated {
-		fmt.Fprintf(b, "* the proxy used less than %.0f%% of its core: the generator and workloads' core limited this row, so its req/s ratios understate it; compare cpu/req\n", 100*saturated)
+		fmt.Fprintf(b, "* the proxy used less than %.0f%% of its core, so something else limited the row and its req/s ratios understate the proxy (compare cpu/req): the load side (load near %s) or other processes on the machine\n", 100*saturated, loadFull(st.pin))
 	}
 	fmt.Fprintf(b, "%s\n", verdictOf([]scenarioReport{rep}).line(c))
 
@@ -233,6 +236,14 @@ func renderBars(b *strings.Builder, byKey map[string]row) {
 	if len(parts) > 0 {
 		fmt.Fprintf(b, "bars (c): %s\n", strings.Join(parts, "; "))
 	}
+}
+
+// loadFull is the load side's capacity in cores, as the footnote puts it.
+func loadFull(p pinning) string {
+	if p.gen != "" && p.gen == p.workload {
+		return "1.00, its one core"
+	}
+	return "the cores it may use"
 }
 
 func clip(s string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +47,7 @@ type sample struct {
 	res       wrkResult
 	cpuPerReq time.Duration // CPU of the target's processes per request
 	cpuCores  float64       // the same CPU, in cores over the window
+	loadCores float64       // cores the load side used: wrk, the bench itself, the workloads
 	before    usage         // other processes during the warmup
 	during    usage         // other processes during the measurement
 	loaded    bool
@@ -139,10 +141,31 @@ func measure(ctx context.Context, c config, st *setup, t target, sc scenario, se
 		}
 		s.cpuCores = cpu.Seconds() / s2.at.Sub(s1.at).Seconds()
 	}
+	s.loadCores = loadSide(s1, s2, self, st.workloads)
 	if _, ok := st.counted[t.key]; !ok {
 		st.counted[t.key] = countNames(t2.names)
 	}
 	return s, nil
+}
+
+// loadSide is the cores used between a and b by the bench process itself
+// (its cutime holds the wrk runs it reaped) and the workloads.
+func loadSide(a, b snapshot, self int, workloads []int) float64 {
+	cpu := func(s snapshot) uint64 {
+		var n uint64
+		for _, p := range s.procs {
+			if p.pid == self || slices.Contains(workloads, p.pid) {
+				n += p.cpu
+			}
+		}
+		return n
+	}
+	ca, cb := cpu(a), cpu(b)
+	secs := b.at.Sub(a.at).Seconds()
+	if cb < ca || secs <= 0 {
+		return 0
+	}
+	return float64(cb-ca) / userHZ / secs
 }
 
 func (c config) isLoaded(u usage) bool {
