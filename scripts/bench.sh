@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every benchmark scenario of the project and prints one summary table of
-# medians and ratios, also written to bench/results.txt.
+# medians and ratios, also written to bench/results.txt. The edge load
+# scenario's own table (bench/edge/results.txt) is included whole; it says
+# whether the machine was busy while it ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${BENCH_COUNT:-5}"
 out=bench/results.txt
+edge_out=bench/edge/results.txt
 raw="$(mktemp -d)"
 trap 'rm -rf "$raw"' EXIT
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 pkgs=$(go list ./... | while read -r p; do
 	d="$(go list -f '{{.Dir}}' "$p")"
@@ -18,8 +22,9 @@ go test -run '^$' -bench . -benchmem -count "$count" -timeout 60m $pkgs | tee "$
 edge_table=""
 if [ -d bench/edge ]; then
 	echo "==> edge load scenario" >&2
-	if make -s bench-edge EDGE_OUT="$raw/edge.txt" >&2; then
-		edge_table="$raw/edge.txt"
+	rm -f "$edge_out"
+	if make -s bench-edge EDGE_OUT="$edge_out" >&2; then
+		edge_table="$edge_out"
 	else
 		echo "edge load scenario failed" >&2
 	fi
@@ -28,6 +33,8 @@ fi
 {
 	echo "# Mycelium Mesh benchmark summary"
 	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3)"
+	echo "# load average (1, 5, 15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# (the go benchmarks do not check for other load; the edge table below does, per measurement)"
 	echo
 	go run ./bench/summary < "$raw/go.txt"
 	if [ -n "$edge_table" ] && [ -f "$edge_table" ]; then

@@ -1,22 +1,34 @@
 // Command edge is the edge's load scenario. On loopback it starts the hello
-// workload three times and drives a closed-loop load (N keep-alive workers)
-// through each target in turn, in one run:
+// workload three times and loads each target through wrk, in one run:
 //
-//	a  the workload directly
-//	b  an in-process httputil.ReverseProxy with a tuned transport (baseline)
-//	c  the mesh edge, round-robin from the out-of-process plugin
-//	d  the mesh edge, least-loaded from the out-of-process plugin
-//	e  Caddy and nginx as equivalent reverse proxies, when installed
+//	a   the workload directly
+//	b   an httputil.ReverseProxy with a tuned transport (baseline)
+//	c   the mesh edge, round-robin from the out-of-process plugin
+//	d   the mesh edge, least-loaded from the out-of-process plugin
+//	e1  Caddy, e2 nginx, e3 HAProxy as equivalent reverse proxies
 //
-// Every proxy runs in its own process (this binary re-executed in proxy
-// mode, or the caddy and nginx binaries), so the load generator and the
-// proxy under test are scheduled by the kernel, not by one Go runtime. The
-// balancer plugins run out of process through core/pluginhost, served by
-// the mesh binary given with -mesh (its hidden plugin-serve mode) or, by
-// default, by this binary, which serves the same bundled plugins.
+// The load comes from wrk, an external generator that costs far less CPU
+// per request than a Go client and so does not compress the differences
+// between proxies. Where two CPUs or more exist, wrk (and, on a two-CPU
+// machine, the workloads) run on one and the proxy under test alone on
+// another, so the proxy's core is what limits throughput.
 //
-// It prints requests/s, p50 and p99 per target and the ratios to the
-// baseline, and writes the same table to -out.
+// Every proxy is a process of its own (this binary re-executed in proxy
+// mode, or the caddy, nginx and haproxy binaries) with the same number of
+// worker processes or threads. The balancer plugins run out of process
+// through core/pluginhost, served by the mesh binary given with -mesh or,
+// by default, by this binary, which serves the same bundled plugins.
+//
+// Scenarios: the tiny hello answer and a 16 KiB answer over keep-alive
+// connections, and the tiny answer with a new connection per request. Each
+// runs in rounds that rotate the order of the targets; the table shows the
+// median and the spread (min-max) of the rounds, p50 and p99 from wrk's
+// latency distribution, the CPU per request of the target's processes from
+// /proc/<pid>/stat, and the ratios to the baseline, nginx and HAProxy,
+// taken round by round. Before and during every round the bench measures
+// what other processes on the machine use and how much CPU the hypervisor
+// steals; when either passes a limit the table says LOADED instead of
+// passing off its numbers as sound.
 package main
 
 import (
@@ -26,30 +38,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/mycelium-mesh/mesh/core/edge"
-	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
-	"github.com/mycelium-mesh/mesh/sdk"
 )
 
 func main() {
@@ -67,6 +66,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "paced" {
+		if err := pacedMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "paced:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	os.Exit(run())
 }
 
@@ -75,37 +81,52 @@ type config struct {
 	duration    time.Duration
 	warmup      time.Duration
 	concurrency int
+	threads     int
 	out         string
 	mesh        string
 	hello       string
+	wrk         string
 	skip        map[string]bool
+	scenarios   []string
 	profileDir  string
 	rounds      int
 	rate        int
+	maxOther    float64
+	maxSteal    float64
 }
 
 func run() int {
 	var c config
-	var skip string
+	var skip, scenarios string
 	fs := flag.NewFlagSet("edge-bench", flag.ContinueOnError)
-	fs.DurationVar(&c.duration, "duration", 3*time.Second, "measured time per target and round")
-	fs.IntVar(&c.rounds, "rounds", 3, "interleaved rounds over all targets; the table shows medians")
-	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured load before each measurement")
-	fs.IntVar(&c.concurrency, "concurrency", 16, "closed-loop workers (keep-alive connections)")
+	fs.DurationVar(&c.duration, "duration", 3*time.Second, "measured time per target and round (whole seconds, as wrk takes them)")
+	fs.IntVar(&c.rounds, "rounds", 3, "rounds over all targets, each in a rotated order; the table shows medians and min-max")
+	fs.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured load before each measurement (0: none)")
+	fs.IntVar(&c.concurrency, "concurrency", 16, "wrk connections")
+	fs.IntVar(&c.threads, "proxy-threads", 2, "worker processes (nginx), threads (HAProxy) or GOMAXPROCS (Go proxies) of every proxy")
 	fs.StringVar(&c.out, "out", "", "also write the result table to this file")
 	fs.StringVar(&c.mesh, "mesh", "", "mesh binary serving bundled plugins (default: this binary)")
 	fs.StringVar(&c.hello, "hello", "", "prebuilt hello workload (default: go build ./workloads/hello)")
+	fs.StringVar(&c.wrk, "wrk", "wrk", "wrk binary")
 	fs.StringVar(&c.profileDir, "cpuprofile", "", "directory where each Go proxy child writes KIND.pprof")
 	fs.IntVar(&c.rate, "rate", 1000, "requests/s of the moderate-load latency scenario (0 skips it)")
-	fs.StringVar(&skip, "skip", "", "comma-separated targets to skip: direct,baseline,edge-rr,edge-ll,caddy,nginx")
+	fs.Float64Var(&c.maxOther, "max-other-cpu", 0.1, "cores other processes may use during a round before it counts as LOADED")
+	fs.Float64Var(&c.maxSteal, "max-steal", 0.02, "share of CPU time the hypervisor may steal during a round before it counts as LOADED")
+	fs.StringVar(&skip, "skip", "", "comma-separated targets to skip: direct,baseline,edge-rr,edge-ll,caddy,nginx,haproxy")
+	fs.StringVar(&scenarios, "scenarios", "tiny,16k,close", "comma-separated scenarios: "+scenarioNames())
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
-	c.skip = map[string]bool{}
-	for _, s := range strings.Split(skip, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			c.skip[s] = true
+	c.skip = splitSet(skip)
+	for s := range strings.SplitSeq(scenarios, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
 		}
+		if _, ok := scenarioByName(s); !ok {
+			fmt.Fprintf(os.Stderr, "edge bench: unknown scenario %q (have %s)\n", s, scenarioNames())
+			return 2
+		}
+		c.scenarios = append(c.scenarios, s)
 	}
 	for _, p := range []*string{&c.mesh, &c.hello} {
 		if *p != "" {
@@ -117,89 +138,51 @@ func run() int {
 			*p = abs
 		}
 	}
-	if c.rounds < 1 {
-		c.rounds = 1
-	}
-	if err := bench(c); err != nil {
+	c.rounds = max(c.rounds, 1)
+	c.threads = max(c.threads, 1)
+	c.duration = max(c.duration.Round(time.Second), time.Second)
+	if err := bench(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "edge bench:", err)
 		return 1
 	}
 	return 0
 }
 
-// proc is a child process in its own process group.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (p *proc) stop() {
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-func start(name string, cmd *exec.Cmd) (*proc, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitHTTP waits until url answers 200.
-func waitHTTP(u string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		resp, err := http.Get(u)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
+func splitSet(s string) map[string]bool {
+	m := map[string]bool{}
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			m[v] = true
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready: %w", u, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// result of one target.
-type result struct {
-	key, label string
-	rps        float64
-	p50, p99   time.Duration
-	requests   int
-	errors     int
-	note       string
+	return m
 }
 
 // target is one thing the scenario loads: the workload or a proxy.
-type target struct{ key, label, url, skip string }
+type target struct {
+	key, label string
+	base       string // URL that a scenario's path is appended to
+	pid        int    // root of the processes whose CPU counts for it
+}
 
-func bench(c config) error {
+// setup is everything the scenarios run against.
+type setup struct {
+	targets   []target
+	skipped   []target // label holds "skipped: why"
+	pin       pinning
+	counted   map[string]string // target key -> processes counted, e.g. "nginx x3"
+	workloads []int             // pids of the hello workloads
+}
+
+func bench(ctx context.Context, c config) error {
+	wrkBin, err := exec.LookPath(c.wrk)
+	if err != nil {
+		return fmt.Errorf("wrk not found (%w): make bench-edge installs it from Debian's packages", err)
+	}
+	c.wrk = wrkBin
 	tmp, err := os.MkdirTemp("", "edge-bench-")
 	if err != nil {
-		return err
+		return fmt.Errorf("scratch directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 
@@ -228,6 +211,60 @@ func bench(c config) error {
 		procsMu.Unlock()
 	}
 
+	// How busy the machine is before the bench adds anything.
+	quiet, err := measureQuiet(ctx, time.Second)
+	if err != nil {
+		return err
+	}
+	_, haveTaskset := lookBin([]string{"taskset"})
+	st := &setup{pin: planPinning(allowedCPUs(), haveTaskset), counted: map[string]string{}}
+	if err := startTargets(c, tmp, st, track); err != nil {
+		return err
+	}
+
+	var reports []scenarioReport
+	for _, name := range c.scenarios {
+		sc, _ := scenarioByName(name)
+		rep, err := runScenario(ctx, c, st, sc)
+		if err != nil {
+			return err
+		}
+		reports = append(reports, rep)
+	}
+	table := renderAll(c, st, quiet, reports)
+	if c.rate > 0 {
+		table += moderate(c, st)
+	}
+	fmt.Print(table)
+	if c.out != "" {
+		if err := os.WriteFile(c.out, []byte(table), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", c.out, err)
+		}
+	}
+	return nil
+}
+
+// measureQuiet is what other processes use over d while the bench is idle.
+func measureQuiet(ctx context.Context, d time.Duration) (usage, error) {
+	a, err := takeSnapshot()
+	if err != nil {
+		return usage{}, err
+	}
+	select {
+	case <-ctx.Done():
+		return usage{}, ctx.Err()
+	case <-time.After(d):
+	}
+	b, err := takeSnapshot()
+	if err != nil {
+		return usage{}, err
+	}
+	return usageBetween(a, b, os.Getpid()), nil
+}
+
+// startTargets starts the workloads and every proxy. Idle ones cost
+// nothing while another is measured.
+func startTargets(c config, tmp string, st *setup, track func(*proc)) error {
 	hello := c.hello
 	if hello == "" {
 		hello = filepath.Join(tmp, "hello")
@@ -237,13 +274,14 @@ func bench(c config) error {
 			return fmt.Errorf("build hello (run from the module root or pass -hello): %w", err)
 		}
 	}
-	var endpoints []string
+	var endpoints, upstreams []string
+	var helloPIDs []int
 	for i := 0; i < 3; i++ {
 		port, err := freePort()
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command(hello)
+		cmd := pinned(st.pin.workload, hello)
 		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), fmt.Sprintf("MESH_INSTANCE=bench-%d", i+1))
 		p, err := start("hello", cmd)
 		if err != nil {
@@ -255,30 +293,27 @@ func bench(c config) error {
 			return err
 		}
 		endpoints = append(endpoints, u)
+		upstreams = append(upstreams, "127.0.0.1:"+strconv.Itoa(port))
+		helloPIDs = append(helloPIDs, p.pid())
 	}
+	st.workloads = helloPIDs
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return fmt.Errorf("find this binary: %w", err)
 	}
-
-	// Start every target first; idle ones cost nothing. Then measure them
-	// in interleaved rounds so that noise from the machine spreads over all
-	// targets alike, and report medians.
-	var targets []target
-	var skippedRows []result
-	skipped := func(key, label, why string) {
-		fmt.Fprintf(os.Stderr, "==> %s: skipped: %s\n", key, why)
-		skippedRows = append(skippedRows, result{key: key, label: label, note: "skipped: " + why})
+	skipped := func(key, name, why string) {
+		fmt.Fprintf(os.Stderr, "==> %s %s: skipped: %s\n", key, name, why)
+		st.skipped = append(st.skipped, target{key: key, label: name + ": skipped: " + why})
 	}
 	if !c.skip["direct"] {
-		targets = append(targets, target{key: "a", label: "direct to one workload", url: endpoints[0] + "/hello"})
+		st.targets = append(st.targets, target{key: "a", label: "direct to one workload", base: endpoints[0], pid: helloPIDs[0]})
 	}
-	proxyKinds := []struct{ skip, key, kind, label string }{
+	goProxies := []struct{ skip, key, kind, label string }{
 		{"baseline", "b", "baseline", "httputil.ReverseProxy, tuned (baseline)"},
 		{"edge-rr", "c", "edge-rr", "edge, round-robin plugin (out of process)"},
 		{"edge-ll", "d", "edge-ll", "edge, least-loaded plugin (out of process)"},
 	}
-	for _, pk := range proxyKinds {
+	for _, pk := range goProxies {
 		if c.skip[pk.skip] {
 			continue
 		}
@@ -289,7 +324,8 @@ func bench(c config) error {
 		if c.profileDir != "" {
 			args = append(args, "-cpuprofile", filepath.Join(c.profileDir, pk.kind+".pprof"))
 		}
-		cmd := exec.Command(self, args...)
+		cmd := pinned(st.pin.proxy, self, args...)
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(c.threads))
 		cmd.Stderr = os.Stderr
 		addr, p, note, err := startProxy(cmd)
 		if err != nil {
@@ -305,52 +341,31 @@ func bench(c config) error {
 		if note != "" {
 			label += " [" + note + "]"
 		}
-		targets = append(targets, target{key: pk.key, label: label, url: "http://" + addr + "/billing/hello"})
+		st.targets = append(st.targets, target{key: pk.key, label: label, base: "http://" + addr + "/billing", pid: p.pid()})
 	}
-	if !c.skip["caddy"] {
-		if addr, p, version, err := startCaddy(tmp, endpoints); err != nil {
-			skipped("e1", "caddy", err.Error())
-		} else {
-			track(p)
-			targets = append(targets, target{key: "e1", label: "caddy " + version + " reverse_proxy", url: "http://" + addr + "/billing/hello"})
+	for _, x := range extProxies {
+		if c.skip[x.name] {
+			continue
 		}
-	}
-	if !c.skip["nginx"] {
-		if addr, p, version, err := startNginx(tmp, endpoints); err != nil {
-			skipped("e2", "nginx", err.Error())
-		} else {
-			track(p)
-			targets = append(targets, target{key: "e2", label: "nginx " + version + " proxy_pass, keepalive upstream", url: "http://" + addr + "/billing/hello"})
+		addr, p, version, err := startExt(x, tmp, upstreams, c.threads, st.pin.proxy)
+		if err != nil {
+			skipped(x.key, x.name, err.Error())
+			continue
 		}
+		track(p)
+		st.targets = append(st.targets, target{key: x.key, label: strings.TrimSpace(x.name + " " + version), base: "http://" + addr + "/billing", pid: p.pid()})
 	}
-
-	rounds := make([][]result, len(targets))
-	for r := 0; r < c.rounds; r++ {
-		for i, t := range targets {
-			res := load(t.url, c.concurrency, c.warmup, c.duration)
-			fmt.Fprintf(os.Stderr, "==> round %d/%d %-3s %-50s %8.0f req/s p50 %s p99 %s errors %d\n",
-				r+1, c.rounds, t.key, t.label, res.rps, fmtDur(res.p50), fmtDur(res.p99), res.errors)
-			rounds[i] = append(rounds[i], res)
+	var verified []target
+	for _, t := range st.targets {
+		if err := verifyTarget(t.base); err != nil {
+			skipped(t.key, t.label, err.Error())
+			continue
 		}
+		verified = append(verified, t)
 	}
-	var results []result
-	for i, t := range targets {
-		m := median(rounds[i])
-		m.key, m.label = t.key, t.label
-		results = append(results, m)
-	}
-	results = append(results, skippedRows...)
-	sort.SliceStable(results, func(i, j int) bool { return results[i].key < results[j].key })
-
-	table := render(c, results)
-	if c.rate > 0 {
-		table += moderate(c, targets)
-	}
-	fmt.Print(table)
-	if c.out != "" {
-		if err := os.WriteFile(c.out, []byte(table), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", c.out, err)
-		}
+	st.targets = verified
+	if len(st.targets) == 0 {
+		return errors.New("no target to load")
 	}
 	return nil
 }
@@ -359,7 +374,7 @@ func bench(c config) error {
 func startProxy(cmd *exec.Cmd) (addr string, p *proc, note string, err error) {
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, "", err
+		return "", nil, "", fmt.Errorf("proxy stdout: %w", err)
 	}
 	p, err = start("proxy", cmd)
 	if err != nil {
@@ -369,7 +384,7 @@ func startProxy(cmd *exec.Cmd) (addr string, p *proc, note string, err error) {
 	go func() {
 		l, _ := bufio.NewReader(out).ReadString('\n')
 		line <- l
-		io.Copy(io.Discard, out)
+		_, _ = io.Copy(io.Discard, out)
 	}()
 	select {
 	case l := <-line:
@@ -386,560 +401,4 @@ func startProxy(cmd *exec.Cmd) (addr string, p *proc, note string, err error) {
 		p.stop()
 		return "", nil, "", errors.New("proxy did not start within 30s")
 	}
-}
-
-func startCaddy(tmp string, endpoints []string) (string, *proc, string, error) {
-	bin, err := exec.LookPath("caddy")
-	if err != nil {
-		return "", nil, "", errors.New("caddy is not installed")
-	}
-	port, err := freePort()
-	if err != nil {
-		return "", nil, "", err
-	}
-	var ups []string
-	for _, e := range endpoints {
-		ups = append(ups, strings.TrimPrefix(e, "http://"))
-	}
-	dir := filepath.Join(tmp, "caddy")
-	os.MkdirAll(dir, 0o755)
-	conf := fmt.Sprintf(`{
-	admin off
-	auto_https off
-}
-
-http://127.0.0.1:%d {
-	handle_path /billing/* {
-		reverse_proxy %s {
-			lb_policy round_robin
-		}
-	}
-}
-`, port, strings.Join(ups, " "))
-	file := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		return "", nil, "", err
-	}
-	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
-	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
-	logf, _ := os.Create(filepath.Join(dir, "caddy.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	p, err := start("caddy", cmd)
-	if err != nil {
-		return "", nil, "", err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitHTTP("http://"+addr+"/billing/hello", 15*time.Second); err != nil {
-		p.stop()
-		return "", nil, "", fmt.Errorf("caddy: %w (log in %s)", err, logf.Name())
-	}
-	return addr, p, versionOf(bin, "version"), nil
-}
-
-func startNginx(tmp string, endpoints []string) (string, *proc, string, error) {
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		for _, c := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx"} {
-			if _, serr := os.Stat(c); serr == nil {
-				bin, err = c, nil
-			}
-		}
-		if err != nil {
-			return "", nil, "", errors.New("nginx is not installed")
-		}
-	}
-	port, err := freePort()
-	if err != nil {
-		return "", nil, "", err
-	}
-	dir := filepath.Join(tmp, "nginx")
-	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	var servers strings.Builder
-	for _, e := range endpoints {
-		fmt.Fprintf(&servers, "\t\tserver %s;\n", strings.TrimPrefix(e, "http://"))
-	}
-	conf := fmt.Sprintf(`worker_processes auto;
-daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	keepalive_requests 100000;
-	upstream billing {
-%[2]s		keepalive 256;
-	}
-	server {
-		listen 127.0.0.1:%[3]d;
-		location /billing/ {
-			proxy_pass http://billing/;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Proto $scheme;
-			proxy_set_header X-Forwarded-Host $host;
-		}
-	}
-}
-`, dir, servers.String(), port)
-	file := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-		return "", nil, "", err
-	}
-	cmd := exec.Command(bin, "-p", dir, "-c", file, "-e", filepath.Join(dir, "logs", "error.log"))
-	logf, _ := os.Create(filepath.Join(dir, "nginx.out"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	p, err := start("nginx", cmd)
-	if err != nil {
-		return "", nil, "", err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitHTTP("http://"+addr+"/billing/hello", 15*time.Second); err != nil {
-		p.stop()
-		return "", nil, "", fmt.Errorf("nginx: %w (logs in %s)", err, dir)
-	}
-	return addr, p, strings.TrimPrefix(versionOf(bin, "-v"), "nginx/"), nil
-}
-
-func versionOf(bin string, arg string) string {
-	out, err := exec.Command(bin, arg).CombinedOutput()
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(strings.TrimSpace(string(out)))
-	if len(f) == 0 {
-		return ""
-	}
-	return f[len(f)-1]
-}
-
-// load drives target with n closed-loop workers: warmup first, then the
-// measured window.
-func load(target string, n int, warmup, d time.Duration) result {
-	tr := &http.Transport{
-		MaxIdleConns:        n * 2,
-		MaxIdleConnsPerHost: n * 2,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	var measuring atomic.Bool
-	var stop atomic.Bool
-	lat := make([][]time.Duration, n)
-	errs := make([]int, n)
-	var wg sync.WaitGroup
-	for w := 0; w < n; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			buf := make([]byte, 4096)
-			samples := make([]time.Duration, 0, 1<<16)
-			for !stop.Load() {
-				t0 := time.Now()
-				resp, err := client.Get(target)
-				ok := err == nil
-				if ok {
-					for {
-						if _, rerr := resp.Body.Read(buf); rerr != nil {
-							ok = rerr == io.EOF
-							break
-						}
-					}
-					resp.Body.Close()
-					ok = ok && resp.StatusCode == 200
-				}
-				if !measuring.Load() {
-					continue
-				}
-				if !ok {
-					errs[w]++
-					continue
-				}
-				samples = append(samples, time.Since(t0))
-			}
-			lat[w] = samples
-		}(w)
-	}
-	time.Sleep(warmup)
-	measuring.Store(true)
-	t0 := time.Now()
-	time.Sleep(d)
-	measuring.Store(false)
-	elapsed := time.Since(t0)
-	stop.Store(true)
-	wg.Wait()
-	var all []time.Duration
-	r := result{}
-	for w := range lat {
-		all = append(all, lat[w]...)
-		r.errors += errs[w]
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	r.requests = len(all)
-	r.rps = float64(len(all)) / elapsed.Seconds()
-	if len(all) > 0 {
-		r.p50 = all[len(all)*50/100]
-		r.p99 = all[min(len(all)-1, len(all)*99/100)]
-	}
-	return r
-}
-
-// median combines rounds: median req/s, p50 and p99, summed counts.
-func median(rs []result) result {
-	var out result
-	pick := func(get func(result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = get(r)
-		}
-		sort.Float64s(v)
-		return v[len(v)/2]
-	}
-	out.rps = pick(func(r result) float64 { return r.rps })
-	out.p50 = time.Duration(pick(func(r result) float64 { return float64(r.p50) }))
-	out.p99 = time.Duration(pick(func(r result) float64 { return float64(r.p99) }))
-	for _, r := range rs {
-		out.requests += r.requests
-		out.errors += r.errors
-	}
-	return out
-}
-
-func render(c config, rs []result) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# edge load scenario: %s, %d cores, %d keep-alive workers, %d interleaved rounds of %s per target (after %s warmup); medians\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), c.concurrency, c.rounds, c.duration, c.warmup)
-	fmt.Fprintf(&b, "# 3 hello workloads on loopback; proxies get GET /billing/hello, direct gets GET /hello\n")
-	var base float64
-	for _, r := range rs {
-		if r.key == "b" && r.note == "" {
-			base = r.rps
-		}
-	}
-	ratio := func(x float64) string {
-		if base == 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.2fx", x/base)
-	}
-	fmt.Fprintf(&b, "%-3s %-62s %10s %9s %9s %7s %9s\n", "", "target", "req/s", "p50", "p99", "errors", "vs (b)")
-	for _, r := range rs {
-		if r.note != "" {
-			fmt.Fprintf(&b, "%-3s %-62s %s\n", r.key, r.label, r.note)
-			continue
-		}
-		fmt.Fprintf(&b, "%-3s %-62s %10.0f %9s %9s %7d %9s\n", r.key, r.label, r.rps,
-			fmtDur(r.p50), fmtDur(r.p99), r.errors, ratio(r.rps))
-	}
-	get := func(k string) (result, bool) {
-		for _, r := range rs {
-			if r.key == k && r.note == "" {
-				return r, true
-			}
-		}
-		return result{}, false
-	}
-	if cr, ok := get("c"); ok && base > 0 {
-		verdict := "meets"
-		if cr.rps < 0.95*base {
-			verdict = "misses"
-		}
-		fmt.Fprintf(&b, "bar (c) >= 0.95x (b): %.2fx, %s\n", cr.rps/base, verdict)
-		if cad, ok := get("e1"); ok {
-			verdict = "meets"
-			if cr.rps < cad.rps {
-				verdict = "misses"
-			}
-			fmt.Fprintf(&b, "bar (c) >= caddy: %.2fx caddy, %s\n", cr.rps/cad.rps, verdict)
-		}
-	}
-	return b.String()
-}
-
-func fmtDur(d time.Duration) string {
-	return fmt.Sprintf("%.0fus", float64(d)/float64(time.Microsecond))
-}
-
-// proxyMain serves one proxy under test until SIGTERM. It prints
-// "LISTEN addr [note]" once it accepts connections.
-func proxyMain(args []string) error {
-	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	kind := fs.String("kind", "", "baseline, edge-rr or edge-ll")
-	eps := fs.String("endpoints", "", "comma-separated endpoint URLs")
-	mesh := fs.String("mesh", "", "mesh binary serving bundled plugins")
-	profile := fs.String("cpuprofile", "", "write a CPU profile of the proxy to this file")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *profile != "" {
-		pf, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			pf.Close()
-		}()
-	}
-	urls := strings.Split(*eps, ",")
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	switch *kind {
-	case "baseline":
-		return serveBaseline(urls, sigs)
-	case "edge-rr":
-		return serveEdge(urls, "round-robin", *mesh, sigs)
-	case "edge-ll":
-		return serveEdge(urls, "least-loaded", *mesh, sigs)
-	}
-	return fmt.Errorf("unknown proxy kind %q", *kind)
-}
-
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
-
-// serveBaseline is the reference: httputil.ReverseProxy with a tuned
-// transport, a copy-buffer pool and round-robin over the endpoints.
-func serveBaseline(urls []string, sigs <-chan os.Signal) error {
-	targets := make([]*url.URL, len(urls))
-	for i, u := range urls {
-		t, err := url.Parse(u)
-		if err != nil {
-			return err
-		}
-		targets[i] = t
-	}
-	var next atomic.Uint64
-	pool := &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			t := targets[(next.Add(1)-1)%uint64(len(targets))]
-			pr.SetURL(t)
-			pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, "/billing")
-			pr.Out.URL.RawPath = ""
-			pr.SetXForwarded()
-		},
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: 1024,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-			ForceAttemptHTTP2:   false,
-		},
-		BufferPool: pool,
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	fmt.Printf("LISTEN %s\n", ln.Addr())
-	<-sigs
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(ctx)
-}
-
-// serveEdge runs the mesh edge with the named bundled balancer loaded out
-// of process through pluginhost.
-func serveEdge(urls []string, balancer, mesh string, sigs <-chan os.Signal) error {
-	log := hclog.New(&hclog.LoggerOptions{Name: "bench", Output: os.Stderr, Level: hclog.Warn})
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	load := func(exe string) (*pluginhost.Host, sdk.Balancer, error) {
-		host, err := pluginhost.New(pluginhost.Options{Logger: log, SelfExe: exe})
-		if err != nil {
-			return nil, nil, err
-		}
-		bal, err := host.Balancer(ctx, pluginhost.Spec{Kind: sdk.KindBalancer, Name: balancer})
-		if err != nil {
-			host.Close()
-			return nil, nil, err
-		}
-		return host, bal, nil
-	}
-	note := ""
-	exe := self
-	if mesh != "" {
-		exe = mesh
-	}
-	host, bal, err := load(exe)
-	if err != nil && mesh != "" {
-		log.Warn("mesh binary cannot serve the plugin; serving it from this binary", "mesh", mesh, "error", err)
-		note = "plugin served by the bench binary"
-		host, bal, err = load(self)
-	}
-	if err != nil {
-		return fmt.Errorf("load balancer plugin %s: %w", balancer, err)
-	}
-	defer host.Close()
-
-	f, err := fabric.New(fabric.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	for i, u := range urls {
-		f.RegisterEndpoint(fabric.Endpoint{AppName: "billing", URL: u, NodeID: fmt.Sprintf("node-%d", i+1)})
-	}
-	e, err := edge.New(edge.Options{
-		Source:    f,
-		Balancers: func(string) edge.Balancer { return bal },
-		Logger:    log,
-	})
-	if err != nil {
-		return err
-	}
-	if err := e.Start("127.0.0.1:0"); err != nil {
-		return err
-	}
-	fmt.Printf("LISTEN %s %s\n", e.Addr(), note)
-	<-sigs
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return e.Shutdown(sctx)
-}
-
-// moderate measures latency at a fixed, moderate request rate (open loop:
-// each request's latency counts from when it was due, so queueing shows) for
-// the workload directly (a), the baseline proxy (b) and the edge (c), in
-// interleaved rounds, and reports the p99 the proxies add over direct.
-func moderate(c config, targets []target) string {
-	pick := map[string]target{}
-	for _, t := range targets {
-		if t.key == "a" || t.key == "b" || t.key == "c" {
-			pick[t.key] = t
-		}
-	}
-	if _, ok := pick["a"]; !ok {
-		return ""
-	}
-	keys := []string{"a", "b", "c"}
-	rounds := map[string][]result{}
-	for r := 0; r < c.rounds; r++ {
-		for _, k := range keys {
-			t, ok := pick[k]
-			if !ok {
-				continue
-			}
-			res := paced(t.url, c.rate, c.warmup, c.duration)
-			fmt.Fprintf(os.Stderr, "==> moderate round %d/%d %-3s %5d req/s: p50 %s p99 %s errors %d\n",
-				r+1, c.rounds, k, c.rate, fmtDur(res.p50), fmtDur(res.p99), res.errors)
-			rounds[k] = append(rounds[k], res)
-		}
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n# moderate load: %d req/s open loop, %d rounds of %s; medians\n", c.rate, c.rounds, c.duration)
-	fmt.Fprintf(&b, "%-3s %-62s %9s %9s %7s %12s\n", "", "target", "p50", "p99", "errors", "p99 added")
-	base := median(rounds["a"])
-	for _, k := range keys {
-		rs, ok := rounds[k]
-		if !ok {
-			continue
-		}
-		m := median(rs)
-		added := "-"
-		if k != "a" {
-			added = fmtDur(m.p99 - base.p99)
-		}
-		fmt.Fprintf(&b, "%-3s %-62s %9s %9s %7d %12s\n", k, pick[k].label, fmtDur(m.p50), fmtDur(m.p99), m.errors, added)
-	}
-	if rs, ok := rounds["c"]; ok {
-		added := median(rs).p99 - base.p99
-		verdict := "meets"
-		if added > time.Millisecond {
-			verdict = "misses"
-		}
-		fmt.Fprintf(&b, "bar (c) p99 added <= 1ms at %d req/s: %s, %s\n", c.rate, fmtDur(added), verdict)
-	}
-	return b.String()
-}
-
-// paced sends GETs to target at rate per second for d (after warmup) and
-// measures each from the moment it was due.
-func paced(target string, rate int, warmup, d time.Duration) result {
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	interval := time.Second / time.Duration(rate)
-	due := make(chan time.Time, 4096)
-	type sample struct {
-		due time.Time
-		lat time.Duration
-		ok  bool
-	}
-	out := make(chan sample, 4096)
-	var wg sync.WaitGroup
-	for w := 0; w < 64; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 4096)
-			for t0 := range due {
-				resp, err := client.Get(target)
-				ok := err == nil
-				if ok {
-					for {
-						if _, rerr := resp.Body.Read(buf); rerr != nil {
-							ok = rerr == io.EOF
-							break
-						}
-					}
-					resp.Body.Close()
-					ok = ok && resp.StatusCode == 200
-				}
-				out <- sample{t0, time.Since(t0), ok}
-			}
-		}()
-	}
-	start := time.Now()
-	measureFrom := start.Add(warmup)
-	end := measureFrom.Add(d)
-	var all []time.Duration
-	errs := 0
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for s := range out {
-			if s.due.Before(measureFrom) {
-				continue // warmup
-			}
-			if !s.ok {
-				errs++
-				continue
-			}
-			all = append(all, s.lat)
-		}
-	}()
-	for next := start; next.Before(end); next = next.Add(interval) {
-		if wait := time.Until(next); wait > 0 {
-			time.Sleep(wait)
-		}
-		due <- next
-	}
-	close(due)
-	wg.Wait()
-	close(out)
-	<-done
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	r := result{requests: len(all), errors: errs, rps: float64(rate)}
-	if len(all) > 0 {
-		r.p50 = all[len(all)*50/100]
-		r.p99 = all[min(len(all)-1, len(all)*99/100)]
-	}
-	return r
 }

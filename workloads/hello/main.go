@@ -4,6 +4,7 @@
 //
 //	/health   200 "ok" once ready
 //	/hello    "hello from billing <VERSION> (<INSTANCE>)"
+//	/blob     16 KiB of filler bytes; ?size=N asks for N bytes (at most 1 MiB)
 //	anything  a small JSON echo of the method, path and query it received
 //
 // Its version comes from the HELLO_VERSION environment variable, which the
@@ -98,6 +99,7 @@ func main() {
 		w.Header().Set("X-Hello-Instance", instance)
 		fmt.Fprintf(w, "hello from %s %s (%s)\n", app, version, instance)
 	})
+	mux.HandleFunc("/blob", serveBlob)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Hello-Version", version)
@@ -145,6 +147,34 @@ func main() {
 			log.Fatalf("hello: serve: %v", err)
 		}
 	}
+}
+
+// blobMax bounds /blob?size=; blob holds the bytes every answer slices.
+const blobMax = 1 << 20
+
+var blob = func() []byte {
+	b := make([]byte, blobMax)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}()
+
+// serveBlob answers a fixed-size body, for load scenarios that need more
+// than a one-line answer: 16 KiB by default, or ?size=N bytes.
+func serveBlob(w http.ResponseWriter, r *http.Request) {
+	size := 16 << 10
+	if s := r.URL.Query().Get("size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > blobMax {
+			http.Error(w, fmt.Sprintf("size must be 0..%d", blobMax), http.StatusBadRequest)
+			return
+		}
+		size = n
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(size))
+	_, _ = w.Write(blob[:size])
 }
 
 func envOr(name, def string) string {
