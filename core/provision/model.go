@@ -175,9 +175,11 @@ const (
 	RepoNone
 )
 
-func (v RepoProvider) String() string                { return repoProviders.name(uint16(v)) }
-func (v RepoProvider) MarshalText() ([]byte, error)  { return []byte(v.String()), nil }
-func (v *RepoProvider) UnmarshalText(b []byte) error { return unmarshalEnum(repoProviders, b, (*uint16)(v)) }
+func (v RepoProvider) String() string               { return repoProviders.name(uint16(v)) }
+func (v RepoProvider) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+func (v *RepoProvider) UnmarshalText(b []byte) error {
+	return unmarshalEnum(repoProviders, b, (*uint16)(v))
+}
 
 // BuildType is how a site's files are produced.
 type BuildType uint16
@@ -206,9 +208,11 @@ const (
 	FrameworkNuxt
 )
 
-func (v CfFramework) String() string                { return cfFrameworks.name(uint16(v)) }
-func (v CfFramework) MarshalText() ([]byte, error)  { return []byte(v.String()), nil }
-func (v *CfFramework) UnmarshalText(b []byte) error { return unmarshalEnum(cfFrameworks, b, (*uint16)(v)) }
+func (v CfFramework) String() string               { return cfFrameworks.name(uint16(v)) }
+func (v CfFramework) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+func (v *CfFramework) UnmarshalText(b []byte) error {
+	return unmarshalEnum(cfFrameworks, b, (*uint16)(v))
+}
 
 // Registrar is a domain registrar.
 type Registrar uint16

@@ -215,4 +215,3 @@ func FuzzReadDecode(f *testing.F) {
 		}
 	})
 }
-
