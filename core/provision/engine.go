@@ -94,6 +94,9 @@ func NewEngine(opts EngineOptions) *Engine {
 // wait for room; the job itself runs under the context given to Run. It
 // returns ctx's error when it gave up waiting (the job is then not queued).
 func (e *Engine) Submit(ctx, runCtx context.Context, j Job) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case e.slots <- struct{}{}:
 	case <-ctx.Done():
