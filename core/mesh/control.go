@@ -233,6 +233,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"notes": notes})
 	})
+	m.siteRoutes(mux) // static sites, see sites.go
 	if token == "" {
 		return mux
 	}

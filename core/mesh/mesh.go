@@ -73,6 +73,7 @@ type Mesh struct {
 	published   map[string]time.Time // when each app's current plan was published
 	started     time.Time
 	control     *controlServer
+	sites       siteHolder // static sites served by Host (sites.go)
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -225,6 +226,9 @@ func (m *Mesh) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.edge = e
 	m.mu.Unlock()
+	if err := m.applySites(); err != nil { // static sites, see sites.go
+		m.log.Error("static sites not served", "error", err)
+	}
 
 	cs, err := startControl(m, cfg.Control)
 	if err != nil {
