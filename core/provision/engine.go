@@ -203,6 +203,11 @@ func (e *Engine) Reconcile(ctx context.Context, c *Config) Result {
 		return fail(fmt.Errorf("apply %s with %s: %w", c.Site.ID, name, err))
 	}
 	res.Status = StatusApplied
+	if len(done) == 0 {
+		// The backend found nothing to do after all (a build that
+		// reproduced what is served).
+		res.Status = StatusUnchanged
+	}
 	return res
 }
 

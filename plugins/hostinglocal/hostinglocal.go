@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/mycelium-mesh/mesh/core/siteapi"
@@ -128,14 +130,20 @@ func (b *backend) Plan(ctx context.Context, req sdk.HostingRequest, actual []sdk
 	if err != nil {
 		return nil, err
 	}
-	m, err := sitesnap.Scan(dir)
-	if err != nil {
-		return nil, err
+	// A site with a build command is built by Apply (Plan changes
+	// nothing), so its snapshot is planned as "build, then upload if it
+	// differs"; Apply reports it only when the content did change.
+	want := "built by: " + strings.Join(req.BuildCommand, " ")
+	if len(req.BuildCommand) == 0 {
+		m, err := sitesnap.Scan(dir)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := m["index.html"]; !ok {
+			return nil, fmt.Errorf("%s has no index.html", dir)
+		}
+		want = m.Digest()
 	}
-	if _, ok := m["index.html"]; !ok {
-		return nil, fmt.Errorf("%s has no index.html", dir)
-	}
-	want := m.Digest()
 	var acts []sdk.HostingAction
 	have := map[string]bool{}
 	snapOp := sdk.OpCreate
@@ -173,6 +181,26 @@ func (b *backend) Plan(ctx context.Context, req sdk.HostingRequest, actual []sdk
 	return acts, nil
 }
 
+// build runs the configured build command in the site's directory under
+// sites_root (sites_root/<site id>), reporting the end of its output when
+// it fails.
+func (b *backend) build(ctx context.Context, req sdk.HostingRequest) error {
+	b.mu.RLock()
+	dir := filepath.Join(b.sitesRoot, req.Site.Site.ID)
+	b.mu.RUnlock()
+	cmd := exec.CommandContext(ctx, req.BuildCommand[0], req.BuildCommand[1:]...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tail := string(out)
+		if len(tail) > 2000 {
+			tail = "…" + tail[len(tail)-2000:]
+		}
+		return fmt.Errorf("build %s with %q in %s: %w\n%s", req.Site.Site.ID, strings.Join(req.BuildCommand, " "), dir, err, tail)
+	}
+	return nil
+}
+
 // Apply uploads the snapshot when the mesh lacks it, then sets the site
 // record (one idempotent PUT that carries the snapshot and every route).
 func (b *backend) Apply(ctx context.Context, req sdk.HostingRequest, actions []sdk.HostingAction, done func(sdk.HostingAction)) error {
@@ -180,13 +208,36 @@ func (b *backend) Apply(ctx context.Context, req sdk.HostingRequest, actions []s
 	if err != nil {
 		return err
 	}
+	if len(req.BuildCommand) > 0 {
+		if err := b.build(ctx, req); err != nil {
+			return err
+		}
+	}
 	// Scan again: the files may have changed since Plan; what is uploaded
 	// is named by what is read now.
 	m, err := sitesnap.Scan(dir)
 	if err != nil {
 		return err
 	}
+	if _, ok := m["index.html"]; !ok {
+		return fmt.Errorf("%s has no index.html", dir)
+	}
 	digest := m.Digest()
+	if len(req.BuildCommand) > 0 {
+		// The build may have produced what the mesh already serves.
+		if cur, err := c.Site(ctx, req.Site.Site.ID); err == nil && cur.Snapshot == digest {
+			var rest []sdk.HostingAction
+			for _, a := range actions {
+				if a.Kind != "snapshot" {
+					rest = append(rest, a)
+				}
+			}
+			if len(rest) == 0 {
+				return nil
+			}
+			actions = rest
+		}
+	}
 	has, err := c.HasSnapshot(ctx, digest)
 	if err != nil {
 		return err
