@@ -197,3 +197,39 @@ func TestServeConnectionsAreIndependent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Stopping (SIGTERM) stops reading but lets the message in flight finish.
+func TestStreamStopFinishesInFlight(t *testing.T) {
+	be := newMem()
+	be.gate = make(chan struct{})
+	be.entered = make(chan string, 10)
+	sink := newSink()
+	in := newIngestor(t, be, sink)
+	pr, pw := io.Pipe()
+	readCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Stream(readCtx, context.Background(), "stdin", pr, nil) }()
+	if _, err := pw.Write(encodeStream(t, site("a", "v1", "a.test"))); err != nil {
+		t.Fatal(err)
+	}
+	<-be.entered // a is being applied
+	stop()
+	// The reader is blocked in Read; a message completed after the stop
+	// is not submitted.
+	go func() { _, _ = pw.Write(encodeStream(t, site("b", "v1", "b.test"))); pw.Close() }()
+	be.gate <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-sink.ch; r.Site != "a" || r.Status != StatusApplied {
+		t.Fatalf("in-flight result %+v", r)
+	}
+	select {
+	case r := <-sink.ch:
+		t.Fatalf("message read after the stop was handled: %+v", r)
+	default:
+	}
+	if _, ok := be.routes["b.test"]; ok {
+		t.Fatal("b applied after the stop")
+	}
+}
