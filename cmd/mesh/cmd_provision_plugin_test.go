@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mycelium-mesh/mesh/internal/testutil"
 )
@@ -191,4 +194,69 @@ func runProvisionConfig(t *testing.T, bin, dir string, stdin []byte, args ...str
 	}
 	_ = cmd.Wait()
 	return cmd.ProcessState.ExitCode(), out
+}
+
+// A hosting plugin killed between messages is restarted by the plugin host
+// and the next message is applied.
+func TestProvisionPluginRestart(t *testing.T) {
+	bin, dir := provisionWithPlugin(t)
+	stream := encodeSites(t, bin, dir, "sites.hcl")
+	first, _ := splitStream(t, bin, dir, stream)
+	sock := filepath.Join(dir, "p.sock")
+	cmd := exec.Command(bin, "provision", "-config", "mesh.hcl", "-listen", "unix://"+sock)
+	cmd.Dir = dir
+	var stderr testutil.SyncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	send := func(msg []byte) map[string]any {
+		t.Helper()
+		var c net.Conn
+		var err error
+		for i := 0; i < 200; i++ { // until the daemon listens
+			if c, err = net.Dial("unix", sock); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("dial: %v\n%s", err, stderr.String())
+		}
+		defer c.Close()
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.UnixConn).CloseWrite()
+		sc := bufio.NewScanner(c)
+		if !sc.Scan() {
+			t.Fatalf("no reply\n%s", stderr.String())
+		}
+		var m map[string]any
+		_ = json.Unmarshal(sc.Bytes(), &m)
+		return m
+	}
+	if r := send(first); r["status"] != "applied" {
+		t.Fatalf("first: %v", r)
+	}
+	kids := testutil.Children(cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("plugin processes %v", kids)
+	}
+	if err := syscall.Kill(kids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if gone := testutil.WaitGone(kids, 5*time.Second); len(gone) != 0 {
+		t.Fatalf("plugin %v still running", gone)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sites", "blog", "public", "index.html"), []byte("<h1>blog v2</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := send(first); r["status"] != "applied" {
+		t.Fatalf("after the plugin was killed: %v\n%s", r, stderr.String())
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "www", "blog", "index.html")); string(b) != "<h1>blog v2</h1>" {
+		t.Fatalf("v2 not published: %q", b)
+	}
 }

@@ -110,7 +110,7 @@ func (b *pluginBackends) Backend(p provision.HostingProvider) (provision.Backend
 		}
 		return nil, "", fmt.Errorf("start hosting plugin %s: %w", name, err)
 	}
-	be := provision.PluginBackend{Service: svc}
+	be := provision.PluginBackend{Service: retryingHosting{svc}}
 	b.loaded[name] = be
 	return be, name, nil
 }
