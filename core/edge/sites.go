@@ -23,6 +23,9 @@ type SiteRoute struct {
 	NotFound string
 	// ETags maps a relative path to its entity tag (its content hash).
 	ETags map[string]string
+	// App, when set, sends the site's requests to that app instead: the
+	// request continues as /{App}/{path} through the app routing.
+	App string
 }
 
 // siteTable is the edge's host → site map, swapped atomically: a request
@@ -58,6 +61,20 @@ func (e *Edge) serveSite(w http.ResponseWriter, r *http.Request, st []string) bo
 	}
 	site := (*tbl)[strings.ToLower(strings.TrimSuffix(host, "."))]
 	if site == nil {
+		return false
+	}
+	if site.App != "" {
+		// Continue as /{app}/... : the app routing (with its
+		// strip_prefix) takes it from here.
+		ru := r.RequestURI
+		if ru == "" || ru[0] != '/' {
+			ru = r.URL.RequestURI()
+		}
+		r.RequestURI = "/" + site.App + ru
+		r.URL.Path = "/" + site.App + r.URL.Path
+		if r.URL.RawPath != "" {
+			r.URL.RawPath = "/" + site.App + r.URL.RawPath
+		}
 		return false
 	}
 	w.Header()[HeaderEdge] = st

@@ -3,6 +3,7 @@ package mesh_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -256,5 +257,119 @@ func TestProvisionBuildCommand(t *testing.T) {
 	}
 	if code, out := run("-build", "hugoNix=sh build.sh"); code != 0 || !strings.Contains(out, `"status":"unchanged"`) {
 		t.Fatalf("rebuild: exit %d %s", code, out)
+	}
+}
+
+// A criomosHost site becomes a mesh app: its files bundled with the static
+// server, packed into a spore signed with the operator's key, rolled out to
+// the site's app, routed by Host; it survives a workload SIGKILL like any
+// app.
+func TestProvisionMeshAppEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	server, err := testutil.Build(t.TempDir(), "./workloads/siteserve", "siteserve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.extraApp = `plugin "hosting" "mesh-app" {
+  config {
+    sites_root = "sites"
+    server     = "` + server + `"
+    key        = "dev.key"
+  }
+}
+app "site-shop" {
+  spore = "billing-v1.spore"
+  max   = 3
+}
+`
+	e.writeConfig()
+	writeSiteFile(t, e.dir, "sites/shop/index.html", "<h1>shop v1</h1>")
+	writeSiteFile(t, e.dir, "sites/shop/404.html", "<h1>no such page</h1>")
+	writeSiteFile(t, e.dir, "sites.hcl", `site "shop" {
+  domains { primary = "shop.example.test" }
+  hosting { provider = "criomosHost" }
+}
+`)
+	stream, err := exec.Command(meshBin, "provision", "encode", filepath.Join(e.dir, "sites.hcl")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	run := func() (int, string) {
+		cmd := exec.Command(meshBin, "provision", "-config", e.cfgPath)
+		cmd.Dir = e.dir
+		cmd.Stdin = strings.NewReader(string(stream))
+		var errOut testutil.SyncBuffer
+		cmd.Stderr = &errOut
+		out, _ := cmd.Output()
+		if cmd.ProcessState.ExitCode() != 0 {
+			t.Logf("provision stderr:\n%s", errOut.String())
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	if code, out := run(); code != 0 || !strings.Contains(out, `"status":"applied"`) {
+		t.Fatalf("provision: exit %d %s", code, out)
+	}
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	if code, body, err := getSite(client, e.edgeURL, "shop.example.test", "/"); err != nil || code != 200 || body != "<h1>shop v1</h1>" {
+		t.Fatalf("GET / Host shop.example.test: %d %v %q", code, err, body)
+	}
+	if code, body, _ := getSite(client, e.edgeURL, "shop.example.test", "/gone"); code != 404 || body != "<h1>no such page</h1>" {
+		t.Fatalf("404 page: %d %q", code, body)
+	}
+	if code, out := run(); code != 0 || !strings.Contains(out, `"status":"unchanged"`) {
+		t.Fatalf("second provision: exit %d %s", code, out)
+	}
+
+	// SIGKILL one of the site's instances under load.
+	var pid int
+	var node string
+	for _, in := range e.status().Instances {
+		if in.App == "site-shop" && in.State == "ready" {
+			pid, node = in.PID, in.NodeID
+			break
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no ready site-shop instance: %+v", e.status().Instances)
+	}
+	var stop atomic.Bool
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				code, body, err := getSite(client, e.edgeURL, "shop.example.test", "/")
+				if err != nil || code != 200 || body != "<h1>shop v1</h1>" {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %v %.80q", code, err, body))
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, "load running", func() bool { return ok.Load() > 20 })
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "site instance respawned", func() bool {
+		for _, in := range e.status().Instances {
+			if in.App == "site-shop" && in.NodeID == node && in.State == "ready" && in.PID != pid && testutil.Alive(in.PID) {
+				return true
+			}
+		}
+		return false
+	})
+	n := ok.Load()
+	waitFor(t, 5*time.Second, "requests after the respawn", func() bool { return ok.Load() > n+20 })
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d requests around the SIGKILL", ok.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d requests failed around the SIGKILL (first: %v)", failed.Load(), firstErr.Load())
 	}
 }

@@ -35,7 +35,8 @@ var (
 // replaced atomically) and snapshots/<hex>/ (files/ and manifest.json),
 // which never change once complete.
 type siteStore struct {
-	dir string
+	dir    string
+	hasApp func(name string) bool
 
 	mu    sync.Mutex
 	sites map[string]Site
@@ -54,7 +55,8 @@ func (m *Mesh) siteStore() (*siteStore, error) {
 	if m.sites.store != nil {
 		return m.sites.store, nil
 	}
-	s := &siteStore{dir: filepath.Join(m.Config().DataDir, "sites"), sites: map[string]Site{}}
+	s := &siteStore{dir: filepath.Join(m.Config().DataDir, "sites"), sites: map[string]Site{},
+		hasApp: func(name string) bool { _, ok := m.Config().App(name); return ok }}
 	b, err := os.ReadFile(filepath.Join(s.dir, "sites.json"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -159,10 +161,17 @@ func (s *siteStore) checkLocked(st Site) error {
 	if !siteIDRe.MatchString(st.ID) {
 		return fmt.Errorf("site id %q is not a DNS label", st.ID)
 	}
-	if !snapshotRe.MatchString(st.Snapshot) {
+	switch {
+	case st.App != "":
+		if st.Snapshot != "" {
+			return fmt.Errorf("site %s: an app site has no snapshot", st.ID)
+		}
+		if !s.hasApp(st.App) {
+			return fmt.Errorf("site %s: the mesh runs no app %q", st.ID, st.App)
+		}
+	case !snapshotRe.MatchString(st.Snapshot):
 		return fmt.Errorf("site %s: snapshot %q is not sha256:<64 hex>", st.ID, st.Snapshot)
-	}
-	if !s.hasSnapshot(st.Snapshot) {
+	case !s.hasSnapshot(st.Snapshot):
 		return fmt.Errorf("site %s: snapshot %s not uploaded: %w", st.ID, st.Snapshot, fs.ErrNotExist)
 	}
 	if len(st.Domains) == 0 {
@@ -192,6 +201,10 @@ var errConflict = errors.New("conflict")
 func (s *siteStore) routesLocked() ([]edge.SiteRoute, error) {
 	var out []edge.SiteRoute
 	for _, st := range s.listLocked() {
+		if st.App != "" {
+			out = append(out, edge.SiteRoute{ID: st.ID, Hosts: st.Domains, App: st.App})
+			continue
+		}
 		m, err := sitesnap.ReadManifest(filepath.Join(s.snapshotDir(st.Snapshot), "manifest.json"))
 		if err != nil {
 			return nil, fmt.Errorf("site %s: %w", st.ID, err)
@@ -266,7 +279,8 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 		}
 		st.ID = r.PathValue("id")
 		s.mu.Lock()
-		if cur, ok := s.sites[st.ID]; ok && cur.Snapshot == st.Snapshot && cur.NotFound == st.NotFound && equalStrings(cur.Domains, st.Domains) {
+		if cur, ok := s.sites[st.ID]; ok && cur.Snapshot == st.Snapshot && cur.NotFound == st.NotFound &&
+			cur.App == st.App && cur.Content == st.Content && equalStrings(cur.Domains, st.Domains) {
 			s.mu.Unlock()
 			writeJSON(w, http.StatusOK, cur) // already so: no write
 			return

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/plugins/healthhttp"
 	"github.com/mycelium-mesh/mesh/plugins/healthtcp"
+	"github.com/mycelium-mesh/mesh/plugins/hostingapp"
 	"github.com/mycelium-mesh/mesh/plugins/hostinglocal"
 	"github.com/mycelium-mesh/mesh/plugins/leastloaded"
 	"github.com/mycelium-mesh/mesh/plugins/repofs"
@@ -33,6 +34,7 @@ var bundled = map[string]map[string]func() sdk.Plugin{
 	},
 	sdk.KindHosting: {
 		hostinglocal.Name: func() sdk.Plugin { return hostinglocal.New() },
+		hostingapp.Name:   func() sdk.Plugin { return hostingapp.New() },
 	},
 }
 

@@ -55,8 +55,12 @@ func NewClient(addr, token string) (*Client, error) {
 type Site struct {
 	ID       string    `json:"id"`
 	Domains  []string  `json:"domains"`
-	Snapshot string    `json:"snapshot"`           // "sha256:<hex>", a snapshot the mesh holds
+	Snapshot string    `json:"snapshot,omitempty"` // "sha256:<hex>", a snapshot the mesh holds (static sites)
 	NotFound string    `json:"notFound,omitempty"` // relative path of the 404 page, or ""
+	// App, for a site hosted as a mesh app, is the app its hosts route to;
+	// Content is then the digest of the files it serves (sitesnap).
+	App     string `json:"app,omitempty"`
+	Content string `json:"content,omitempty"`
 	Updated  time.Time `json:"updated"`
 }
 
@@ -147,4 +151,47 @@ func (c *Client) PutSnapshot(ctx context.Context, digest string, tarStream io.Re
 		return fmt.Errorf("upload snapshot %s: %w", digest, err)
 	}
 	return nil
+}
+
+// PublishSpore uploads a spore (verified by the mesh against its trusted
+// keys) and returns its digest.
+func (c *Client) PublishSpore(ctx context.Context, spore io.Reader) (string, error) {
+	var out struct{ Digest string }
+	if _, err := c.siteRequest(ctx, http.MethodPost, "/v1/spores", spore, &out); err != nil {
+		return "", fmt.Errorf("publish spore: %w", err)
+	}
+	return out.Digest, nil
+}
+
+// Deploy rolls app out to digest, blue/green.
+func (c *Client) Deploy(ctx context.Context, app, digest string) error {
+	b, _ := json.Marshal(map[string]string{"app": app, "digest": digest})
+	if _, err := c.siteRequest(ctx, http.MethodPost, "/v1/deploy", bytes.NewReader(b), nil); err != nil {
+		return fmt.Errorf("deploy %s: %w", app, err)
+	}
+	return nil
+}
+
+// WaitRollout polls the rollout of digest to app until it is no longer
+// progressing, and returns an error unless it became ready.
+func (c *Client) WaitRollout(ctx context.Context, app, digest string) error {
+	q := url.Values{"app": {app}, "digest": {digest}}
+	for {
+		var rs struct{ State, Detail string }
+		if _, err := c.siteRequest(ctx, http.MethodGet, "/v1/rollout?"+q.Encode(), nil, &rs); err != nil {
+			return err
+		}
+		switch rs.State {
+		case "ready":
+			return nil
+		case "progressing", "":
+		default:
+			return fmt.Errorf("rollout of %s to %s %s: %s", app, digest, rs.State, rs.Detail)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
