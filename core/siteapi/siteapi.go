@@ -53,15 +53,15 @@ func NewClient(addr, token string) (*Client, error) {
 
 // Site is a static site the mesh serves by Host.
 type Site struct {
-	ID       string    `json:"id"`
-	Domains  []string  `json:"domains"`
-	Snapshot string    `json:"snapshot,omitempty"` // "sha256:<hex>", a snapshot the mesh holds (static sites)
-	NotFound string    `json:"notFound,omitempty"` // relative path of the 404 page, or ""
+	ID       string   `json:"id"`
+	Domains  []string `json:"domains"`
+	Snapshot string   `json:"snapshot,omitempty"` // "sha256:<hex>", a snapshot the mesh holds (static sites)
+	NotFound string   `json:"notFound,omitempty"` // relative path of the 404 page, or ""
 	// App, for a site hosted as a mesh app, is the app its hosts route to;
 	// Content is then the digest of the files it serves (sitesnap).
-	App     string `json:"app,omitempty"`
-	Content string `json:"content,omitempty"`
-	Updated  time.Time `json:"updated"`
+	App     string    `json:"app,omitempty"`
+	Content string    `json:"content,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 type apiError struct {
