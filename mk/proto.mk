@@ -24,3 +24,27 @@ proto: proto-tools
 		--go_out=$(PROTO_DIR) --go_opt=paths=source_relative \
 		--go-grpc_out=$(PROTO_DIR) --go-grpc_opt=paths=source_relative \
 		$(PROTO_DIR)/*.proto
+
+# Cap'n Proto code generation for the SporeConfig schema (proto/sporev1).
+# The C++ `capnp` compiler comes from Debian's capnproto package; the Go
+# generator is capnpc-go pinned in go.mod as a tool (same version as the
+# capnp/v3 runtime). Every .capnp file of one Go package is compiled in one
+# call: separate calls would register the schema twice.
+
+CAPNP_DIR := proto/sporev1
+
+.PHONY: proto-capnp proto-capnp-tools
+
+proto-capnp-tools:
+	@command -v capnp >/dev/null 2>&1 || { \
+		echo "capnp not found: installing capnproto"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends capnproto; \
+		else sudo apt-get update && sudo apt-get install -y --no-install-recommends capnproto; fi; }
+	go build -o /dev/null capnproto.org/go/capnp/v3/capnpc-go
+
+proto-capnp: proto-capnp-tools
+	cd $(CAPNP_DIR) && capnp compile \
+		-I"$$(go list -m -f '{{.Dir}}' capnproto.org/go/capnp/v3)/std" \
+		-o"$$(go tool -n capnpc-go)" *.capnp
+
+proto: proto-capnp

@@ -47,6 +47,7 @@ func ClientPluginSet() plugin.PluginSet {
 		KindRepo:     &RepoPlugin{},
 		KindBalancer: &BalancerPlugin{},
 		KindHealth:   &HealthPlugin{},
+		KindHosting:  &HostingPlugin{},
 	}
 }
 
@@ -84,8 +85,14 @@ func ServerPluginSet(impl Plugin) (plugin.PluginSet, error) {
 			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.HealthChecker", info.Name, info.Kind)
 		}
 		return plugin.PluginSet{KindHealth: &HealthPlugin{Impl: h}}, nil
+	case KindHosting:
+		h, ok := impl.(HostingBackend)
+		if !ok {
+			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.HostingBackend", info.Name, info.Kind)
+		}
+		return plugin.PluginSet{KindHosting: &HostingPlugin{Impl: h}}, nil
 	}
-	return nil, fmt.Errorf("plugin %q declares unknown kind %q (want %s, %s or %s)", info.Name, info.Kind, KindRepo, KindBalancer, KindHealth)
+	return nil, fmt.Errorf("plugin %q declares unknown kind %q (want %s, %s, %s or %s)", info.Name, info.Kind, KindRepo, KindBalancer, KindHealth, KindHosting)
 }
 
 // RepoPlugin is the go-plugin GRPCPlugin of the repo kind. Impl is set on

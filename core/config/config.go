@@ -35,6 +35,7 @@ const (
 	KindRepo     = "repo"
 	KindBalancer = "balancer"
 	KindHealth   = "health"
+	KindHosting  = "hosting"
 )
 
 // BundledPlugins lists, per kind, the plugins compiled into the mesh binary.
@@ -44,6 +45,7 @@ var BundledPlugins = map[string][]string{
 	KindRepo:     {"fs"},
 	KindBalancer: {"round-robin", "least-loaded"},
 	KindHealth:   {"http", "tcp"},
+	KindHosting:  {"local-static", "mesh-app"},
 }
 
 // IsBundled reports whether name is a bundled plugin of the given kind.
@@ -79,6 +81,9 @@ type Config struct {
 	Health  HealthConfig
 	Plugins []PluginBlock
 	Apps    []AppConfig
+	// Provision is the provision block: how `mesh provision` maps hosting
+	// providers to hosting plugins.
+	Provision ProvisionConfig
 }
 
 // RepoConfig is the repo block.

@@ -90,6 +90,7 @@ var (
 			{Type: "repo"}, {Type: "edge"}, {Type: "control"}, {Type: "agents"}, {Type: "health"},
 			{Type: "plugin", LabelNames: []string{"kind", "name"}},
 			{Type: "app", LabelNames: []string{"name"}},
+			{Type: "provision"},
 		},
 	}
 	repoSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "dir"}, {Name: "backend"}}}
@@ -367,6 +368,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	if b := d.single(c.Blocks, "health"); b != nil {
 		d.health(b, cfg)
 	}
+	d.provisionBlock(d.single(c.Blocks, "provision"), cfg)
 	seenApps := map[string]hcl.Range{}
 	for _, b := range c.Blocks {
 		if b.Type == "app" {
@@ -631,7 +633,7 @@ func (d *decoder) plugin(b *hcl.Block, seen map[string]hcl.Range) (PluginBlock, 
 	p := PluginBlock{Kind: b.Labels[0], Name: b.Labels[1], DeclRange: b.DefRange}
 	ok := true
 	if _, known := BundledPlugins[p.Kind]; !known {
-		d.errorf(b.LabelRanges[0], "Invalid plugin kind", "Plugin kind must be %q, %q or %q; got %q.", KindRepo, KindBalancer, KindHealth, p.Kind)
+		d.errorf(b.LabelRanges[0], "Invalid plugin kind", "Plugin kind must be %q, %q, %q or %q; got %q.", KindRepo, KindBalancer, KindHealth, KindHosting, p.Kind)
 		ok = false
 	}
 	if !validName(p.Name) {

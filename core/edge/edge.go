@@ -198,6 +198,7 @@ type Edge struct {
 	metrics   *metrics
 
 	routes atomic.Pointer[map[string]*app]
+	sites  siteTable // static sites by Host (sites.go)
 
 	mu       sync.Mutex // guards apps, started, upgraded
 	apps     map[string]*app

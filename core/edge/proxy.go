@@ -66,6 +66,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		edgeError(w, st, http.StatusMethodNotAllowed, "CONNECT is not supported")
 		return
 	}
+	if e.serveSite(w, r, st) { // static sites by Host, see sites.go
+		return
+	}
 	rt, ok := parseRoute(requestPath(r))
 	if !ok {
 		edgeError(w, st, http.StatusBadRequest, "malformed path")

@@ -303,6 +303,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, reloadResponse{Notes: rp.Restart, Plan: rp})
 	})
+	m.siteRoutes(mux) // static sites, see sites.go
 	if token == "" {
 		return mux
 	}

@@ -74,7 +74,8 @@ type Mesh struct {
 	published   map[string]time.Time // when each app's current plan was published
 	started     time.Time
 	control     *controlServer
-	rollouts    *rollouts // every rollout, followed server-side (rollouts.go)
+	rollouts    *rollouts  // every rollout, followed server-side (rollouts.go)
+	sites       siteHolder // static sites served by Host (sites.go)
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -251,6 +252,9 @@ func (m *Mesh) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.edge = e
 	m.mu.Unlock()
+	if err := m.applySites(); err != nil { // static sites, see sites.go
+		m.log.Error("static sites not served", "error", err)
+	}
 
 	cs, err := startControl(m, cfg.Control)
 	if err != nil {

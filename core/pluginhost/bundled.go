@@ -6,6 +6,8 @@ import (
 
 	"github.com/mycelium-mesh/mesh/plugins/healthhttp"
 	"github.com/mycelium-mesh/mesh/plugins/healthtcp"
+	"github.com/mycelium-mesh/mesh/plugins/hostingapp"
+	"github.com/mycelium-mesh/mesh/plugins/hostinglocal"
 	"github.com/mycelium-mesh/mesh/plugins/leastloaded"
 	"github.com/mycelium-mesh/mesh/plugins/repofs"
 	"github.com/mycelium-mesh/mesh/plugins/roundrobin"
@@ -29,6 +31,10 @@ var bundled = map[string]map[string]func() sdk.Plugin{
 	sdk.KindHealth: {
 		healthhttp.Name: func() sdk.Plugin { return healthhttp.New() },
 		healthtcp.Name:  func() sdk.Plugin { return healthtcp.New() },
+	},
+	sdk.KindHosting: {
+		hostinglocal.Name: func() sdk.Plugin { return hostinglocal.New() },
+		hostingapp.Name:   func() sdk.Plugin { return hostingapp.New() },
 	},
 }
 

@@ -268,6 +268,18 @@ func (h *Host) Repo(ctx context.Context, spec Spec) (sdk.RepoBackend, error) {
 	return p.Repo()
 }
 
+// Hosting loads a hosting plugin and returns its restart-proof client.
+func (h *Host) Hosting(ctx context.Context, spec Spec) (sdk.HostingService, error) {
+	if err := wantKind(&spec, sdk.KindHosting); err != nil {
+		return nil, err
+	}
+	p, err := h.Load(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return p.Hosting()
+}
+
 func wantKind(spec *Spec, kind string) error {
 	if spec.Kind == "" {
 		spec.Kind = kind

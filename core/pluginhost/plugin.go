@@ -95,9 +95,9 @@ func (i *instance) kill() {
 // prepare resolves and checks what spec names, before anything runs.
 func (h *Host) prepare(spec Spec) (*Plugin, error) {
 	switch spec.Kind {
-	case sdk.KindRepo, sdk.KindBalancer, sdk.KindHealth:
+	case sdk.KindRepo, sdk.KindBalancer, sdk.KindHealth, sdk.KindHosting:
 	default:
-		return nil, fmt.Errorf("plugin %q: unknown kind %q (want %s, %s or %s)", spec.Name, spec.Kind, sdk.KindRepo, sdk.KindBalancer, sdk.KindHealth)
+		return nil, fmt.Errorf("plugin %q: unknown kind %q (want %s, %s, %s or %s)", spec.Name, spec.Kind, sdk.KindRepo, sdk.KindBalancer, sdk.KindHealth, sdk.KindHosting)
 	}
 	if spec.Name == "" {
 		return nil, fmt.Errorf("%s plugin: empty name", spec.Kind)

@@ -1,0 +1,197 @@
+// Package siteapi is the client of the mesh control API's static-site
+// endpoints, shared by the mesh (which serves them) and the local-static
+// hosting plugin (which calls them). It holds no server code.
+package siteapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrNoSite is returned by Client.Site for a site the mesh does not serve.
+var ErrNoSite = errors.New("no such site")
+
+// Client talks to the site endpoints of a running mesh.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for addr: "unix:///path/to/control.sock" or
+// "http://127.0.0.1:7070" (with token).
+func NewClient(addr, token string) (*Client, error) {
+	c := &Client{token: token}
+	switch {
+	case strings.HasPrefix(addr, "unix://"):
+		sock := strings.TrimPrefix(addr, "unix://")
+		if sock == "" {
+			return nil, fmt.Errorf("control address %q: empty socket path", addr)
+		}
+		c.base = "http://mesh"
+		c.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}}
+	case strings.HasPrefix(addr, "http://"), strings.HasPrefix(addr, "https://"):
+		c.base = strings.TrimRight(addr, "/")
+		c.http = &http.Client{}
+	default:
+		return nil, fmt.Errorf("control address %q: want unix:///path or http://host:port", addr)
+	}
+	return c, nil
+}
+
+// Site is a static site the mesh serves by Host.
+type Site struct {
+	ID       string   `json:"id"`
+	Domains  []string `json:"domains"`
+	Snapshot string   `json:"snapshot,omitempty"` // "sha256:<hex>", a snapshot the mesh holds (static sites)
+	NotFound string   `json:"notFound,omitempty"` // relative path of the 404 page, or ""
+	// App, for a site hosted as a mesh app, is the app its hosts route to;
+	// Content is then the digest of the files it serves (sitesnap).
+	App     string    `json:"app,omitempty"`
+	Content string    `json:"content,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func (c *Client) siteRequest(ctx context.Context, method, path string, body io.Reader, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return 0, fmt.Errorf("control request: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("cannot reach the mesh control API (is `mesh run` running?): %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return resp.StatusCode, fmt.Errorf("read control response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var ae apiError
+		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
+			return resp.StatusCode, errors.New(ae.Error)
+		}
+		return resp.StatusCode, fmt.Errorf("control API: %s", resp.Status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode control response: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// Sites lists the static sites the mesh serves.
+func (c *Client) Sites(ctx context.Context) ([]Site, error) {
+	var out []Site
+	_, err := c.siteRequest(ctx, http.MethodGet, "/v1/sites", nil, &out)
+	return out, err
+}
+
+// Site returns one site, or an error wrapping ErrNoSite.
+func (c *Client) Site(ctx context.Context, id string) (Site, error) {
+	var out Site
+	code, err := c.siteRequest(ctx, http.MethodGet, "/v1/sites/"+url.PathEscape(id), nil, &out)
+	if code == http.StatusNotFound {
+		return out, fmt.Errorf("site %s: %w", id, ErrNoSite)
+	}
+	return out, err
+}
+
+// PutSite sets a site's desired state; its snapshot must be uploaded.
+func (c *Client) PutSite(ctx context.Context, s Site) (Site, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return Site{}, fmt.Errorf("encode site: %w", err)
+	}
+	var out Site
+	_, err = c.siteRequest(ctx, http.MethodPut, "/v1/sites/"+url.PathEscape(s.ID), bytes.NewReader(b), &out)
+	return out, err
+}
+
+// DeleteSite stops serving a site; a site already gone is success.
+func (c *Client) DeleteSite(ctx context.Context, id string) error {
+	_, err := c.siteRequest(ctx, http.MethodDelete, "/v1/sites/"+url.PathEscape(id), nil, nil)
+	return err
+}
+
+// HasSnapshot reports whether the mesh holds a site snapshot.
+func (c *Client) HasSnapshot(ctx context.Context, digest string) (bool, error) {
+	code, err := c.siteRequest(ctx, http.MethodHead, "/v1/site-snapshots/"+url.PathEscape(digest), nil, nil)
+	if code == http.StatusNotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// PutSnapshot streams a snapshot's tar archive to the mesh, which keeps it
+// only when its content has the digest.
+func (c *Client) PutSnapshot(ctx context.Context, digest string, tarStream io.Reader) error {
+	_, err := c.siteRequest(ctx, http.MethodPut, "/v1/site-snapshots/"+url.PathEscape(digest), tarStream, nil)
+	if err != nil {
+		return fmt.Errorf("upload snapshot %s: %w", digest, err)
+	}
+	return nil
+}
+
+// PublishSpore uploads a spore (verified by the mesh against its trusted
+// keys) and returns its digest.
+func (c *Client) PublishSpore(ctx context.Context, spore io.Reader) (string, error) {
+	var out struct{ Digest string }
+	if _, err := c.siteRequest(ctx, http.MethodPost, "/v1/spores", spore, &out); err != nil {
+		return "", fmt.Errorf("publish spore: %w", err)
+	}
+	return out.Digest, nil
+}
+
+// Deploy rolls app out to digest, blue/green.
+func (c *Client) Deploy(ctx context.Context, app, digest string) error {
+	b, _ := json.Marshal(map[string]string{"app": app, "digest": digest})
+	if _, err := c.siteRequest(ctx, http.MethodPost, "/v1/deploy", bytes.NewReader(b), nil); err != nil {
+		return fmt.Errorf("deploy %s: %w", app, err)
+	}
+	return nil
+}
+
+// WaitRollout polls the rollout of digest to app until it is no longer
+// progressing, and returns an error unless it became ready.
+func (c *Client) WaitRollout(ctx context.Context, app, digest string) error {
+	q := url.Values{"app": {app}, "digest": {digest}}
+	for {
+		var rs struct{ State, Detail string }
+		if _, err := c.siteRequest(ctx, http.MethodGet, "/v1/rollout?"+q.Encode(), nil, &rs); err != nil {
+			return err
+		}
+		switch rs.State {
+		case "ready":
+			return nil
+		case "progressing", "":
+		default:
+			return fmt.Errorf("rollout of %s to %s %s: %s", app, digest, rs.State, rs.Detail)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
