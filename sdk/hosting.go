@@ -18,6 +18,12 @@ import (
 // KindHosting is the plugin kind of hosting backends (site provisioning).
 const KindHosting = "hosting"
 
+// HostingTokenEnv names the variable through which `mesh provision` gives
+// the hosting plugins it starts the mesh's control token (with MESH_ADDR,
+// the control address), for backends that publish sites through the mesh's
+// control API. No other plugin kind is given the token.
+const HostingTokenEnv = "MESH_HOSTING_TOKEN"
+
 // ErrConfigMissing is returned (wrapped) by a hosting backend that lacks
 // configuration it needs, such as credentials. The host reports the site as
 // failed and `mesh provision` exits 78.

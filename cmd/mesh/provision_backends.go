@@ -20,8 +20,11 @@ import (
 // provisionBackends maps each hosting provider to the hosting plugin that
 // hosts its sites (mesh.hcl's provision block, then -provider flags), and
 // launches those plugins lazily, on the first site that needs each. The
-// mesh's control address is handed to the plugins as MESH_ADDR/MESH_TOKEN,
-// the environment `mesh deploy` reads too.
+// mesh's control address is handed to the plugins as MESH_ADDR and its token
+// as sdk.HostingTokenEnv: hosting plugins publish sites through the control
+// API, so they are the one kind of child that is given the token, and under
+// a name of its own (MESH_TOKEN itself is dropped from every plugin's
+// environment).
 func provisionBackends(env *provisionEnv, overrides []string, log hclog.Logger) (provision.Backends, func(), error) {
 	mapping := map[string]string{}
 	for p := range config.HostingProviders {
@@ -41,7 +44,7 @@ func provisionBackends(env *provisionEnv, overrides []string, log hclog.Logger) 
 	if addr, token, err := env.controlAddr(); err == nil {
 		os.Setenv("MESH_ADDR", addr)
 		if token != "" {
-			os.Setenv("MESH_TOKEN", token)
+			os.Setenv(sdk.HostingTokenEnv, token)
 		}
 	}
 	host, err := pluginhost.New(pluginhost.Options{Logger: log.Named("plugin"), EvalContext: config.EvalContext()})

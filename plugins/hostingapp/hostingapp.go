@@ -56,7 +56,7 @@ func (b *backend) Schema() sdk.Schema {
 		{Name: "server", Type: sdk.TypePath, Default: "", Description: "the static file server executable (go build ./workloads/siteserve)"},
 		{Name: "key", Type: sdk.TypePath, Default: "", Description: "the operator's signing key (mesh keygen); its public key must be in trusted_keys"},
 		{Name: "control_addr", Type: sdk.TypeString, Default: "", Description: "the mesh's control API (default: MESH_ADDR)"},
-		{Name: "token", Type: sdk.TypeString, Default: "", Description: "bearer token for a TCP control API (default: MESH_TOKEN)"},
+		{Name: "token", Type: sdk.TypeString, Default: "", Description: "bearer token for a TCP control API (default: MESH_HOSTING_TOKEN, set by mesh provision)"},
 	}}
 }
 
@@ -71,7 +71,7 @@ func (b *backend) Configure(_ context.Context, cfg sdk.Config) error {
 		addr = os.Getenv("MESH_ADDR")
 	}
 	if token == "" {
-		token = os.Getenv("MESH_TOKEN")
+		token = os.Getenv(sdk.HostingTokenEnv)
 	}
 	b.client = nil
 	if addr != "" {

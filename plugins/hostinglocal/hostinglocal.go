@@ -52,7 +52,7 @@ func (b *backend) Schema() sdk.Schema {
 	return sdk.Schema{Attributes: []sdk.Attribute{
 		{Name: "sites_root", Type: sdk.TypePath, Default: "", Description: "directory build.outputDir is resolved against (required to host sites)"},
 		{Name: "control_addr", Type: sdk.TypeString, Default: "", Description: "the mesh's control API (default: MESH_ADDR, set by mesh provision from mesh.hcl)"},
-		{Name: "token", Type: sdk.TypeString, Default: "", Description: "bearer token for a TCP control API (default: MESH_TOKEN)"},
+		{Name: "token", Type: sdk.TypeString, Default: "", Description: "bearer token for a TCP control API (default: MESH_HOSTING_TOKEN, set by mesh provision)"},
 	}}
 }
 
@@ -66,7 +66,7 @@ func (b *backend) Configure(_ context.Context, cfg sdk.Config) error {
 	}
 	b.token = cfg.String("token", "")
 	if b.token == "" {
-		b.token = os.Getenv("MESH_TOKEN")
+		b.token = os.Getenv(sdk.HostingTokenEnv)
 	}
 	b.client = nil
 	if b.addr != "" {
