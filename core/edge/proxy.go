@@ -283,6 +283,11 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
 	h[HeaderEdge] = st
+	if _, ok := h["Content-Type"]; !ok {
+		// A nil value keeps net/http from sniffing one: the client gets
+		// the type the endpoint gave, or none.
+		h["Content-Type"] = nil
+	}
 	// The body reader fills resp.Trailer with every trailer that arrives,
 	// announced or not; remember which ones were announced.
 	var declaredTrailers map[string]struct{}
