@@ -471,7 +471,33 @@ func checkDiff(t *testing.T, f *diffFronts, c diffCase) {
 	cmp("trailer", headerString(got.trailer), headerString(want.trailer))
 	cmp("content length", got.length, want.length)
 	cmp("chunked", got.chunked, want.chunked)
-	cmp("informational", got.informated, want.informated)
+	// net/http's server sends its own 100 Continue when the handler reads
+	// the body; ReverseProxy may relay the endpoint's too, depending on
+	// timing. The client must see one at most.
+	if n := countCode(got.informated, 100); n > 1 {
+		t.Errorf("the client got %d 100 Continue answers", n)
+	}
+	cmp("informational", dropCode(got.informated, 100), dropCode(want.informated, 100))
+}
+
+func countCode(codes []int, c int) int {
+	n := 0
+	for _, v := range codes {
+		if v == c {
+			n++
+		}
+	}
+	return n
+}
+
+func dropCode(codes []int, c int) []int {
+	var out []int
+	for _, v := range codes {
+		if v != c {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // FuzzDifferential compares the edge with httputil.ReverseProxy over
@@ -508,11 +534,6 @@ func FuzzDifferential(f *testing.F) {
 	fronts := startDiffFronts(f)
 	f.Fuzz(func(t *testing.T, method, status, framing, reqBits, hdrBits, info uint8, reqBody, body []byte) {
 		c := newDiffCase(method, status, framing, reqBits, hdrBits, info, reqBody, body)
-		if c.reqBody != nil && (c.info != 0 || c.hdrBits&hdrHop != 0) {
-			// Bodied requests still take http.Transport, which neither
-			// relays 102/103 nor keeps "Connection: close, X-Hop".
-			t.Skip("known gap of the http.Transport path")
-		}
 		checkDiff(t, fronts, c)
 	})
 }

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -108,7 +107,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.prom.byClass[c].Inc()
 		a.prom.duration.Observe(time.Since(start).Seconds())
 	}()
-	status = e.forward(w, r, a, path, st, &status)
+	status = e.forward(w, r, a, path, st, start, &status)
 }
 
 // bodyTracker passes the client's body to the transport, remembers whether
@@ -118,6 +117,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type bodyTracker struct {
 	rc     io.ReadCloser
 	read   atomic.Bool
+	eof    atomic.Bool  // read to its end
 	failed atomic.Int32 // a clientBody* code once a read failed
 }
 
@@ -132,7 +132,9 @@ const (
 func (b *bodyTracker) Read(p []byte) (int, error) {
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		b.eof.Store(true)
+	} else if err != nil {
 		b.failed.CompareAndSwap(clientBodyOK, int32(classifyBodyError(err)))
 	}
 	return n, err
@@ -154,35 +156,38 @@ func (b *bodyTracker) Close() error { return nil }
 // forward sends the request to the app's endpoints until one answers and
 // relays the answer. It returns the status to record; *status is kept
 // current for the case where relaying panics to abort the response.
-func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path string, st []string, status *int) int {
+func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path string, st []string, start time.Time, status *int) int {
 	p := a.picker.Load()
 	if len(p.eps) == 0 {
 		w.Header()["Retry-After"] = []string{"1"}
 		edgeError(w, st, http.StatusServiceUnavailable, fmt.Sprintf("no healthy endpoint for app %q", a.name))
 		return http.StatusServiceUnavailable
 	}
-	out, base, upgrade := outRequest(r, path, st, trustedPeer(e.opts.TrustedProxies, r.RemoteAddr))
 	var body *bodyTracker
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &bodyTracker{rc: r.Body}
-		out.Body = body
-		out.ContentLength = r.ContentLength
-		setReadDeadline(w, time.Now().Add(e.opts.RequestBodyTimeout))
+		setReadDeadline(w, start.Add(e.opts.RequestBodyTimeout))
+	}
+	trusted := trustedPeer(e.opts.TrustedProxies, r.RemoteAddr)
+	// Upgrades take http.Transport; everything else the edge's pool.
+	var out *http.Request
+	var base *url.URL
+	var o outReq
+	upgrade := upgradeType(r.Header) != ""
+	if upgrade {
+		out, base, _ = outRequest(r, path, st, trusted)
+		if body != nil {
+			out.Body = body
+			out.ContentLength = r.ContentLength
+		}
+	} else {
+		o = newOutReq(r, path, st, trusted, body)
 	}
 	// Informational answers are HTTP/1.1; an HTTP/1.0 client would take
 	// one for the final answer.
 	info := w
 	if !r.ProtoAtLeast(1, 1) {
 		info = nil
-	}
-	// Requests with a body go through http.Transport, whose answer body
-	// has no deadline of its own: cancelling the request bounds it.
-	var cancelUp context.CancelFunc
-	if body != nil && !upgrade {
-		var ctx context.Context
-		ctx, cancelUp = context.WithCancel(r.Context())
-		defer cancelUp()
-		out = out.WithContext(ctx)
 	}
 	oo := &e.opts.Outlier
 	var triedBuf [4]*endpoint
@@ -201,23 +206,26 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 			}
 			return e.upstreamError(w, st, a, lastErr)
 		}
-		req := out
-		if attempt == 0 {
-			base.Host = ep.host
-		} else {
-			u := *base
-			u.Host = ep.host
-			cp := *out
-			cp.URL = &u
-			req = &cp
-		}
 		ep.inFlight.Add(1)
-		t0 := time.Now()
+		t0 := start
+		if attempt > 0 {
+			t0 = time.Now()
+		}
 		var resp *http.Response
 		var err error
-		if body == nil && !upgrade {
-			resp, err = e.roundTrip(req, ep, info)
+		if !upgrade {
+			resp, err = e.roundTrip(r.Context(), &o, ep, info, t0)
 		} else {
+			req := out
+			if attempt == 0 {
+				base.Host = ep.host
+			} else {
+				u := *base
+				u.Host = ep.host
+				cp := *out
+				cp.URL = &u
+				req = &cp
+			}
 			resp, err = e.transport.RoundTrip(req)
 		}
 		if err != nil {
@@ -251,12 +259,12 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 			}
 			return e.upstreamError(w, st, a, err)
 		}
-		return e.relay(w, r, a, p, ep, resp, st, t0, status, cancelUp)
+		return e.relay(w, r, a, p, ep, resp, st, t0, status)
 	}
 }
 
 // relay copies the endpoint's answer to the client.
-func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, t0 time.Time, status *int, cancelUp context.CancelFunc) int {
+func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, t0 time.Time, status *int) int {
 	code := resp.StatusCode
 	ep.latencyUS.Add(uint64(time.Since(t0).Microseconds()))
 	ep.promRequests.Inc()
@@ -301,7 +309,7 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
 	flush := streaming(resp)
-	clock := e.startBodyClock(w, resp, flush, cancelUp)
+	clock := e.startBodyClock(w, resp, flush, nil)
 	defer clock.stop()
 	w.WriteHeader(code)
 	*status = code

@@ -13,12 +13,22 @@ import (
 	"github.com/mycelium-mesh/mesh/core/config/defaults"
 )
 
-// The edge sends requests without a body (the bulk of traffic) over its own
-// HTTP/1.1 connection pool: the handler goroutine writes the request and
-// reads the answer itself, with no hand-off to the per-connection reader
-// and writer goroutines of http.Transport. Requests with a body and
-// upgrades take http.Transport, which handles 100-continue and full-duplex
-// bodies.
+// Every request but an upgrade goes over the edge's own HTTP/1.1
+// connection pool (pool.go): the handler goroutine writes the request head
+// (reqhead.go) and reads the answer itself, with no hand-off to the
+// per-connection goroutines of http.Transport. A request body is relayed by
+// one more goroutine while the answer is read (reqbody.go), so an endpoint
+// may answer before it has read the whole body. Upgrades take
+// http.Transport, configured with the same timeouts and header limits.
+//
+// A request reuses a pooled connection as it is when the connection was
+// used less than probeAfter ago and the request may be sent again: an
+// endpoint that closed it meanwhile sends nothing back, and the request is
+// retried on a fresh connection. Other reused connections are first probed
+// without blocking (alive_unix.go) for a close or for bytes nobody asked
+// for. Whatever the method, a request whose head could not be written at
+// all is sent again on a fresh connection: the endpoint cannot have acted
+// on it.
 
 // upConn is one keep-alive connection to an endpoint.
 type upConn struct {
@@ -60,45 +70,85 @@ func (r *capReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// errStale marks a reused connection that the endpoint had closed: nothing
-// came back, so the request may be sent again on a fresh connection.
-var errStale = errors.New("edge: pooled connection closed by the endpoint")
+var (
+	// errStale marks a reused connection that the endpoint had closed:
+	// nothing came back, so an idempotent request may be sent again.
+	errStale = errors.New("edge: pooled connection closed by the endpoint")
+	// errNotSent marks a request whose head could not be written: any
+	// request may be sent again.
+	errNotSent = errors.New("edge: request not sent")
+	// errPoolTimeout is a request that found every connection of the
+	// endpoint busy for the whole upstream timeout.
+	errPoolTimeout = timeoutError{"edge: every connection to the endpoint busy"}
+)
+
+// timeoutError is a net.Error that timed out.
+type timeoutError struct{ s string }
+
+func (e timeoutError) Error() string   { return e.s }
+func (e timeoutError) Timeout() bool   { return true }
+func (e timeoutError) Temporary() bool { return true }
 
 // aLongTimeAgo is a deadline that makes blocked reads return at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// idleLimit is how long a pooled connection may sit unused; many servers
-// close idle connections after a few seconds.
-const idleLimit = defaults.UpstreamIdle
+const (
+	// idleLimit is how long a pooled connection may sit unused; many
+	// servers close idle connections after a few seconds.
+	idleLimit = defaults.UpstreamIdle
+	// reapInterval is how often idle connections past idleLimit are closed.
+	reapInterval = idleLimit / 4
+	// probeAfterDefault is Options.probeAfter's default.
+	probeAfterDefault = time.Second
+)
 
-// getConn takes an idle connection to ep, or dials one when there is none
-// or fresh is set. Pooled connections that the endpoint closed, or on which
-// it sent bytes nobody asked for, are dropped rather than used.
-func (e *Edge) getConn(ctx context.Context, ep *endpoint, fresh bool) (uc *upConn, reused bool, err error) {
-	for !fresh {
-		var uc *upConn
-		select {
-		case uc = <-ep.idle:
-		default:
+// getConn takes the newest idle connection to ep, or dials one when there
+// is none or fresh is set, and arms the request's deadline on it. A pooled
+// connection idle longer than the probe threshold (always, when probe is
+// set) is checked first; one the endpoint closed, or on which it sent
+// bytes nobody asked for, is dropped.
+func (e *Edge) getConn(ctx context.Context, ep *endpoint, fresh, probe bool, now, deadline time.Time) (uc *upConn, reused bool, err error) {
+	for {
+		uc, ok, err := ep.pool.take(ctx, e.opts.UpstreamTimeout, fresh)
+		if !ok {
+			return nil, false, err
 		}
 		if uc == nil {
-			break
+			break // a slot to dial with
 		}
-		if time.Since(uc.idleFrom) > idleLimit || !uc.probe.usable() {
-			uc.c.Close()
+		idle := now.Sub(uc.idleFrom)
+		if idle > idleLimit {
+			e.discard(ep, uc)
 			continue
+		}
+		// The deadline goes first: the probe fails on an expired one.
+		uc.c.SetDeadline(deadline)
+		if probe || idle >= e.opts.probeAfter {
+			e.probes.Add(1)
+			if !uc.probe.usable() {
+				e.discard(ep, uc)
+				continue
+			}
 		}
 		return uc, true, nil
 	}
 	c, err := e.dialer.DialContext(ctx, "tcp", ep.host)
 	if err != nil {
+		ep.pool.release()
 		return nil, false, err
 	}
 	uc = &upConn{c: c, lr: capReader{c: c, n: -1}, bw: bufio.NewWriterSize(c, 8<<10)}
 	uc.br = bufio.NewReaderSize(&uc.lr, 16<<10)
 	uc.poison = func() { c.SetDeadline(aLongTimeAgo) }
 	uc.probe = newIdleProbe(c)
+	c.SetDeadline(deadline)
 	return uc, false, nil
+}
+
+// discard closes a connection of ep and frees its slot.
+func (e *Edge) discard(ep *endpoint, uc *upConn) {
+	uc.c.Close()
+	ep.pool.release()
 }
 
 // putConn pools uc, or closes it when the pool is full or the endpoint left.
@@ -106,28 +156,17 @@ func (e *Edge) putConn(ep *endpoint, uc *upConn) {
 	// Bytes after the end of the answer were never asked for: the next
 	// request would read them as its answer.
 	if ep.removed.Load() || e.ctx.Err() != nil || uc.br.Buffered() > 0 {
-		uc.c.Close()
+		e.discard(ep, uc)
 		return
 	}
 	uc.idleFrom = time.Now()
-	select {
-	case ep.idle <- uc:
-	default:
-		uc.c.Close()
+	if !ep.pool.put(uc) {
+		e.discard(ep, uc)
 	}
 }
 
 // closeIdle closes every pooled connection of ep.
-func closeIdle(ep *endpoint) {
-	for {
-		select {
-		case uc := <-ep.idle:
-			uc.c.Close()
-		default:
-			return
-		}
-	}
-}
+func closeIdle(ep *endpoint) { ep.pool.closeAll() }
 
 // exchange is one request on one connection. Its Body returns the
 // connection to the pool when read to the end, and closes it otherwise.
@@ -139,6 +178,7 @@ type exchange struct {
 	body io.ReadCloser
 	stop func() bool // detaches the client-cancellation hook
 	resp *http.Response
+	sent *bodySender // relays the request body, or nil
 	eof  bool
 }
 
@@ -170,37 +210,51 @@ func (x *exchange) Close() error {
 	x.uc = nil
 	x.body.Close()
 	// The hook may have poisoned the connection's deadline: reuse it only
-	// if the hook never ran.
-	if x.stop() && x.eof && !x.resp.Close && !x.resp.Request.Close {
+	// if the hook never ran, the answer was read to its end and the whole
+	// request body went out.
+	if x.stop() && x.eof && !x.resp.Close && (x.sent == nil || x.sent.finished()) {
 		x.e.putConn(x.ep, uc)
 		return nil
 	}
-	return uc.c.Close()
+	// Unblocks a body relay still writing.
+	uc.poison()
+	x.e.discard(x.ep, uc)
+	return nil
 }
 
-// roundTrip sends a request without a body to ep over the edge's pool. For
-// idempotent methods, a pooled connection that turns out closed by the
-// endpoint (nothing came back) costs one more try on a freshly dialed
-// connection, transparently. Dial errors come back as *net.OpError with Op
-// "dial", like http.Transport's.
-func (e *Edge) roundTrip(req *http.Request, ep *endpoint, w http.ResponseWriter) (*http.Response, error) {
-	ctx := req.Context()
+// roundTrip sends o to ep over the edge's pool. A pooled connection that
+// turns out closed by the endpoint (nothing came back) costs an idempotent
+// request one more try on a freshly dialed connection, and a request that
+// could not be written at all one more try whatever its method. Dial
+// errors come back as *net.OpError with Op "dial", like http.Transport's.
+func (e *Edge) roundTrip(ctx context.Context, o *outReq, ep *endpoint, w http.ResponseWriter, now time.Time) (*http.Response, error) {
+	replayable := o.body == nil && idempotent(o.method)
+	var deadline time.Time
+	if o.body == nil {
+		deadline = now.Add(e.opts.UpstreamTimeout)
+	} else {
+		// The body may take as long as the client is given to send it;
+		// the endpoint has the upstream timeout on top to answer.
+		deadline = now.Add(e.opts.RequestBodyTimeout + e.opts.UpstreamTimeout)
+	}
 	fresh := false
 	for {
-		uc, reused, err := e.getConn(ctx, ep, fresh)
+		uc, reused, err := e.getConn(ctx, ep, fresh, !replayable, now, deadline)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := e.exchange(ctx, req, ep, uc, w)
+		resp, err := e.exchange(ctx, o, ep, uc, w)
 		if err == nil {
 			return resp, nil
 		}
-		uc.c.Close()
-		if errors.Is(err, errStale) && reused && idempotent(req.Method) {
+		uc.poison()
+		e.discard(ep, uc)
+		if !fresh && (errors.Is(err, errNotSent) && (o.body == nil || !o.body.read.Load()) ||
+			errors.Is(err, errStale) && reused && replayable) {
 			fresh = true
 			continue
 		}
-		if errors.Is(err, errStale) {
+		if errors.Is(err, errStale) || errors.Is(err, errNotSent) {
 			err = fmt.Errorf("read response: %w", io.ErrUnexpectedEOF)
 		}
 		return nil, err
@@ -221,29 +275,40 @@ func failExchange(ctx context.Context, stop func() bool, err error) (*http.Respo
 	return nil, err
 }
 
-// exchange writes req on uc and reads the answer's header. Informational
+// exchange writes o on uc and reads the answer's header. Informational
 // answers other than 100 Continue (102 Processing, 103 Early Hints) are
 // relayed to w as they come; w may be nil.
-func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc *upConn, w http.ResponseWriter) (*http.Response, error) {
-	// The upstream timeout covers writing the request and waiting for the
-	// answer's header. The deadline is set before the cancellation hook,
-	// which may run at once and must win.
-	uc.c.SetDeadline(time.Now().Add(e.opts.UpstreamTimeout))
+func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn, w http.ResponseWriter) (*http.Response, error) {
+	// The cancellation hook may run at once and must win over the
+	// deadline, which getConn set before.
 	stop := context.AfterFunc(ctx, uc.poison)
-	if err := req.Write(uc.bw); err != nil {
-		return failExchange(ctx, stop, errStale)
-	}
-	if err := uc.bw.Flush(); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return failExchange(ctx, stop, fmt.Errorf("write request: %w", err))
+	o.writeHead(uc.bw, ep.host)
+	var sent *bodySender
+	if o.body == nil {
+		if err := uc.bw.Flush(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return failExchange(ctx, stop, fmt.Errorf("write request: %w", err))
+			}
+			return failExchange(ctx, stop, fmt.Errorf("%w: %w", errNotSent, err))
 		}
-		return failExchange(ctx, stop, errStale)
+	} else {
+		sent = startBody(uc, o, e.opts.UpstreamTimeout)
 	}
 	uc.lr.n = maxResponseHeaderBytes
+	req := methodRequest(o.method)
 	var resp *http.Response
 	for first := true; ; first = false {
 		if _, err := uc.br.Peek(1); err != nil {
+			if sent != nil {
+				sent.abandon()
+				if ctx.Err() != nil {
+					// A failed read of the client's body cancels the
+					// request: let the relay record how it failed, which
+					// decides the answer.
+					sent.wait(time.Second)
+				}
+			}
 			var ne net.Error
 			if !first || errors.Is(err, ErrResponseHeaderTooLarge) || (errors.As(err, &ne) && ne.Timeout()) {
 				return failExchange(ctx, stop, fmt.Errorf("read response: %w", err))
@@ -254,13 +319,20 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 		conn := peekConnection(uc.br)
 		r, err := http.ReadResponse(uc.br, req)
 		if err != nil {
+			if sent != nil {
+				sent.abandon()
+			}
 			return failExchange(ctx, stop, fmt.Errorf("read response: %w", err))
 		}
 		if conn != nil && r.Header["Connection"] == nil {
 			r.Header["Connection"] = conn // see peekConnection
 		}
 		if r.StatusCode >= 100 && r.StatusCode < 200 && r.StatusCode != http.StatusSwitchingProtocols {
-			if w != nil && r.StatusCode != http.StatusContinue {
+			if r.StatusCode == http.StatusContinue {
+				if sent != nil {
+					sent.proceed()
+				}
+			} else if w != nil {
 				relayInformational(w, r)
 			}
 			continue
@@ -269,13 +341,48 @@ func (e *Edge) exchange(ctx context.Context, req *http.Request, ep *endpoint, uc
 		break
 	}
 	uc.lr.n = -1
-	uc.c.SetDeadline(time.Time{})
-	if ctx.Err() != nil {
-		// Cancelled while the deadline was being reset: poison it again.
-		uc.c.SetDeadline(aLongTimeAgo)
+	if sent != nil {
+		sent.headerRead()
+		// A final answer before 100 Continue: the body is not sent, and
+		// the connection cannot be reused.
+		if !sent.answered() {
+			resp.Close = true
+		}
 	}
-	resp.Body = &exchange{e: e, ep: ep, uc: uc, ctx: ctx, body: resp.Body, stop: stop, resp: resp}
+	resp.Body = &exchange{e: e, ep: ep, uc: uc, ctx: ctx, body: resp.Body, stop: stop, resp: resp, sent: sent}
 	return resp, nil
+}
+
+// Requests handed to http.ReadResponse, which looks at the method only
+// (a HEAD answer has no body); shared, never modified.
+var (
+	reqGET     = &http.Request{Method: http.MethodGet}
+	reqHEAD    = &http.Request{Method: http.MethodHead}
+	reqPOST    = &http.Request{Method: http.MethodPost}
+	reqPUT     = &http.Request{Method: http.MethodPut}
+	reqDELETE  = &http.Request{Method: http.MethodDelete}
+	reqOPTIONS = &http.Request{Method: http.MethodOptions}
+	reqPATCH   = &http.Request{Method: http.MethodPatch}
+)
+
+func methodRequest(m string) *http.Request {
+	switch m {
+	case http.MethodGet:
+		return reqGET
+	case http.MethodHead:
+		return reqHEAD
+	case http.MethodPost:
+		return reqPOST
+	case http.MethodPut:
+		return reqPUT
+	case http.MethodDelete:
+		return reqDELETE
+	case http.MethodOptions:
+		return reqOPTIONS
+	case http.MethodPatch:
+		return reqPATCH
+	}
+	return &http.Request{Method: m}
 }
 
 // relayInformational sends a 1xx answer's status and headers to the client

@@ -1,0 +1,289 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func pipeConn(t *testing.T, idleFrom time.Time) *upConn {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return &upConn{c: a, idleFrom: idleFrom}
+}
+
+// The stack hands out the newest connection first, the reaper closes the
+// oldest ones, and every connection holds a slot.
+func TestConnPoolNewestFirstAndReap(t *testing.T) {
+	p := newConnPool(10, 10)
+	now := time.Now()
+	var conns []*upConn
+	for i := 0; i < 3; i++ {
+		if _, ok, err := p.take(context.Background(), time.Second, false); !ok || err != nil {
+			t.Fatalf("slot %d: %v", i, err)
+		}
+		conns = append(conns, pipeConn(t, now.Add(time.Duration(i)*time.Minute)))
+	}
+	for _, uc := range conns {
+		if !p.put(uc) {
+			t.Fatal("put refused")
+		}
+	}
+	uc, _, _ := p.take(context.Background(), time.Second, false)
+	if uc != conns[2] {
+		t.Fatal("the newest connection was not reused first")
+	}
+	p.put(uc)
+	p.reap(now.Add(90 * time.Second)) // conns[0] and conns[1] are older
+	if n := p.idleCount(); n != 1 {
+		t.Fatalf("%d idle after reaping, want 1", n)
+	}
+	if _, err := conns[0].c.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("reaped connection still open: %v", err)
+	}
+	if p.open != 1 {
+		t.Errorf("%d slots held, want 1", p.open)
+	}
+	p.closeAll()
+	if p.open != 0 || p.put(pipeConn(t, now)) {
+		t.Errorf("after closeAll: %d slots held, or a connection pooled", p.open)
+	}
+}
+
+// A request that finds every slot taken waits for a connection or a slot
+// to be handed over, or gives up after its wait.
+func TestConnPoolCap(t *testing.T) {
+	p := newConnPool(1, 10)
+	ctx := context.Background()
+	if _, ok, _ := p.take(ctx, time.Second, false); !ok {
+		t.Fatal("first slot refused")
+	}
+	if _, ok, err := p.take(ctx, 10*time.Millisecond, false); ok || !errors.Is(err, errPoolTimeout) {
+		t.Fatalf("over the cap: ok %v, err %v; want a pool timeout", ok, err)
+	}
+	got := make(chan *upConn)
+	go func() {
+		uc, ok, err := p.take(ctx, 10*time.Second, false)
+		if !ok || err != nil {
+			t.Error(err)
+		}
+		got <- uc
+	}()
+	waitFor(t, 5*time.Second, "a waiter", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.waiters) == 1 })
+	uc := pipeConn(t, time.Now())
+	p.put(uc)
+	if w := <-got; w != uc {
+		t.Fatal("the waiter did not get the connection put back")
+	}
+	go func() {
+		uc, ok, err := p.take(ctx, 10*time.Second, true)
+		if !ok || err != nil || uc != nil {
+			t.Errorf("waiter for a slot: %v %v %v", uc, ok, err)
+		}
+		got <- nil
+	}()
+	waitFor(t, 5*time.Second, "a waiter", func() bool { p.mu.Lock(); defer p.mu.Unlock(); return len(p.waiters) == 1 })
+	p.release() // the connection closed: its slot passes on
+	<-got
+	if p.open != 1 {
+		t.Errorf("%d slots held, want 1", p.open)
+	}
+}
+
+// With one connection allowed per endpoint, concurrent requests queue for
+// it instead of opening more.
+func TestMaxConnsPerEndpoint(t *testing.T) {
+	var inside atomic.Int64
+	var most atomic.Int64
+	up := startRaw(t, func(c net.Conn, req *http.Request, n int) bool {
+		if v := inside.Add(1); v > most.Load() {
+			most.Store(v)
+		}
+		time.Sleep(5 * time.Millisecond)
+		inside.Add(-1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	e := edgeTo(t, up.url(), Options{MaxConnsPerEndpoint: 1})
+	c := testClient(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Get(edgeURL(e) + "/up/x")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "ok" {
+				t.Errorf("%d %q", resp.StatusCode, b)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := up.accepted.Load(); n != 1 {
+		t.Errorf("endpoint accepted %d connections, want 1", n)
+	}
+}
+
+// A request without a body that meets a pooled connection the endpoint
+// has closed is sent on a new connection whatever its method: the probe
+// saw the close before anything was written.
+func TestBodylessRequestsAvoidClosedPooledConnection(t *testing.T) {
+	closed := make(chan struct{}, 8)
+	up := startRaw(t, func(c net.Conn, req *http.Request, n int) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		if req.URL.Path == "/prime" {
+			c.Close() // the connection the edge pools
+			closed <- struct{}{}
+			return false
+		}
+		return true
+	})
+	e := edgeTo(t, up.url(), Options{})
+	c := testClient(t)
+	for _, method := range []string{"POST", "DELETE", "PUT"} {
+		resp, err := c.Get(edgeURL(e) + "/up/prime")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		<-closed
+		before := up.requests.Load()
+		req, _ := http.NewRequest(method, edgeURL(e)+"/up/x", nil)
+		resp, err = c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok" {
+			t.Errorf("%s over a closed pooled connection: %d %q", method, resp.StatusCode, b)
+		}
+		if got := up.requests.Load() - before; got != 1 {
+			t.Errorf("%s reached the endpoint %d times, want 1", method, got)
+		}
+	}
+}
+
+// A connection used moments ago is reused without a probe; one idle past
+// the threshold is probed.
+func TestRecentConnectionNotProbed(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		probeAfter time.Duration
+		want       uint64
+	}{
+		{"used moments ago", 0, 0},
+		{"probe always", -1, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := startRaw(t, func(c net.Conn, req *http.Request, n int) bool {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				return true
+			})
+			e := edgeTo(t, up.url(), Options{probeAfter: tc.probeAfter})
+			c := testClient(t)
+			for i := 0; i < 5; i++ {
+				resp, err := c.Get(edgeURL(e) + "/up/x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if got := e.probes.Load(); got != tc.want {
+				t.Errorf("%d probes, want %d", got, tc.want)
+			}
+			if n := up.accepted.Load(); n != 1 {
+				t.Errorf("%d connections, want 1", n)
+			}
+		})
+	}
+}
+
+// Expect: 100-continue: the body follows the endpoint's 100 Continue, and
+// is never sent when the endpoint answers first.
+func TestExpectContinue(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		accept bool
+		want   int
+		body   string
+	}{
+		{"accepted", true, 200, "got 6"},
+		{"refused", false, 417, "no"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := listenLoopback(t)
+			t.Cleanup(func() { ln.Close() })
+			sawBody := make(chan string, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.Header.Get("Expect") != "100-continue" {
+					sawBody <- "no Expect"
+					return
+				}
+				if !tc.accept {
+					io.WriteString(c, "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 2\r\n\r\nno")
+					c.SetReadDeadline(time.Now().Add(3 * time.Second))
+					b, _ := io.ReadAll(br) // until the edge closes
+					sawBody <- string(b)
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+				b, _ := io.ReadAll(req.Body)
+				sawBody <- string(b)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\ngot "+strconv.Itoa(len(b))[:1])
+			}()
+			e := edgeTo(t, "http://"+ln.Addr().String(), Options{})
+			conn := dialEdge(t, e)
+			// The client sends its body at once, as clients that do not
+			// wait for 100 Continue do.
+			io.WriteString(conn, "POST /up/x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 6\r\n\r\n")
+			io.WriteString(conn, "abcdef")
+			br := bufio.NewReader(conn)
+			var resp *http.Response
+			for {
+				r, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.StatusCode != 100 {
+					resp = r
+					break
+				}
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.want || string(b) != tc.body {
+				t.Fatalf("answer %d %q, want %d %q", resp.StatusCode, b, tc.want, tc.body)
+			}
+			got := <-sawBody
+			if tc.accept && got != "abcdef" || !tc.accept && strings.Contains(got, "abc") {
+				t.Errorf("endpoint read %q", got)
+			}
+		})
+	}
+}
