@@ -287,3 +287,26 @@ func TestExpectContinue(t *testing.T) {
 		})
 	}
 }
+
+// An answer slower than the short first deadline of a request without a
+// body is waited for, up to the upstream timeout, also when its header
+// arrives in pieces on either side of that deadline.
+func TestAnswerAfterHookDelay(t *testing.T) {
+	up := startRaw(t, func(c net.Conn, req *http.Request, n int) bool {
+		time.Sleep(hookDelay + hookDelay/2)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Part: ")
+		time.Sleep(hookDelay + hookDelay/2)
+		io.WriteString(c, "two\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	e := edgeTo(t, up.url(), Options{})
+	resp, err := testClient(t).Get(edgeURL(e) + "/up/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "ok" || resp.Header.Get("X-Part") != "two" {
+		t.Fatalf("slow answer: %d %q %v", resp.StatusCode, b, resp.Header)
+	}
+}

@@ -259,12 +259,12 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 			}
 			return e.upstreamError(w, st, a, err)
 		}
-		return e.relay(w, r, a, p, ep, resp, st, t0, status)
+		return e.relay(w, r, a, p, ep, resp, st, start, t0, status)
 	}
 }
 
 // relay copies the endpoint's answer to the client.
-func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, t0 time.Time, status *int) int {
+func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, start, t0 time.Time, status *int) int {
 	code := resp.StatusCode
 	ep.latencyUS.Add(uint64(time.Since(t0).Microseconds()))
 	ep.promRequests.Inc()
@@ -309,7 +309,7 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
 	flush := streaming(resp)
-	clock := e.startBodyClock(w, resp, flush, nil)
+	clock := e.startBodyClock(w, resp, flush, nil, start)
 	defer clock.stop()
 	w.WriteHeader(code)
 	*status = code

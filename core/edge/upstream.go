@@ -180,6 +180,9 @@ type exchange struct {
 	resp *http.Response
 	sent *bodySender // relays the request body, or nil
 	eof  bool
+	// buffered: the whole body is in the connection's buffer, so no
+	// more reads of the connection are needed.
+	buffered bool
 }
 
 // setReadDeadline bounds the reads of the rest of the body. A cancellation
@@ -239,11 +242,18 @@ func (e *Edge) roundTrip(ctx context.Context, o *outReq, ep *endpoint, w http.Re
 	}
 	fresh := false
 	for {
-		uc, reused, err := e.getConn(ctx, ep, fresh, !replayable, now, deadline)
+		// A first try without a body starts with a short deadline and no
+		// cancellation hook; see exchange.
+		lazy := o.body == nil && !fresh
+		connDeadline := deadline
+		if d := now.Add(hookDelay); lazy && d.Before(deadline) {
+			connDeadline = d
+		}
+		uc, reused, err := e.getConn(ctx, ep, fresh, !replayable, now, connDeadline)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := e.exchange(ctx, o, ep, uc, w)
+		resp, err := e.exchange(ctx, o, ep, uc, w, deadline, lazy)
 		if err == nil {
 			return resp, nil
 		}
@@ -261,6 +271,17 @@ func (e *Edge) roundTrip(ctx context.Context, o *outReq, ep *endpoint, w http.Re
 	}
 }
 
+// hookDelay is how long a request without a body waits for its answer
+// before it hooks the client's cancellation (see exchange).
+const hookDelay = 100 * time.Millisecond
+
+// unhookedRest is the most of a known-length body left to read from the
+// endpoint after its header for which the cancellation hook is not armed.
+const unhookedRest = 64 << 10
+
+// noHook stands for a cancellation hook never set up.
+func noHook() bool { return true }
+
 // failExchange ends a failed exchange: the client's cancellation wins over
 // the error it caused.
 func failExchange(ctx context.Context, stop func() bool, err error) (*http.Response, error) {
@@ -268,28 +289,52 @@ func failExchange(ctx context.Context, stop func() bool, err error) (*http.Respo
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return nil, fmt.Errorf("await response headers: %w", err)
 	}
 	return nil, err
 }
 
-// exchange writes o on uc and reads the answer's header. Informational
-// answers other than 100 Continue (102 Processing, 103 Early Hints) are
-// relayed to w as they come; w may be nil.
-func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn, w http.ResponseWriter) (*http.Response, error) {
-	// The cancellation hook may run at once and must win over the
-	// deadline, which getConn set before.
-	stop := context.AfterFunc(ctx, uc.poison)
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// exchange writes o on uc and reads the answer's header until deadline.
+// Informational answers other than 100 Continue (102 Processing, 103 Early
+// Hints) are relayed to w as they come; w may be nil.
+//
+// A client that goes away must not hold an endpoint connection, so the
+// connection is poisoned when the client's request is cancelled. Hooking
+// the cancellation costs more than the rest of a small exchange, so in lazy
+// mode the connection's deadline (set by getConn) is a short one instead:
+// an answer that comes within it, and whose body is already buffered,
+// needs no hook at all; otherwise the hook and the real deadline are armed
+// when the short one passes, and the wait resumes where it was.
+func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn, w http.ResponseWriter, deadline time.Time, lazy bool) (*http.Response, error) {
+	stop := noHook
+	hooked := !lazy
+	if hooked {
+		// The hook may run at once and must win over the deadline, which
+		// getConn set before.
+		stop = context.AfterFunc(ctx, uc.poison)
+	}
+	hook := func() {
+		if !hooked {
+			hooked = true
+			uc.c.SetDeadline(deadline)
+			stop = context.AfterFunc(ctx, uc.poison)
+		}
+	}
 	o.writeHead(uc.bw, ep.host)
 	var sent *bodySender
 	if o.body == nil {
 		if err := uc.bw.Flush(); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) && (!lazy || !time.Now().Before(deadline)) {
 				return failExchange(ctx, stop, fmt.Errorf("write request: %w", err))
 			}
+			// A write that failed, or did not finish within the short
+			// deadline, left the head incomplete: nothing to act on.
 			return failExchange(ctx, stop, fmt.Errorf("%w: %w", errNotSent, err))
 		}
 	} else {
@@ -298,8 +343,13 @@ func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn
 	uc.lr.n = maxResponseHeaderBytes
 	req := methodRequest(o.method)
 	var resp *http.Response
-	for first := true; ; first = false {
-		if _, err := uc.br.Peek(1); err != nil {
+	for first := true; ; {
+		hdr, err := awaitHeader(uc.br)
+		if err != nil && !hooked && isTimeout(err) && time.Now().Before(deadline) && ctx.Err() == nil {
+			hook()
+			continue
+		}
+		if err != nil {
 			if sent != nil {
 				sent.abandon()
 				if ctx.Err() != nil {
@@ -309,14 +359,16 @@ func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn
 					sent.wait(time.Second)
 				}
 			}
-			var ne net.Error
-			if !first || errors.Is(err, ErrResponseHeaderTooLarge) || (errors.As(err, &ne) && ne.Timeout()) {
+			if !first || uc.br.Buffered() > 0 || errors.Is(err, ErrResponseHeaderTooLarge) || isTimeout(err) {
 				return failExchange(ctx, stop, fmt.Errorf("read response: %w", err))
 			}
 			// Not a byte came back: the endpoint closed the connection.
 			return failExchange(ctx, stop, errStale)
 		}
-		conn := peekConnection(uc.br)
+		if hdr == nil {
+			hook() // a header larger than the buffer: parsing may block
+		}
+		conn := connectionNames(hdr)
 		r, err := http.ReadResponse(uc.br, req)
 		if err != nil {
 			if sent != nil {
@@ -325,8 +377,9 @@ func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn
 			return failExchange(ctx, stop, fmt.Errorf("read response: %w", err))
 		}
 		if conn != nil && r.Header["Connection"] == nil {
-			r.Header["Connection"] = conn // see peekConnection
+			r.Header["Connection"] = conn // see connheader.go
 		}
+		first = false
 		if r.StatusCode >= 100 && r.StatusCode < 200 && r.StatusCode != http.StatusSwitchingProtocols {
 			if r.StatusCode == http.StatusContinue {
 				if sent != nil {
@@ -349,7 +402,18 @@ func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn
 			resp.Close = true
 		}
 	}
-	resp.Body = &exchange{e: e, ep: ep, uc: uc, ctx: ctx, body: resp.Body, stop: stop, resp: resp, sent: sent}
+	buffered := resp.Body == http.NoBody ||
+		resp.ContentLength >= 0 && len(resp.TransferEncoding) == 0 && int64(uc.br.Buffered()) >= resp.ContentLength
+	// More to read from the endpoint: the relay arms its deadlines. A
+	// stream, or a long rest of a body, may keep the connection for long,
+	// so the hook watches the client too; a short rest of a known length
+	// is bounded by the relay's deadline.
+	if !buffered && !hooked && (resp.ContentLength < 0 || len(resp.TransferEncoding) > 0 ||
+		resp.ContentLength-int64(uc.br.Buffered()) > unhookedRest) {
+		hooked = true
+		stop = context.AfterFunc(ctx, uc.poison)
+	}
+	resp.Body = &exchange{e: e, ep: ep, uc: uc, ctx: ctx, body: resp.Body, stop: stop, resp: resp, sent: sent, buffered: buffered}
 	return resp, nil
 }
 
