@@ -37,7 +37,7 @@ var errBodyDeclined = errors.New("edge: request body not sent: the endpoint answ
 // bodySender relays one request body.
 type bodySender struct {
 	uc    *upConn
-	o     *outReq
+	o     outReq // a copy: the request stays on the handler's stack
 	state atomic.Int32
 	wake  chan struct{} // 100 Continue arrived or the body is declined; capacity 1
 	done  chan struct{} // closed once the relay ended, werr set before
@@ -95,7 +95,7 @@ func (s *bodySender) headerRead() {
 
 // startBody starts relaying o's body on uc, whose buffer holds the head.
 func startBody(uc *upConn, o *outReq, upstreamTimeout time.Duration) *bodySender {
-	s := &bodySender{uc: uc, o: o, done: make(chan struct{}), upstreamTimeout: upstreamTimeout}
+	s := &bodySender{uc: uc, o: *o, done: make(chan struct{}), upstreamTimeout: upstreamTimeout}
 	if o.expect {
 		s.wake = make(chan struct{}, 1)
 	} else {

@@ -183,6 +183,8 @@ type exchange struct {
 	// buffered: the whole body is in the connection's buffer, so no
 	// more reads of the connection are needed.
 	buffered bool
+	resp0    http.Response // the answer, when parsed by plainAnswer
+	lb       lengthBody    // its body
 }
 
 // setReadDeadline bounds the reads of the rest of the body. A cancellation
@@ -343,6 +345,7 @@ func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn
 	uc.lr.n = maxResponseHeaderBytes
 	req := methodRequest(o.method)
 	var resp *http.Response
+	var xp *exchange // set by the plain parser, which builds it with resp
 	for first := true; ; {
 		hdr, err := awaitHeader(uc.br)
 		if err != nil && !hooked && isTimeout(err) && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -364,6 +367,11 @@ func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn
 			}
 			// Not a byte came back: the endpoint closed the connection.
 			return failExchange(ctx, stop, errStale)
+		}
+		if x := e.plainAnswer(uc, hdr, o.method, req); x != nil {
+			resp = &x.resp0
+			xp = x
+			break
 		}
 		if hdr == nil {
 			hook() // a header larger than the buffer: parsing may block
@@ -413,8 +421,45 @@ func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn
 		hooked = true
 		stop = context.AfterFunc(ctx, uc.poison)
 	}
-	resp.Body = &exchange{e: e, ep: ep, uc: uc, ctx: ctx, body: resp.Body, stop: stop, resp: resp, sent: sent, buffered: buffered}
+	if xp == nil {
+		xp = &exchange{body: resp.Body}
+	}
+	xp.e, xp.ep, xp.uc, xp.ctx, xp.stop, xp.resp, xp.sent, xp.buffered = e, ep, uc, ctx, stop, resp, sent, buffered
+	resp.Body = xp
 	return resp, nil
+}
+
+// plainAnswer parses the header block hdr at the head of uc's buffer when
+// it has the plain shape (respparse.go) and consumes it. It returns the
+// exchange holding the answer, or nil when http.ReadResponse must parse it.
+func (e *Edge) plainAnswer(uc *upConn, hdr []byte, method string, req *http.Request) *exchange {
+	if hdr == nil {
+		return nil
+	}
+	p, ok := parsePlain(hdr, method)
+	if !ok || uc.br.Buffered() < p.size {
+		return nil
+	}
+	if b, _ := uc.br.Peek(p.size); b[p.size-2] != '\r' || b[p.size-1] != '\n' {
+		return nil
+	}
+	uc.br.Discard(p.size)
+	x := &exchange{}
+	r := &x.resp0
+	r.Status = p.reason
+	r.StatusCode, r.Proto, r.ProtoMajor, r.ProtoMinor = p.status, "HTTP/1.1", 1, 1
+	r.Header, r.Request, r.ContentLength = p.header, req, p.length
+	switch {
+	case method == http.MethodHead:
+		r.Body = http.NoBody
+	case p.status == http.StatusNoContent || p.status == http.StatusNotModified:
+		r.Body = http.NoBody
+	default:
+		x.lb = lengthBody{br: uc.br, n: p.length}
+		r.Body = &x.lb
+	}
+	x.body = r.Body
+	return x
 }
 
 // Requests handed to http.ReadResponse, which looks at the method only
