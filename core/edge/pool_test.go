@@ -310,3 +310,88 @@ func TestAnswerAfterHookDelay(t *testing.T) {
 		t.Fatalf("slow answer: %d %q %v", resp.StatusCode, b, resp.Header)
 	}
 }
+
+// Requests with bodies, of known length or chunked with trailers, travel
+// over the pool like the others: one connection carries them all, and the
+// endpoint gets each body and trailer whole.
+func TestBodiedRequestsOverThePool(t *testing.T) {
+	type got struct {
+		body, trailer string
+		chunked       bool
+	}
+	seen := make(chan got, 16)
+	ln := listenLoopback(t)
+	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					b, _ := io.ReadAll(req.Body)
+					seen <- got{string(b), req.Trailer.Get("X-Sum"), len(req.TransferEncoding) > 0}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	e := edgeTo(t, "http://"+ln.Addr().String(), Options{})
+	c := testClient(t)
+	for i := 0; i < 4; i++ {
+		var req *http.Request
+		if i%2 == 0 {
+			req, _ = http.NewRequest("POST", edgeURL(e)+"/up/x", strings.NewReader("body "+strconv.Itoa(i)))
+		} else {
+			req, _ = http.NewRequest("PUT", edgeURL(e)+"/up/x", io.MultiReader(strings.NewReader("body "+strconv.Itoa(i))))
+			req.Trailer = http.Header{"X-Sum": nil}
+			req.Body = &trailerBody{r: req.Body, set: func() { req.Trailer.Set("X-Sum", "s"+strconv.Itoa(i)) }}
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+		g := <-seen
+		want := got{body: "body " + strconv.Itoa(i)}
+		if i%2 == 1 {
+			want.trailer, want.chunked = "s"+strconv.Itoa(i), true
+		}
+		if g != want {
+			t.Errorf("request %d: endpoint got %+v, want %+v", i, g, want)
+		}
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d endpoint connections for 4 requests, want 1", n)
+	}
+}
+
+// trailerBody sets the request's trailer when its body ends, as a client
+// computing a checksum would.
+type trailerBody struct {
+	r   io.ReadCloser
+	set func()
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.set()
+	}
+	return n, err
+}
+
+func (b *trailerBody) Close() error { return b.r.Close() }
