@@ -10,6 +10,13 @@
 // connections fail or that answer runs of 5xx, within a bounded share of the
 // app, and brings them back with a slow start.
 //
+// Requests reach endpoints over the edge's own HTTP/1.1 connection pool
+// (pool.go, upstream.go, reqhead.go, reqbody.go, respparse.go), written and
+// read on the handler goroutine, with one set of rules for every method:
+// stale pooled connections are retried when that is safe, bodies are
+// relayed full duplex, and framing follows net/http's client, which a
+// differential fuzz test holds it to.
+//
 // Clients are not trusted (client.go, deadline.go, conns.go, forwarded.go):
 // their mistakes are answered 4xx and never counted against an endpoint,
 // a client that is gone gets its response aborted rather than a status
