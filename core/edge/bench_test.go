@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The raw benchmarks put the edge between a client and an endpoint that
@@ -113,6 +116,12 @@ func benchRaw(b *testing.B, addr, target string) {
 	req := []byte("GET " + target + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	b.ReportAllocs()
 	b.SetParallelism(2)
+	cpu0 := processCPU(b)
+	defer func() {
+		// CPU time of the whole process (client, edge and endpoint), less
+		// sensitive to a busy machine than the time per request.
+		b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	}()
 	b.RunParallel(func(pb *testing.PB) {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -132,6 +141,15 @@ func benchRaw(b *testing.B, addr, target string) {
 			}
 		}
 	})
+}
+
+// processCPU is the user and system CPU time the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func BenchmarkForwardRaw(b *testing.B) {
