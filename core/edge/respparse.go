@@ -45,10 +45,11 @@ type plainResponse struct {
 
 // parsePlain parses the header block hdr (as awaitHeader returns it,
 // without the empty line) when it has the plain shape, for an answer to a
-// request with method. ok is false when http.ReadResponse must parse it.
+// request with method, into h, which must be empty (nil: a new map). ok is
+// false when http.ReadResponse must parse it.
 // The length is the body's as http.ReadResponse reports it: 0 for 204 and
 // 304, the field's (or -1) for an answer to HEAD.
-func parsePlain(hdr []byte, method string) (p plainResponse, ok bool) {
+func parsePlain(hdr []byte, method string, h http.Header) (p plainResponse, ok bool) {
 	// "HTTP/1.1 200 OK\r\n": the status line.
 	if len(hdr) < 14 || string(hdr[:9]) != "HTTP/1.1 " {
 		return p, false
@@ -78,7 +79,10 @@ func parsePlain(hdr []byte, method string) (p plainResponse, ok bool) {
 	s := string(hdr) // the one allocation names and values are cut from
 	p.reason = s[9 : i-2]
 	values := make([]string, n)
-	p.header = make(http.Header, n)
+	if h == nil {
+		h = make(http.Header, n)
+	}
+	p.header = h
 	p.length = -1
 	for f := 0; i < len(hdr); f++ {
 		// name ":" OWS value OWS CRLF

@@ -20,7 +20,7 @@ func checkPlain(t *testing.T, raw []byte, method string) (accepted bool) {
 	if err != nil || hdr == nil {
 		return false
 	}
-	p, ok := parsePlain(hdr, method)
+	p, ok := parsePlain(hdr, method, nil)
 	if !ok || len(raw) < p.size || string(raw[p.size-2:p.size]) != "\r\n" {
 		return false
 	}

@@ -37,8 +37,9 @@ type upConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	idleFrom time.Time
-	poison   func()     // makes blocked reads and writes fail at once
-	probe    *idleProbe // tells whether the idle connection is still usable
+	poison   func()      // makes blocked reads and writes fail at once
+	probe    *idleProbe  // tells whether the idle connection is still usable
+	hdr      http.Header // header map of the last plain answer, reused
 }
 
 // maxResponseHeaderBytes bounds what an endpoint may send before the body
@@ -436,7 +437,14 @@ func (e *Edge) plainAnswer(uc *upConn, hdr []byte, method string, req *http.Requ
 	if hdr == nil {
 		return nil
 	}
-	p, ok := parsePlain(hdr, method)
+	// The connection's header map is reused: the relay copies the fields
+	// out before the connection can serve another request.
+	if uc.hdr == nil {
+		uc.hdr = make(http.Header, 8)
+	} else {
+		clear(uc.hdr)
+	}
+	p, ok := parsePlain(hdr, method, uc.hdr)
 	if !ok || uc.br.Buffered() < p.size {
 		return nil
 	}
