@@ -395,3 +395,49 @@ func (b *trailerBody) Read(p []byte) (int, error) {
 }
 
 func (b *trailerBody) Close() error { return b.r.Close() }
+
+// Bytes an endpoint sends a moment after an answer that has no body by
+// rule (HEAD, 204, 304) are caught before the connection carries another
+// request, however recently it was used.
+func TestLateBytesAfterBodilessAnswer(t *testing.T) {
+	for _, tc := range []struct{ method, answer string }{
+		{"HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"},
+		{"GET", "HTTP/1.1 204 No Content\r\n\r\n"},
+		{"GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 6\r\n\r\n"},
+	} {
+		t.Run(tc.method+" "+tc.answer[9:12], func(t *testing.T) {
+			wrote := make(chan struct{}, 1)
+			up := startRaw(t, func(c net.Conn, req *http.Request, n int) bool {
+				if req.URL.Path == "/next" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					return true
+				}
+				io.WriteString(c, tc.answer)
+				time.Sleep(20 * time.Millisecond)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON")
+				wrote <- struct{}{}
+				return true
+			})
+			e := edgeTo(t, up.url(), Options{})
+			c := testClient(t)
+			req, _ := http.NewRequest(tc.method, edgeURL(e)+"/up/first", nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			<-wrote
+			time.Sleep(10 * time.Millisecond) // the late bytes reach the edge's socket
+			resp, err = c.Get(edgeURL(e) + "/up/next")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "ok" {
+				t.Fatalf("the next request got %d %q", resp.StatusCode, b)
+			}
+		})
+	}
+}

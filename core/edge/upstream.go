@@ -40,6 +40,10 @@ type upConn struct {
 	poison   func()      // makes blocked reads and writes fail at once
 	probe    *idleProbe  // tells whether the idle connection is still usable
 	hdr      http.Header // header map of the last plain answer, reused
+	// suspect: the last answer had no body by rule (HEAD, 204, 304), the
+	// kind an endpoint most often follows with bytes it should not send,
+	// sometimes a moment later; the next reuse probes first.
+	suspect bool
 }
 
 // maxResponseHeaderBytes bounds what an endpoint may send before the body
@@ -124,7 +128,7 @@ func (e *Edge) getConn(ctx context.Context, ep *endpoint, fresh, probe bool, now
 		}
 		// The deadline goes first: the probe fails on an expired one.
 		uc.c.SetDeadline(deadline)
-		if probe || idle >= e.opts.probeAfter {
+		if probe || uc.suspect || idle >= e.opts.probeAfter {
 			e.probes.Add(1)
 			if !uc.probe.usable() {
 				e.discard(ep, uc)
@@ -219,6 +223,7 @@ func (x *exchange) Close() error {
 	// if the hook never ran, the answer was read to its end and the whole
 	// request body went out.
 	if x.stop() && x.eof && !x.resp.Close && (x.sent == nil || x.sent.finished()) {
+		uc.suspect = x.body == http.NoBody
 		x.e.putConn(x.ep, uc)
 		return nil
 	}
