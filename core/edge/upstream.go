@@ -24,9 +24,13 @@ import (
 // A request reuses a pooled connection as it is when the connection was
 // used less than probeAfter ago and the request may be sent again: an
 // endpoint that closed it meanwhile sends nothing back, and the request is
-// retried on a fresh connection. Other reused connections are first probed
-// without blocking (alive_unix.go) for a close or for bytes nobody asked
-// for. Whatever the method, a request whose head could not be written at
+// retried on a fresh connection. Other reused connections, and those whose
+// last answer had no body by rule (HEAD, 204, 304: where stray bytes are
+// likeliest), are first probed without blocking (alive_unix.go) for a close
+// or for bytes nobody asked for. Stray bytes that arrive with an answer are
+// seen when it ends (putConn); only those an endpoint sends after a
+// complete answer with a body, late, within probeAfter, would be read as
+// the next answer — the price of not probing every reuse. Whatever the method, a request whose head could not be written at
 // all is sent again on a fresh connection: the endpoint cannot have acted
 // on it.
 
