@@ -452,10 +452,37 @@ func checkDiff(t *testing.T, f *diffFronts, c diffCase) {
 		t.Errorf("%s missing: answer %q, request %q", HeaderEdge, got.header.Get(HeaderEdge), got.reqHeader.Get(HeaderEdge))
 	}
 	normaliseEdge(&got)
-	normaliseRef(&want, c)
+	// The reference is asked again when it differs: under load,
+	// http.Transport now and then fails a close-delimited answer that it
+	// reads whole the next time. A difference that stays is the edge's.
+	var diffs []string
+	for try := 0; try < 3; try++ {
+		if try > 0 {
+			want = f.do(t, f.refC, f.ref, c)
+		}
+		normaliseRef(&want, c)
+		if diffs = compareSeen(got, want); len(diffs) == 0 {
+			break
+		}
+	}
+	for _, d := range diffs {
+		t.Error(d)
+	}
+	// net/http's server sends its own 100 Continue when the handler reads
+	// the body; ReverseProxy may relay the endpoint's too, depending on
+	// timing. The client must see one at most.
+	if n := countCode(got.informated, 100); n > 1 {
+		t.Errorf("the client got %d 100 Continue answers", n)
+	}
+}
+
+// compareSeen lists the differences between what the edge and the
+// reference let both ends see.
+func compareSeen(got, want seen) []string {
+	var diffs []string
 	cmp := func(what string, g, w any) {
 		if fmt.Sprint(g) != fmt.Sprint(w) {
-			t.Errorf("%s: edge %v, ReverseProxy %v", what, g, w)
+			diffs = append(diffs, fmt.Sprintf("%s: edge %v, ReverseProxy %v", what, g, w))
 		}
 	}
 	cmp("endpoint method", got.method, want.method)
@@ -471,13 +498,8 @@ func checkDiff(t *testing.T, f *diffFronts, c diffCase) {
 	cmp("trailer", headerString(got.trailer), headerString(want.trailer))
 	cmp("content length", got.length, want.length)
 	cmp("chunked", got.chunked, want.chunked)
-	// net/http's server sends its own 100 Continue when the handler reads
-	// the body; ReverseProxy may relay the endpoint's too, depending on
-	// timing. The client must see one at most.
-	if n := countCode(got.informated, 100); n > 1 {
-		t.Errorf("the client got %d 100 Continue answers", n)
-	}
 	cmp("informational", dropCode(got.informated, 100), dropCode(want.informated, 100))
+	return diffs
 }
 
 func countCode(codes []int, c int) int {
