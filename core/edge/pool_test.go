@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -439,5 +440,61 @@ func TestLateBytesAfterBodilessAnswer(t *testing.T) {
 				t.Fatalf("the next request got %d %q", resp.StatusCode, b)
 			}
 		})
+	}
+}
+
+// Many clients, mixed methods and bodies, few connections: every request
+// is answered whole and the cap holds.
+func TestPoolUnderConcurrentMixedLoad(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Len", strconv.Itoa(len(b)))
+		io.WriteString(w, r.Method+" "+r.URL.Path)
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	e := edgeTo(t, srv.URL, Options{MaxConnsPerEndpoint: 2})
+	c := testClient(t)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				method, body := "GET", ""
+				switch (g + i) % 3 {
+				case 1:
+					method, body = "POST", strings.Repeat("b", i*100)
+				case 2:
+					method = "DELETE"
+				}
+				path := "/p" + strconv.Itoa(g) + "-" + strconv.Itoa(i)
+				req, _ := http.NewRequest(method, edgeURL(e)+"/up"+path, strings.NewReader(body))
+				if body == "" {
+					req.Body, req.ContentLength = nil, 0
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != method+" "+path || resp.Header.Get("X-Len") != strconv.Itoa(len(body)) {
+					t.Errorf("%s %s: %d %q len %s", method, path, resp.StatusCode, b, resp.Header.Get("X-Len"))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := conns.Load(); n > 2 {
+		t.Errorf("%d endpoint connections, cap 2", n)
 	}
 }
