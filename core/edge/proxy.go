@@ -286,7 +286,7 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 		}()
 		return e.upgrade(w, r, resp, st)
 	}
-	defer resp.Body.Close()
+	defer closeAnswer(resp)
 
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
@@ -344,6 +344,15 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 		}
 	}
 	return code
+}
+
+// closeAnswer ends an answer relayed from the pool and recycles its
+// exchange: nothing refers to it once relay returns.
+func closeAnswer(resp *http.Response) {
+	resp.Body.Close()
+	if x, ok := resp.Body.(*exchange); ok {
+		x.recycle()
+	}
 }
 
 // copyBody copies src to w through a pooled buffer. A stream is written as

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/mycelium-mesh/mesh/core/config/defaults"
@@ -194,6 +195,17 @@ type exchange struct {
 	buffered bool
 	resp0    http.Response // the answer, when parsed by plainAnswer
 	lb       lengthBody    // its body
+}
+
+// exchanges recycles exchange values, a few hundred bytes each.
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+func newExchange() *exchange { return exchanges.Get().(*exchange) }
+
+// recycle returns a closed exchange for reuse; x must not be used after.
+func (x *exchange) recycle() {
+	*x = exchange{}
+	exchanges.Put(x)
 }
 
 // setReadDeadline bounds the reads of the rest of the body. A cancellation
@@ -432,7 +444,8 @@ func (e *Edge) exchange(ctx context.Context, o *outReq, ep *endpoint, uc *upConn
 		stop = context.AfterFunc(ctx, uc.poison)
 	}
 	if xp == nil {
-		xp = &exchange{body: resp.Body}
+		xp = newExchange()
+		xp.body = resp.Body
 	}
 	xp.e, xp.ep, xp.uc, xp.ctx, xp.stop, xp.resp, xp.sent, xp.buffered = e, ep, uc, ctx, stop, resp, sent, buffered
 	resp.Body = xp
@@ -461,7 +474,7 @@ func (e *Edge) plainAnswer(uc *upConn, hdr []byte, method string, req *http.Requ
 		return nil
 	}
 	uc.br.Discard(p.size)
-	x := &exchange{}
+	x := newExchange()
 	r := &x.resp0
 	r.Status = p.reason
 	r.StatusCode, r.Proto, r.ProtoMajor, r.ProtoMinor = p.status, "HTTP/1.1", 1, 1
