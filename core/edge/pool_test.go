@@ -498,3 +498,58 @@ func TestPoolUnderConcurrentMixedLoad(t *testing.T) {
 		t.Errorf("%d endpoint connections, cap 2", n)
 	}
 }
+
+// A request that finds every connection of a busy endpoint taken for the
+// whole upstream timeout gets a 504, and the endpoint is not ejected for
+// being busy.
+func TestSaturatedEndpointNotEjected(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	entered := make(chan struct{}, 1)
+	up := startRaw(t, func(c net.Conn, req *http.Request, n int) bool {
+		if req.URL.Path == "/hold" {
+			// The answer starts at once and ends on release: the one
+			// connection stays busy without the request timing out.
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no")
+			entered <- struct{}{}
+			<-release
+			io.WriteString(c, "k")
+			return true
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	e := edgeTo(t, up.url(), Options{MaxConnsPerEndpoint: 1, UpstreamTimeout: 300 * time.Millisecond,
+		Outlier: OutlierOptions{Consecutive5xx: 1, MaxEjectionPercent: 100}})
+	c := testClient(t)
+	held := make(chan int, 1)
+	go func() {
+		resp, err := c.Get(edgeURL(e) + "/up/hold")
+		if err != nil {
+			held <- 0
+			return
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	<-entered
+	for i := 0; i < 3; i++ {
+		resp, err := c.Get(edgeURL(e) + "/up/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Errorf("request %d to a saturated endpoint: %d, want 504", i, resp.StatusCode)
+		}
+	}
+	once.Do(func() { close(release) })
+	if code := <-held; code != 200 {
+		t.Errorf("held request: %d", code)
+	}
+	if c := e.Counters()["up"]; c.Ejected != 0 {
+		t.Errorf("counters %+v: a busy endpoint was ejected", c)
+	}
+}

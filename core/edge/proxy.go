@@ -240,6 +240,12 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 			}
 			lastErr = err
 			tried = append(tried, ep)
+			if errors.Is(err, errPoolTimeout) {
+				// Saturated, not broken, and nothing was sent: another
+				// endpoint may take the request; none is held to blame.
+				onlyConnect = false
+				continue
+			}
 			ep.failures.Add(1)
 			if isConnectError(err) && (body == nil || !body.read.Load()) {
 				// Nothing reached the workload: any method may go elsewhere.
