@@ -38,6 +38,23 @@ type diffCase struct {
 	hdrBits uint8 // see the hdrX constants
 	body    []byte
 	info    uint8 // see the infoX constants
+	// Field values from bytes a case does not otherwise use: the request
+	// body of a method without one, the answer body of a bodiless answer.
+	xreq, xresp string
+}
+
+// fieldValue returns b as a field value when a client may send it (no
+// control bytes but tab), and "" otherwise.
+func fieldValue(b []byte) string {
+	if len(b) > 1024 {
+		b = b[:1024]
+	}
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return ""
+		}
+	}
+	return string(b)
 }
 
 const (
@@ -98,6 +115,11 @@ func newDiffCase(method, status, framing, reqBits, hdrBits, info uint8, reqBody,
 		if len(c.reqBody) > 64<<10 {
 			c.reqBody = c.reqBody[:64<<10]
 		}
+	default:
+		c.xreq = fieldValue(reqBody)
+	}
+	if c.bodiless() {
+		c.xresp = fieldValue(body)
 	}
 	return c
 }
@@ -153,6 +175,9 @@ func (c diffCase) answer() []byte {
 	}
 	if c.hdrBits&hdrUpgrade != 0 {
 		b.WriteString("Upgrade: nonsense\r\n")
+	}
+	if c.xresp != "" {
+		b.WriteString("X-Fuzz-Answer: " + c.xresp + "\r\n")
 	}
 	switch c.framing {
 	case frameLength, frameLengthClose:
@@ -358,6 +383,9 @@ func (f *diffFronts) do(t *testing.T, cl *http.Client, base string, c diffCase) 
 		req.Header.Set("Keep-Alive", "300")
 		req.Header.Set("Proxy-Connection", "keep-alive")
 	}
+	if c.xreq != "" {
+		req.Header.Set("X-Fuzz", c.xreq)
+	}
 	if c.reqBits&reqMulti != 0 {
 		req.Header.Add("X-Multi", "one")
 		req.Header.Add("X-Multi", "two")
@@ -553,6 +581,8 @@ func FuzzDifferential(f *testing.F) {
 	f.Add(uint8(0), uint8(0), uint8(frameClose), uint8(0), uint8(0), uint8(0), []byte(nil), big)
 	f.Add(uint8(3), uint8(0), uint8(frameLengthClose), uint8(reqChunked|reqExpect), uint8(hdrHop), uint8(0), big, big)
 	f.Add(uint8(4), uint8(2), uint8(frameLength), uint8(reqClose|reqHop), uint8(hdrHop|hdrKeepAlive), uint8(0), []byte(nil), []byte(nil))
+	f.Add(uint8(0), uint8(2), uint8(frameLength), uint8(0), uint8(0), uint8(0), []byte(" \tcaf\xc3\xa9 \t x "), []byte("\t v\xff "))
+	f.Add(uint8(1), uint8(0), uint8(frameLength), uint8(0), uint8(0), uint8(0), []byte("a,b;c=\"d\""), []byte(" "))
 	fronts := startDiffFronts(f)
 	f.Fuzz(func(t *testing.T, method, status, framing, reqBits, hdrBits, info uint8, reqBody, body []byte) {
 		c := newDiffCase(method, status, framing, reqBits, hdrBits, info, reqBody, body)
