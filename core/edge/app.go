@@ -115,7 +115,7 @@ func (a *app) setEndpoints(in []fabric.Endpoint) {
 		next = append(next, &endpoint{
 			id: id, url: fe.URL, host: tgt.Host, tgt: tgt, firstSeen: now,
 			promRequests: a.e.metrics.endpointRequests.WithLabelValues(a.name, fe.URL),
-			idle:         make(chan *upConn, a.e.opts.MaxIdleConnsPerHost),
+			pool:         newConnPool(a.e.opts.MaxConnsPerEndpoint, a.e.opts.MaxIdleConnsPerHost),
 		})
 	}
 	for _, ep := range old {

@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"strings"
 )
 
@@ -17,10 +18,17 @@ import (
 // header at the head of br when they name "close" and something else, and
 // nil otherwise (no field, only close, or a header too large for br's
 // buffer). It blocks only while the header is incomplete, which
-// http.ReadResponse would do anyway; the common answer, with no Connection
-// field, costs two byte searches and no allocation.
+// http.ReadResponse would do anyway.
 func peekConnection(br *bufio.Reader) []string {
-	hdr := peekHeader(br)
+	hdr, _ := awaitHeader(br)
+	return connectionNames(hdr)
+}
+
+// connectionNames returns the values of the Connection fields of the header
+// block hdr when they name "close" and something else, and nil otherwise.
+// The common answer, with no Connection field, costs two byte searches and
+// no allocation.
+func connectionNames(hdr []byte) []string {
 	if hdr == nil {
 		return nil
 	}
@@ -54,24 +62,25 @@ func peekConnection(br *bufio.Reader) []string {
 	return vals
 }
 
-// peekHeader returns the bytes of the header block at the head of br, its
-// status line and fields up to the empty line, without consuming them; nil
-// if the block does not fit in br's buffer or reading fails.
-func peekHeader(br *bufio.Reader) []byte {
-	n := br.Buffered()
+// awaitHeader waits until br holds a whole header block (status line and
+// fields up to the empty line) and returns its bytes without consuming them,
+// or nil when the block does not fit in br's buffer. A read error (a
+// timeout, say) leaves br as it was, so the wait can be resumed.
+func awaitHeader(br *bufio.Reader) ([]byte, error) {
+	n := max(br.Buffered(), 1)
 	from := 0 // where the unscanned lines begin
 	for first := true; ; first = false {
-		if m := br.Buffered(); m > n {
-			n = m
-		}
 		b, err := br.Peek(n)
 		if err != nil {
-			return nil
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return nil, nil
+			}
+			return nil, err
 		}
 		if first {
 			// The usual header: CRLF lines, all of it already buffered.
 			if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 && bytes.Index(b[:i+2], []byte("\n\n")) < 0 {
-				return b[:i+2]
+				return b[:i+2], nil
 			}
 		}
 		// Line by line, for lines ended by a bare LF (legal too) and for
@@ -83,13 +92,17 @@ func peekHeader(br *bufio.Reader) []byte {
 			}
 			end := from + i
 			if from > 0 && (end == from || (end == from+1 && b[from] == '\r')) {
-				return b[:from]
+				return b[:from], nil
 			}
 			from = end + 1
 		}
 		if n >= br.Size() {
-			return nil
+			return nil, nil
 		}
-		n++ // the header is incomplete: wait for more of it
+		if m := br.Buffered(); m > n {
+			n = m
+		} else {
+			n++ // the header is incomplete: wait for more of it
+		}
 	}
 }

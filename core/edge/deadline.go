@@ -29,11 +29,19 @@ type bodyClock struct {
 	idle   time.Duration      // streaming: the idle limit; 0 otherwise
 }
 
-// startBodyClock arms the deadlines for relaying resp to w. It returns a
-// value, kept on the caller's stack.
-func (e *Edge) startBodyClock(w http.ResponseWriter, resp *http.Response, streaming bool, cancel context.CancelFunc) bodyClock {
+// startBodyClock arms the deadlines for relaying resp to w, for a request
+// that arrived at start. It returns a value, kept on the caller's stack.
+//
+// An answer whose body is already in the edge's buffer needs no endpoint
+// deadline, and while the request is young its client write deadline is
+// the one the server armed when the request arrived (WriteTimeout from
+// then): at least half of it is left, plenty to write a buffered answer.
+func (e *Edge) startBodyClock(w http.ResponseWriter, resp *http.Response, streaming bool, cancel context.CancelFunc, start time.Time) bodyClock {
 	c := bodyClock{w: w, cancel: cancel}
 	c.x, _ = resp.Body.(*exchange)
+	if c.x != nil && c.x.buffered && !streaming && time.Since(start) < e.opts.WriteTimeout/2 {
+		return c
+	}
 	d := e.opts.WriteTimeout
 	if streaming {
 		c.idle = e.opts.StreamIdleTimeout

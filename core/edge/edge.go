@@ -10,6 +10,13 @@
 // connections fail or that answer runs of 5xx, within a bounded share of the
 // app, and brings them back with a slow start.
 //
+// Requests reach endpoints over the edge's own HTTP/1.1 connection pool
+// (pool.go, upstream.go, reqhead.go, reqbody.go, respparse.go), written and
+// read on the handler goroutine, with one set of rules for every method:
+// stale pooled connections are retried when that is safe, bodies are
+// relayed full duplex, and framing follows net/http's client, which a
+// differential fuzz test holds it to.
+//
 // Clients are not trusted (client.go, deadline.go, conns.go, forwarded.go):
 // their mistakes are answered 4xx and never counted against an endpoint,
 // a client that is gone gets its response aborted rather than a status
@@ -97,6 +104,10 @@ type Options struct {
 	DialTimeout         time.Duration // upstream connect (3s)
 	MaxHeaderBytes      int           // (64 KiB); larger headers get 431
 	MaxIdleConnsPerHost int           // upstream pool (1024)
+	// MaxConnsPerEndpoint caps the connections, busy and idle, to one
+	// endpoint (1024); a request that finds them all busy waits for one,
+	// up to UpstreamTimeout (504 after).
+	MaxConnsPerEndpoint int
 
 	// Hostile or broken clients and endpoints. A request body must arrive
 	// within RequestBodyTimeout of the handler starting (60s; 408 otherwise).
@@ -128,6 +139,10 @@ type Options struct {
 	RetryBudgetMinPerSec float64
 
 	Outlier OutlierOptions
+
+	// probeAfter is how long a pooled connection may have been idle before
+	// it is probed ahead of an idempotent request (1s); negative: always.
+	probeAfter time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -157,6 +172,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxIdleConnsPerHost <= 0 {
 		o.MaxIdleConnsPerHost = defaults.MaxIdleConnsPerHost
+	}
+	if o.MaxConnsPerEndpoint <= 0 {
+		o.MaxConnsPerEndpoint = defaults.MaxConnsPerEndpoint
+	}
+	if o.probeAfter == 0 {
+		o.probeAfter = probeAfterDefault
 	}
 	if o.RetryBudgetRatio <= 0 {
 		o.RetryBudgetRatio = defaults.RetryBudgetRatio
@@ -198,7 +219,8 @@ type Edge struct {
 	metrics   *metrics
 
 	routes atomic.Pointer[map[string]*app]
-	sites  siteTable // static sites by Host (sites.go)
+	sites  siteTable     // static sites by Host (sites.go)
+	probes atomic.Uint64 // pooled connections probed before reuse
 
 	mu       sync.Mutex // guards apps, started, upgraded
 	apps     map[string]*app
@@ -320,9 +342,10 @@ func (e *Edge) Start(addr string) error {
 		}
 	case <-time.After(time.Second):
 	}
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go e.watch(snaps)
 	go e.logLoop()
+	go e.reapLoop()
 	go func() {
 		if err := e.srv.Serve(e.capLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.log.Error("listener stopped", "error", err)

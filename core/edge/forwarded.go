@@ -47,44 +47,50 @@ func forwardingHeader(k string) bool {
 // setForwarded writes the forwarding headers of the request to send into h,
 // which holds none of them yet.
 func setForwarded(h http.Header, r *http.Request, trusted bool) {
-	ip := []string{clientIP(r.RemoteAddr)}
-	proto := protoHTTP
+	forwardedFields(r, trusted, func(k, v string) { h[k] = append(h[k], v) })
+}
+
+// forwardedFields calls add with each forwarding field of the request to
+// send, one call per value.
+func forwardedFields(r *http.Request, trusted bool, add func(k, v string)) {
+	ip := clientIP(r.RemoteAddr)
+	proto := protoHTTP[0]
 	if r.TLS != nil {
-		proto = protoHTTPS
+		proto = protoHTTPS[0]
 	}
 	if !trusted {
-		h["X-Forwarded-For"] = ip
-		h["X-Forwarded-Host"] = []string{r.Host}
-		h["X-Forwarded-Proto"] = proto
+		add("X-Forwarded-For", ip)
+		add("X-Forwarded-Host", r.Host)
+		add("X-Forwarded-Proto", proto)
 		// The others are replaced when the client sent them, and not
 		// added otherwise: every header costs each workload a parse.
 		if _, ok := r.Header["X-Real-Ip"]; ok {
-			h["X-Real-Ip"] = ip // the same one-element slice: no allocation
+			add("X-Real-Ip", ip)
 		}
 		if _, ok := r.Header["Forwarded"]; ok {
-			h["Forwarded"] = []string{forwardedFor(ip[0], proto[0])}
+			add("Forwarded", forwardedFor(ip, proto))
 		}
 		return
 	}
 	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		ip[0] = strings.Join(prior, ", ") + ", " + ip[0]
+		ip = strings.Join(prior, ", ") + ", " + ip
 	}
-	h["X-Forwarded-For"] = ip
-	keep := func(k string, def []string) {
-		if v, ok := r.Header[k]; ok {
-			h[k] = v
-		} else if def != nil {
-			h[k] = def
+	add("X-Forwarded-For", ip)
+	keep := func(k string) bool {
+		vv, ok := r.Header[k]
+		for _, v := range vv {
+			add(k, v)
 		}
+		return ok
 	}
-	keep("X-Real-Ip", nil)
-	keep("Forwarded", nil)
-	if _, ok := r.Header["X-Forwarded-Host"]; ok {
-		keep("X-Forwarded-Host", nil)
-	} else {
-		h["X-Forwarded-Host"] = []string{r.Host}
+	keep("X-Real-Ip")
+	keep("Forwarded")
+	if !keep("X-Forwarded-Host") {
+		add("X-Forwarded-Host", r.Host)
 	}
-	keep("X-Forwarded-Proto", proto)
+	if !keep("X-Forwarded-Proto") {
+		add("X-Forwarded-Proto", proto)
+	}
 }
 
 // forwardedFor is an RFC 7239 Forwarded element for a client at ip.

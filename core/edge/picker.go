@@ -31,7 +31,7 @@ type endpoint struct {
 	removed    atomic.Bool
 
 	promRequests prometheus.Counter
-	idle         chan *upConn // keep-alive connections for requests without a body
+	pool         *connPool // keep-alive connections
 
 	// Owned by the controller (app.mu).
 	ejections    int       // how often it was ejected; grows the ejection time

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -111,7 +110,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.prom.byClass[c].Inc()
 		a.prom.duration.Observe(time.Since(start).Seconds())
 	}()
-	status = e.forward(w, r, a, path, st, &status)
+	status = e.forward(w, r, a, path, st, start, &status)
 }
 
 // bodyTracker passes the client's body to the transport, remembers whether
@@ -121,6 +120,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type bodyTracker struct {
 	rc     io.ReadCloser
 	read   atomic.Bool
+	eof    atomic.Bool  // read to its end
 	failed atomic.Int32 // a clientBody* code once a read failed
 }
 
@@ -135,7 +135,9 @@ const (
 func (b *bodyTracker) Read(p []byte) (int, error) {
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		b.eof.Store(true)
+	} else if err != nil {
 		b.failed.CompareAndSwap(clientBodyOK, int32(classifyBodyError(err)))
 	}
 	return n, err
@@ -157,35 +159,38 @@ func (b *bodyTracker) Close() error { return nil }
 // forward sends the request to the app's endpoints until one answers and
 // relays the answer. It returns the status to record; *status is kept
 // current for the case where relaying panics to abort the response.
-func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path string, st []string, status *int) int {
+func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path string, st []string, start time.Time, status *int) int {
 	p := a.picker.Load()
 	if len(p.eps) == 0 {
 		w.Header()["Retry-After"] = []string{"1"}
 		edgeError(w, st, http.StatusServiceUnavailable, fmt.Sprintf("no healthy endpoint for app %q", a.name))
 		return http.StatusServiceUnavailable
 	}
-	out, base, upgrade := outRequest(r, path, st, trustedPeer(e.opts.TrustedProxies, r.RemoteAddr))
 	var body *bodyTracker
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &bodyTracker{rc: r.Body}
-		out.Body = body
-		out.ContentLength = r.ContentLength
-		setReadDeadline(w, time.Now().Add(e.opts.RequestBodyTimeout))
+		setReadDeadline(w, start.Add(e.opts.RequestBodyTimeout))
+	}
+	trusted := trustedPeer(e.opts.TrustedProxies, r.RemoteAddr)
+	// Upgrades take http.Transport; everything else the edge's pool.
+	var out *http.Request
+	var base *url.URL
+	var o outReq
+	upgrade := upgradeType(r.Header) != ""
+	if upgrade {
+		out, base, _ = outRequest(r, path, st, trusted)
+		if body != nil {
+			out.Body = body
+			out.ContentLength = r.ContentLength
+		}
+	} else {
+		o = newOutReq(r, path, st, trusted, body)
 	}
 	// Informational answers are HTTP/1.1; an HTTP/1.0 client would take
 	// one for the final answer.
 	info := w
 	if !r.ProtoAtLeast(1, 1) {
 		info = nil
-	}
-	// Requests with a body go through http.Transport, whose answer body
-	// has no deadline of its own: cancelling the request bounds it.
-	var cancelUp context.CancelFunc
-	if body != nil && !upgrade {
-		var ctx context.Context
-		ctx, cancelUp = context.WithCancel(r.Context())
-		defer cancelUp()
-		out = out.WithContext(ctx)
 	}
 	oo := &e.opts.Outlier
 	var triedBuf [4]*endpoint
@@ -204,23 +209,26 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 			}
 			return e.upstreamError(w, st, a, lastErr)
 		}
-		req := out
-		if attempt == 0 {
-			base.Host = ep.host
-		} else {
-			u := *base
-			u.Host = ep.host
-			cp := *out
-			cp.URL = &u
-			req = &cp
-		}
 		ep.inFlight.Add(1)
-		t0 := time.Now()
+		t0 := start
+		if attempt > 0 {
+			t0 = time.Now()
+		}
 		var resp *http.Response
 		var err error
-		if body == nil && !upgrade {
-			resp, err = e.roundTrip(req, ep, info)
+		if !upgrade {
+			resp, err = e.roundTrip(r.Context(), &o, ep, info, t0)
 		} else {
+			req := out
+			if attempt == 0 {
+				base.Host = ep.host
+			} else {
+				u := *base
+				u.Host = ep.host
+				cp := *out
+				cp.URL = &u
+				req = &cp
+			}
 			resp, err = e.transport.RoundTrip(req)
 		}
 		if err != nil {
@@ -235,6 +243,12 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 			}
 			lastErr = err
 			tried = append(tried, ep)
+			if errors.Is(err, errPoolTimeout) {
+				// Saturated, not broken, and nothing was sent: another
+				// endpoint may take the request; none is held to blame.
+				onlyConnect = false
+				continue
+			}
 			ep.failures.Add(1)
 			if isConnectError(err) && (body == nil || !body.read.Load()) {
 				// Nothing reached the workload: any method may go elsewhere.
@@ -254,12 +268,12 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, a *app, path stri
 			}
 			return e.upstreamError(w, st, a, err)
 		}
-		return e.relay(w, r, a, p, ep, resp, st, t0, status, cancelUp)
+		return e.relay(w, r, a, p, ep, resp, st, start, t0, status)
 	}
 }
 
 // relay copies the endpoint's answer to the client.
-func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, t0 time.Time, status *int, cancelUp context.CancelFunc) int {
+func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, ep *endpoint, resp *http.Response, st []string, start, t0 time.Time, status *int) int {
 	code := resp.StatusCode
 	ep.latencyUS.Add(uint64(time.Since(t0).Microseconds()))
 	ep.promRequests.Inc()
@@ -281,11 +295,16 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 		}()
 		return e.upgrade(w, r, resp, st)
 	}
-	defer resp.Body.Close()
+	defer closeAnswer(resp)
 
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
 	h[HeaderEdge] = st
+	if _, ok := h["Content-Type"]; !ok {
+		// A nil value keeps net/http from sniffing one: the client gets
+		// the type the endpoint gave, or none.
+		h["Content-Type"] = nil
+	}
 	// The body reader fills resp.Trailer with every trailer that arrives,
 	// announced or not; remember which ones were announced.
 	var declaredTrailers map[string]struct{}
@@ -299,7 +318,7 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 		h["Trailer"] = []string{strings.Join(keys, ", ")}
 	}
 	flush := streaming(resp)
-	clock := e.startBodyClock(w, resp, flush, cancelUp)
+	clock := e.startBodyClock(w, resp, flush, nil, start)
 	defer clock.stop()
 	w.WriteHeader(code)
 	*status = code
@@ -336,10 +355,20 @@ func (e *Edge) relay(w http.ResponseWriter, r *http.Request, a *app, p *picker, 
 	return code
 }
 
-// copyBody copies src to w through a pooled buffer, flushing after every
-// write when fl is set and pushing the idle deadlines of a streaming clock
-// forward before every read and write. clientGone tells a failed write from
-// a failed read.
+// closeAnswer ends an answer relayed from the pool and recycles its
+// exchange: nothing refers to it once relay returns.
+func closeAnswer(resp *http.Response) {
+	resp.Body.Close()
+	if x, ok := resp.Body.(*exchange); ok {
+		x.recycle()
+	}
+}
+
+// copyBody copies src to w through a pooled buffer. A stream is written as
+// it arrives, flushed after every write when fl is set, with the idle
+// deadlines of its clock pushed forward before every read and write; other
+// bodies are written a full buffer at a time. clientGone tells a failed
+// write from a failed read.
 func copyBody(w io.Writer, src io.Reader, fl http.Flusher, clock *bodyClock) (clientGone bool, err error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -350,6 +379,18 @@ func copyBody(w io.Writer, src io.Reader, fl http.Flusher, clock *bodyClock) (cl
 			clock.beforeRead()
 		}
 		n, rerr := src.Read(buf)
+		if !idle && fl == nil {
+			// A body of known length is gathered up to the buffer's size
+			// before it is written: fewer, larger writes to the client.
+			for rerr == nil && n > 0 && n < len(buf) {
+				var m int
+				m, rerr = src.Read(buf[n:])
+				n += m
+				if m == 0 && rerr == nil {
+					break
+				}
+			}
+		}
 		if n > 0 {
 			if idle {
 				clock.beforeWrite()
@@ -466,67 +507,6 @@ func copyResponseHeader(dst, src http.Header) {
 	if _, ok := src["Connection"]; ok {
 		connectionTokens(src, func(t string) { delete(dst, t) })
 	}
-}
-
-// outRequest builds the request to forward, without an endpoint yet. base is
-// its URL, whose Host the caller sets. trusted tells whether r came from a
-// trusted proxy, whose forwarding headers are kept.
-func outRequest(r *http.Request, path string, st []string, trusted bool) (out *http.Request, base *url.URL, upgrade bool) {
-	h := make(http.Header, len(r.Header)+5)
-	for k, vv := range r.Header {
-		if hopByHop(k) {
-			continue
-		}
-		if k == HeaderEdge || forwardingHeader(k) {
-			continue
-		}
-		h[k] = vv
-	}
-	if _, ok := r.Header["Connection"]; ok {
-		connectionTokens(r.Header, func(t string) { delete(h, t) })
-		if up := upgradeType(r.Header); up != "" {
-			h["Connection"] = upgradeConn
-			h["Upgrade"] = []string{up}
-			upgrade = true
-		}
-	}
-	for _, v := range r.Header["Te"] {
-		if strings.Contains(strings.ToLower(v), "trailers") {
-			h["Te"] = []string{"trailers"}
-			break
-		}
-	}
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = emptyValue // keeps the transport from adding its own
-	}
-	setForwarded(h, r, trusted)
-	h[HeaderEdge] = st
-
-	u := &url.URL{Scheme: "http", RawQuery: r.URL.RawQuery, ForceQuery: r.URL.ForceQuery}
-	if strings.HasPrefix(path, "//") {
-		// An opaque "//x" would read as an authority: spell it out as a
-		// path. url.URL drops a RawPath holding bytes it would escape and
-		// re-escapes the decoded path, turning %2F into '/'; escaping
-		// those bytes first keeps every %XX as it is.
-		raw := escapeLoose(path)
-		if p, err := url.PathUnescape(raw); err == nil {
-			u.Path, u.RawPath = p, raw
-		} else {
-			u.Path = path
-		}
-	} else {
-		// Opaque carries the escaped path byte for byte (%2F stays %2F).
-		u.Opaque = path
-	}
-	out = &http.Request{
-		Method:     r.Method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
-	}
-	return out.WithContext(r.Context()), u, upgrade
 }
 
 // requestPath is the escaped path of r as the client spelled it, so that

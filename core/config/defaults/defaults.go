@@ -73,6 +73,7 @@ const (
 	DialTimeout         = 3 * time.Second  // connecting to an endpoint
 	UpstreamIdle        = 30 * time.Second // a pooled endpoint connection unused this long is closed
 	MaxIdleConnsPerHost = 1024
+	MaxConnsPerEndpoint = 1024                   // busy and idle; requests beyond wait for one
 	ReportInterval      = 500 * time.Millisecond // load reports to the balancer plugin
 	BalanceTimeout      = 2 * time.Second        // one Balance call to the balancer plugin
 )
