@@ -40,6 +40,7 @@ type siteStore struct {
 
 	mu    sync.Mutex
 	sites map[string]Site
+	apps  map[string]siteApp // apps owned by sites, by app (siteapps.go)
 }
 
 // siteHolder loads the site store on first use.
@@ -57,6 +58,11 @@ func (m *Mesh) siteStore() (*siteStore, error) {
 	}
 	s := &siteStore{dir: filepath.Join(m.Config().DataDir, "sites"), sites: map[string]Site{},
 		hasApp: func(name string) bool { _, ok := m.Config().App(name); return ok }}
+	if err := s.loadAppsLocked(); err != nil {
+		return nil, err
+	}
+	configured := s.hasApp
+	s.hasApp = func(name string) bool { _, owned := s.apps[name]; return owned || configured(name) }
 	b, err := os.ReadFile(filepath.Join(s.dir, "sites.json"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -321,7 +327,13 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 		prev, ok := s.sites[id]
 		if !ok {
 			s.mu.Unlock()
-			writeJSON(w, http.StatusOK, map[string]string{"deleted": ""}) // already gone
+			// Already gone; an app it owned may be left from a release whose
+			// site record was never set.
+			if err := m.dropSiteApps(id); err != nil {
+				writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"deleted": ""})
 			return
 		}
 		delete(s.sites, id)
@@ -333,6 +345,10 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 		}
 		s.mu.Unlock()
 		if err := m.applySites(); err != nil {
+			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+			return
+		}
+		if err := m.dropSiteApps(id); err != nil { // its app, once no host routes to it
 			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 			return
 		}
