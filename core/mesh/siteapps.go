@@ -249,9 +249,10 @@ func (m *Mesh) ownSiteApp(site, app string) error {
 	return nil
 }
 
-// dropSiteApps withdraws the plans of the apps site owns and forgets them:
-// the site was deleted.
-func (m *Mesh) dropSiteApps(site string) error {
+// dropSiteApps withdraws the plans of the apps site owns, except keep, and
+// forgets them: the site was deleted, or now routes to another app (a new
+// hosting.projectName) or to a snapshot.
+func (m *Mesh) dropSiteApps(site, keep string) error {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
 	s, err := m.siteStore()
@@ -262,7 +263,7 @@ func (m *Mesh) dropSiteApps(site string) error {
 	defer s.mu.Unlock()
 	var apps []string
 	for _, a := range s.apps {
-		if a.Site == site {
+		if a.Site == site && a.App != keep {
 			apps = append(apps, a.App)
 		}
 	}
@@ -280,8 +281,55 @@ func (m *Mesh) dropSiteApps(site string) error {
 	return nil
 }
 
+// SiteApp returns the app a site routes to (or, before its record is set,
+// the one it owns), with the digest its plan names now ("" when the mesh
+// holds no plan for it). ok is false for a site with no app.
+func (m *Mesh) SiteApp(site string) (st siteapi.AppState, ok bool, err error) {
+	s, err := m.siteStore()
+	if err != nil {
+		return st, false, err
+	}
+	s.mu.Lock()
+	st.Site = site
+	if rec, have := s.sites[site]; have {
+		st.App = rec.App
+	}
+	if st.App == "" {
+		var owned []string
+		for _, a := range s.apps {
+			if a.Site == site {
+				owned = append(owned, a.App)
+			}
+		}
+		sort.Strings(owned)
+		if len(owned) > 0 {
+			st.App = owned[0]
+		}
+	}
+	_, st.Owned = s.apps[st.App]
+	s.mu.Unlock()
+	if st.App == "" {
+		return st, false, nil
+	}
+	if p, have := m.fabric.Plan(st.App); have {
+		st.Digest = p.Digest
+	}
+	return st, true, nil
+}
+
 // siteAppRoutes registers the site-app endpoints of the control API.
 func (m *Mesh) siteAppRoutes(mux *http.ServeMux, token string) {
+	mux.HandleFunc("GET /v1/sites/{id}/app", func(w http.ResponseWriter, r *http.Request) {
+		st, ok, err := m.SiteApp(r.PathValue("id"))
+		switch {
+		case err != nil:
+			writeErr(w, err)
+		case !ok:
+			writeJSON(w, http.StatusNotFound, apiError{Error: "site " + r.PathValue("id") + " runs no app"})
+		default:
+			writeJSON(w, http.StatusOK, st)
+		}
+	})
 	mux.HandleFunc("PUT /v1/sites/{id}/app", func(w http.ResponseWriter, r *http.Request) {
 		var req siteapi.AppRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {

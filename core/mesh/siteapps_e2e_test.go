@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -107,15 +108,22 @@ func TestSiteOwnedAppEndToEnd(t *testing.T) {
 	e.writeConfig()
 	page := func(v string) string { return strings.Repeat("<p>shop "+v+"</p>", 200) }
 	writeSiteFile(t, e.dir, "sites/shop/index.html", page("v1"))
-	writeSiteFile(t, e.dir, "sites.hcl", `site "shop" {
+	encode := func(hosting string) []byte {
+		t.Helper()
+		writeSiteFile(t, e.dir, "sites.hcl", `site "shop" {
   domains { primary = "shop.example.test" }
-  hosting { provider = "criomosHost" }
+  hosting {
+    provider = "criomosHost"
+`+hosting+`  }
 }
 `)
-	stream, err := exec.Command(meshBin, "provision", "encode", filepath.Join(e.dir, "sites.hcl")).Output()
-	if err != nil {
-		t.Fatal(err)
+		stream, err := exec.Command(meshBin, "provision", "encode", filepath.Join(e.dir, "sites.hcl")).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stream
 	}
+	stream := encode("")
 	provision := func(want string) {
 		t.Helper()
 		cmd := exec.Command(meshBin, "provision", "-config", e.cfgPath)
@@ -223,15 +231,67 @@ func TestSiteOwnedAppEndToEnd(t *testing.T) {
 	load.end(t, "during the blue/green update")
 	checkHistory(2)
 
+	// The fabric store is lost (and the applied state with it, so the mesh
+	// starts over from mesh.hcl): the site's record names an app the mesh
+	// no longer plans, and the next message releases it again.
+	e.stop()
+	for _, f := range []string{"fabric.db", "applied.json"} {
+		if err := os.Remove(filepath.Join(e.dir, "data", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start()
+	if _, ok := appStatus(e.status(), "site-shop"); ok {
+		t.Fatal("site-shop planned with an empty fabric store")
+	}
+	provision("applied")
+	if code, body, err := getSite(client, e.edgeURL, "shop.example.test", "/"); err != nil || code != 200 || body != page("v2") {
+		t.Fatalf("after the release again: %d %v %.40q", code, err, body)
+	}
+
+	// A new hosting.projectName moves the site to a new app under load; the
+	// old one, no longer routed to, is withdrawn.
+	stream = encode("    project_name = \"shop-next\"\n")
+	load = startSiteLoad(client, e.edgeURL, "shop.example.test", page("v2"))
+	load.more(t, 20, "load running")
+	provision("applied")
+	load.more(t, 20, "requests after the move")
+	load.end(t, "during the move to another app")
+	st := e.status()
+	if a, ok := appStatus(st, "shop-next"); !ok || a.Site != "shop" {
+		t.Fatalf("shop-next %+v (found %v)", a, ok)
+	}
+	if _, ok := appStatus(st, "site-shop"); ok {
+		t.Fatal("site-shop still planned after the site moved to shop-next")
+	}
+
 	// An app block of the site's app's name is refused, naming the site.
-	e.extraApp = hosting + "app \"site-shop\" {\n  spore = \"billing-v1.spore\"\n}\n"
+	e.extraApp = hosting + "app \"shop-next\" {\n  spore = \"billing-v1.spore\"\n}\n"
 	e.writeConfig()
 	out, err := exec.Command(meshBin, "reload", "-config", e.cfgPath).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), `owned by a site`) || !strings.Contains(string(out), `site "shop"`) {
 		t.Fatalf("reload with a site's app declared: %v\n%s", err, out)
 	}
+	t.Logf("reload with a site's app declared: %s", out)
+	// The mesh keeps running as it was; a restart with the file as it is
+	// is refused the same way.
+	if _, ok := appStatus(e.status(), "shop-next"); !ok {
+		t.Fatal("shop-next gone after a refused reload")
+	}
+	e.stop()
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	out, err = exec.CommandContext(rctx, meshBin, "run", "-config", e.cfgPath).CombinedOutput()
+	if err == nil || rctx.Err() != nil || !strings.Contains(string(out), "App owned by a site") {
+		t.Fatalf("mesh run with a site's app declared: %v\n%s", err, out)
+	}
 	e.extraApp = hosting
 	e.writeConfig()
+	e.start()
+	waitFor(t, 15*time.Second, "site served after the restart", func() bool {
+		code, body, err := getSite(client, e.edgeURL, "shop.example.test", "/")
+		return err == nil && code == 200 && body == page("v2")
+	})
 
 	// Deleting the site withdraws its app.
 	sc, err := siteapi.NewClient("unix://"+filepath.Join(e.dir, "control.sock"), "")
@@ -242,18 +302,18 @@ func TestSiteOwnedAppEndToEnd(t *testing.T) {
 	defer cancel()
 	var pids []int
 	for _, in := range e.status().Instances {
-		if in.App == "site-shop" && in.PID > 0 {
+		if in.App == "shop-next" && in.PID > 0 {
 			pids = append(pids, in.PID)
 		}
 	}
 	if len(pids) == 0 {
-		t.Fatal("no site-shop process before the delete")
+		t.Fatal("no shop-next process before the delete")
 	}
 	if err := sc.DeleteSite(ctx, "shop"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := appStatus(e.status(), "site-shop"); ok {
-		t.Fatalf("site-shop still planned after its site was deleted: %+v", e.status().Apps)
+	if _, ok := appStatus(e.status(), "shop-next"); ok {
+		t.Fatalf("shop-next still planned after its site was deleted: %+v", e.status().Apps)
 	}
 	waitFor(t, 15*time.Second, "site processes stopped", func() bool {
 		for _, pid := range pids {

@@ -319,6 +319,10 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 			return
 		}
 		m.log.Info("site set", "site", st.ID, "snapshot", st.Snapshot, "domains", strings.Join(st.Domains, ","))
+		if err := m.dropSiteApps(st.ID, st.App); err != nil { // an app it no longer routes to
+			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+			return
+		}
 		writeJSON(w, http.StatusOK, st)
 	}))
 	mux.HandleFunc("DELETE /v1/sites/{id}", withStore(func(w http.ResponseWriter, r *http.Request, s *siteStore) {
@@ -329,7 +333,7 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 			s.mu.Unlock()
 			// Already gone; an app it owned may be left from a release whose
 			// site record was never set.
-			if err := m.dropSiteApps(id); err != nil {
+			if err := m.dropSiteApps(id, ""); err != nil {
 				writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 				return
 			}
@@ -348,7 +352,7 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 			return
 		}
-		if err := m.dropSiteApps(id); err != nil { // its app, once no host routes to it
+		if err := m.dropSiteApps(id, ""); err != nil { // its app, once no host routes to it
 			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 			return
 		}

@@ -206,8 +206,10 @@ type AppRequest struct {
 
 // AppState is a site's app as the mesh holds it after an AppRequest.
 type AppState struct {
-	App    string `json:"app"`
-	Site   string `json:"site"`
+	App  string `json:"app"`
+	Site string `json:"site"`
+	// Digest is the digest the app's plan names; "" when the mesh holds no
+	// plan for it (its fabric store was lost).
 	Digest string `json:"digest"`
 	// Owned is true when the site owns the app (the mesh created it for the
 	// site); false when mesh.hcl declares it.
@@ -230,4 +232,15 @@ func (c *Client) EnsureApp(ctx context.Context, site string, req AppRequest) (Ap
 		return AppState{}, fmt.Errorf("site %s: run app %s: %w", site, req.App, err)
 	}
 	return out, nil
+}
+
+// SiteApp returns the app a site runs in, or an error wrapping ErrNoSite
+// when it runs none.
+func (c *Client) SiteApp(ctx context.Context, site string) (AppState, error) {
+	var out AppState
+	code, err := c.siteRequest(ctx, http.MethodGet, "/v1/sites/"+url.PathEscape(site)+"/app", nil, &out)
+	if code == http.StatusNotFound {
+		return out, fmt.Errorf("site %s: app: %w", site, ErrNoSite)
+	}
+	return out, err
 }

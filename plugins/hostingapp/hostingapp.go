@@ -131,7 +131,21 @@ func (b *backend) Observe(ctx context.Context, req sdk.HostingRequest) ([]sdk.Ho
 	if err != nil {
 		return nil, err
 	}
-	out := []sdk.HostingResource{{Kind: "release", Key: st.App, Version: st.Content}}
+	release := sdk.HostingResource{Kind: "release", Key: st.App, Version: st.Content}
+	if st.App != "" {
+		// The app itself, not only the record: a mesh that lost its
+		// fabric store holds no plan for it, and the release is made again.
+		app, err := t.client.SiteApp(ctx, req.Site.Site.ID)
+		switch {
+		case errors.Is(err, siteapi.ErrNoSite):
+			release.Version = ""
+		case err != nil:
+			return nil, err
+		case app.Digest == "":
+			release.Version = ""
+		}
+	}
+	out := []sdk.HostingResource{release}
 	for _, d := range st.Domains {
 		out = append(out, sdk.HostingResource{Kind: "route", Key: d, Version: st.ID})
 	}
