@@ -99,11 +99,19 @@ func TestCheckSiteOwned(t *testing.T) {
 // a site record may route to.
 func TestSiteAppsPersist(t *testing.T) {
 	dir := t.TempDir()
-	s := &siteStore{dir: dir, sites: map[string]Site{}, hasApp: func(string) bool { return false }}
+	s := &siteStore{dir: dir, sites: map[string]Site{}}
+	s.hasApp = func(name string) bool { _, owned := s.apps[name]; return owned }
 	if err := s.loadAppsLocked(); err != nil {
 		t.Fatalf("no file yet: %v", err)
 	}
+	rec := Site{ID: "shop", Domains: []string{"shop.test"}, App: "site-shop"}
+	if err := s.checkLocked(rec); err == nil || !strings.Contains(err.Error(), "runs no app") {
+		t.Fatalf("site routed to an app nobody runs: %v", err)
+	}
 	s.apps["site-shop"] = siteApp{App: "site-shop", Site: "shop"}
+	if err := s.checkLocked(rec); err != nil {
+		t.Fatalf("site routed to its owned app: %v", err)
+	}
 	if err := s.saveAppsLocked(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,13 +56,16 @@ func (m *Mesh) siteStore() (*siteStore, error) {
 	if m.sites.store != nil {
 		return m.sites.store, nil
 	}
-	s := &siteStore{dir: filepath.Join(m.Config().DataDir, "sites"), sites: map[string]Site{},
-		hasApp: func(name string) bool { _, ok := m.Config().App(name); return ok }}
+	s := &siteStore{dir: filepath.Join(m.Config().DataDir, "sites"), sites: map[string]Site{}}
+	// An app site routes to an app mesh.hcl declares or one a site owns.
+	s.hasApp = func(name string) bool {
+		_, owned := s.apps[name]
+		_, configured := m.Config().App(name)
+		return owned || configured
+	}
 	if err := s.loadAppsLocked(); err != nil {
 		return nil, err
 	}
-	configured := s.hasApp
-	s.hasApp = func(name string) bool { _, owned := s.apps[name]; return owned || configured(name) }
 	b, err := os.ReadFile(filepath.Join(s.dir, "sites.json"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
