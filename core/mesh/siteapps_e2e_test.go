@@ -148,6 +148,7 @@ func TestSiteOwnedAppEndToEnd(t *testing.T) {
 		t.Fatalf("site app status %+v (found %v), want owned by shop, min = max = 3, restart on-failure", a, ok)
 	}
 	waitFor(t, 10*time.Second, "3 ready site instances", func() bool { a, _ := appStatus(e.status(), "site-shop"); return a.Ready == 3 })
+	mustContain(t, "mesh status", runCLI(t, "status", "-config", e.cfgPath), "site-shop (site shop)")
 	checkHistory := func(n int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
