@@ -46,7 +46,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		if a.Degraded {
 			health = "degraded"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s\t%s\n", a.Name, short(a.Digest), a.Ready, a.Desired, a.Min, a.Max, a.Restart, health)
+		name := a.Name
+		if a.Site != "" {
+			name += " (site " + a.Site + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%d\t%d\t%s\t%s\n", name, short(a.Digest), a.Ready, a.Desired, a.Min, a.Max, a.Restart, health)
 	}
 	writeActiveRollouts(tw, st.Apps)
 	fmt.Fprintln(tw)

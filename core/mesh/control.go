@@ -303,7 +303,8 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, reloadResponse{Notes: rp.Restart, Plan: rp})
 	})
-	m.siteRoutes(mux) // static sites, see sites.go
+	m.siteRoutes(mux)           // static sites, see sites.go
+	m.siteAppRoutes(mux, token) // apps owned by sites, see siteapps.go
 	if token == "" {
 		return mux
 	}

@@ -399,6 +399,7 @@ type Status struct {
 // AppStatus is desired versus running state of one app.
 type AppStatus struct {
 	Name      string            `json:"name"`
+	Site      string            `json:"site,omitempty"` // the site that owns the app, when the mesh created it for one
 	Digest    string            `json:"digest"`
 	Min       int               `json:"min"`
 	Max       int               `json:"max"`
@@ -428,8 +429,12 @@ func (m *Mesh) Status() Status {
 		}
 		return a.NodeID < b.NodeID
 	})
+	owners, err := m.siteOwners()
+	if err != nil {
+		m.log.Warn("status: site apps unknown", "error", err)
+	}
 	for _, p := range m.fabric.Plans() {
-		as := AppStatus{Name: p.AppName, Digest: p.Digest, Min: p.Min, Max: p.Max, Restart: p.Restart,
+		as := AppStatus{Name: p.AppName, Site: owners[p.AppName], Digest: p.Digest, Min: p.Min, Max: p.Max, Restart: p.Restart,
 			Desired: m.desired(p), Degraded: m.fabric.Degraded(p.AppName), Endpoints: m.fabric.Endpoints(p.AppName)}
 		as.Rollout = m.activeRollout(p.AppName)
 		for _, in := range st.Instances {

@@ -48,7 +48,10 @@ type ReloadPlan struct {
 // AppPlan is what a reload does to one app.
 type AppPlan struct {
 	App    string `json:"app"`
-	Action string `json:"action"` // add, update, remove or none
+	Action string `json:"action"` // add, update, remove, none or site
+	// Site names the site that owns the app (action "site"): the mesh
+	// created it for that site, and a reload keeps it as it runs.
+	Site string `json:"site,omitempty"`
 	// Digest is the digest the app's plan names after the reload ("" when
 	// removed); Previous is the one it names now ("" for a new app).
 	Digest   string `json:"digest,omitempty"`
@@ -97,6 +100,7 @@ type planInput struct {
 	plans                 map[string]fabric.Plan
 	budgets               map[string]fabric.Budget
 	fileDigests           map[string]string // app -> digest its spore or digest attribute names
+	siteOwners            map[string]string // app -> site, for apps owned by a site (siteapps.go)
 }
 
 // computePlan compares the file with what runs. It has no side effects.
@@ -106,10 +110,21 @@ func computePlan(in planInput) ReloadPlan {
 		rp.Apps = append(rp.Apps, planApp(in, a))
 	}
 	var removed []string
+	var owned []string
 	for name := range in.plans {
 		if _, ok := in.next.App(name); !ok {
+			if _, ok := in.siteOwners[name]; ok {
+				owned = append(owned, name)
+				continue
+			}
 			removed = append(removed, name)
 		}
+	}
+	sort.Strings(owned)
+	for _, name := range owned {
+		d := in.plans[name].Digest
+		rp.Apps = append(rp.Apps, AppPlan{App: name, Action: ActionSite, Site: in.siteOwners[name], Digest: d, Previous: d,
+			DigestReason: "owned by site " + in.siteOwners[name] + ": kept as it runs"})
 	}
 	sort.Strings(removed)
 	for _, name := range removed {
@@ -328,8 +343,15 @@ func (m *Mesh) planReload(ctx context.Context, running, cfg *config.Config, publ
 	if err != nil {
 		return ReloadPlan{}, planInput{}, err
 	}
+	owners, err := m.siteOwners()
+	if err != nil {
+		return ReloadPlan{}, planInput{}, err
+	}
+	if err := checkSiteOwned(cfg, owners); err != nil {
+		return ReloadPlan{}, planInput{}, err
+	}
 	in := planInput{running: running, next: cfg, dataDir: dataDir, applied: applied, fileDigests: digests,
-		plans: map[string]fabric.Plan{}, budgets: map[string]fabric.Budget{}}
+		plans: map[string]fabric.Plan{}, budgets: map[string]fabric.Budget{}, siteOwners: owners}
 	for _, p := range m.fabric.Plans() {
 		in.plans[p.AppName] = p
 	}
@@ -364,6 +386,9 @@ func (m *Mesh) applyPlan(rp ReloadPlan, in planInput) (err error) {
 		}
 	}()
 	for _, ap := range rp.Apps {
+		if ap.Action == ActionSite {
+			continue // owned by a site: not the file's to change
+		}
 		if ap.Action == ActionRemove {
 			if err := m.deletePlan(ap.App); err != nil && !errors.Is(err, fabric.ErrNotFound) {
 				return fmt.Errorf("app %q: remove plan: %w", ap.App, err)

@@ -41,6 +41,9 @@ func WriteReloadPlan(w io.Writer, rp ReloadPlan) error {
 	fmt.Fprintf(&b, "%d to add, %d to update, %d to remove, %d unchanged; %d trusted key(s) added, %d removed; %d change(s) need a restart.\n",
 		counts[ActionAdd], counts[ActionUpdate], counts[ActionRemove], counts[ActionNone],
 		len(rp.TrustedKeys.Added), len(rp.TrustedKeys.Removed), len(rp.Restart))
+	if n := counts[ActionSite]; n > 0 {
+		fmt.Fprintf(&b, "%d site-owned app(s) kept as they run.\n", n)
+	}
 	if !rp.Applied {
 		fmt.Fprintf(&b, "To apply exactly this plan: mesh reload -expect %s\n", rp.ID)
 	}
@@ -49,9 +52,15 @@ func WriteReloadPlan(w io.Writer, rp ReloadPlan) error {
 }
 
 func writeAppPlan(b *strings.Builder, ap AppPlan) {
-	mark := map[string]string{ActionAdd: "+", ActionUpdate: "~", ActionRemove: "-", ActionNone: " "}[ap.Action]
-	fmt.Fprintf(b, "  %s app %q (%s)\n", mark, ap.App, ap.Action)
+	mark := map[string]string{ActionAdd: "+", ActionUpdate: "~", ActionRemove: "-", ActionNone: " ", ActionSite: "="}[ap.Action]
+	action := ap.Action
+	if ap.Action == ActionSite {
+		action = "owned by site " + ap.Site
+	}
+	fmt.Fprintf(b, "  %s app %q (%s)\n", mark, ap.App, action)
 	switch {
+	case ap.Action == ActionSite:
+		fmt.Fprintf(b, "      %-12s %s %s\n", "digest", shortDigest(ap.Digest), ap.DigestReason)
 	case ap.Action == ActionRemove:
 		fmt.Fprintf(b, "      %-12s %s withdrawn: %s\n", "digest", shortDigest(ap.Previous), ap.DigestReason)
 	case ap.DigestChanged && ap.Previous != "":

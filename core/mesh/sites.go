@@ -40,6 +40,7 @@ type siteStore struct {
 
 	mu    sync.Mutex
 	sites map[string]Site
+	apps  map[string]siteApp // apps owned by sites, by app (siteapps.go)
 }
 
 // siteHolder loads the site store on first use.
@@ -55,8 +56,16 @@ func (m *Mesh) siteStore() (*siteStore, error) {
 	if m.sites.store != nil {
 		return m.sites.store, nil
 	}
-	s := &siteStore{dir: filepath.Join(m.Config().DataDir, "sites"), sites: map[string]Site{},
-		hasApp: func(name string) bool { _, ok := m.Config().App(name); return ok }}
+	s := &siteStore{dir: filepath.Join(m.Config().DataDir, "sites"), sites: map[string]Site{}}
+	// An app site routes to an app mesh.hcl declares or one a site owns.
+	s.hasApp = func(name string) bool {
+		_, owned := s.apps[name]
+		_, configured := m.Config().App(name)
+		return owned || configured
+	}
+	if err := s.loadAppsLocked(); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(filepath.Join(s.dir, "sites.json"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -313,6 +322,10 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 			return
 		}
 		m.log.Info("site set", "site", st.ID, "snapshot", st.Snapshot, "domains", strings.Join(st.Domains, ","))
+		if err := m.dropSiteApps(st.ID, st.App); err != nil { // an app it no longer routes to
+			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+			return
+		}
 		writeJSON(w, http.StatusOK, st)
 	}))
 	mux.HandleFunc("DELETE /v1/sites/{id}", withStore(func(w http.ResponseWriter, r *http.Request, s *siteStore) {
@@ -321,7 +334,13 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 		prev, ok := s.sites[id]
 		if !ok {
 			s.mu.Unlock()
-			writeJSON(w, http.StatusOK, map[string]string{"deleted": ""}) // already gone
+			// Already gone; an app it owned may be left from a release whose
+			// site record was never set.
+			if err := m.dropSiteApps(id, ""); err != nil {
+				writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"deleted": ""})
 			return
 		}
 		delete(s.sites, id)
@@ -333,6 +352,10 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 		}
 		s.mu.Unlock()
 		if err := m.applySites(); err != nil {
+			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
+			return
+		}
+		if err := m.dropSiteApps(id, ""); err != nil { // its app, once no host routes to it
 			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
 			return
 		}

@@ -81,6 +81,7 @@ const (
 	ByDeploy   Trigger = "deploy"   // the control API's deploy
 	ByConfig   Trigger = "config"   // an app block applied with a new digest
 	ByRollback Trigger = "rollback" // the control API's rollback
+	BySite     Trigger = "site"     // a site hosted as an app released new files
 )
 
 // Progress counts the instances of the digest a rollout waits for.

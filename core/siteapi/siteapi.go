@@ -195,3 +195,52 @@ func (c *Client) WaitRollout(ctx context.Context, app, digest string) error {
 		}
 	}
 }
+
+// AppRequest asks the mesh to run a site's app at Digest. An app the mesh
+// does not run yet is created, owned by the site; a new digest is rolled
+// out blue/green.
+type AppRequest struct {
+	App    string `json:"app"`
+	Digest string `json:"digest"`
+}
+
+// AppState is a site's app as the mesh holds it after an AppRequest.
+type AppState struct {
+	App  string `json:"app"`
+	Site string `json:"site"`
+	// Digest is the digest the app's plan names; "" when the mesh holds no
+	// plan for it (its fabric store was lost).
+	Digest string `json:"digest"`
+	// Owned is true when the site owns the app (the mesh created it for the
+	// site); false when mesh.hcl declares it.
+	Owned bool `json:"owned"`
+	// Rollout is the ID of the rollout the request started; "" when the
+	// app already ran Digest.
+	Rollout string `json:"rollout,omitempty"`
+}
+
+// EnsureApp has the mesh run the site's app at req.Digest (a spore it
+// holds): created when it does not exist, rolled out when the digest is
+// new. Follow the rollout with WaitRollout.
+func (c *Client) EnsureApp(ctx context.Context, site string, req AppRequest) (AppState, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return AppState{}, fmt.Errorf("encode app request: %w", err)
+	}
+	var out AppState
+	if _, err := c.siteRequest(ctx, http.MethodPut, "/v1/sites/"+url.PathEscape(site)+"/app", bytes.NewReader(b), &out); err != nil {
+		return AppState{}, fmt.Errorf("site %s: run app %s: %w", site, req.App, err)
+	}
+	return out, nil
+}
+
+// SiteApp returns the app a site runs in, or an error wrapping ErrNoSite
+// when it runs none.
+func (c *Client) SiteApp(ctx context.Context, site string) (AppState, error) {
+	var out AppState
+	code, err := c.siteRequest(ctx, http.MethodGet, "/v1/sites/"+url.PathEscape(site)+"/app", nil, &out)
+	if code == http.StatusNotFound {
+		return out, fmt.Errorf("site %s: app: %w", site, ErrNoSite)
+	}
+	return out, err
+}

@@ -6,8 +6,11 @@
 // like any app, so the site is supervised, health-gated and respawned like
 // one. Its domains route to the app by Host.
 //
-// The app is "site-<site id>" (or hosting.projectName) and must be declared
-// in mesh.hcl: the mesh does not create apps on its own.
+// The app is "site-<site id>" (or hosting.projectName). When mesh.hcl
+// declares no app of that name, the mesh creates it for the site (one
+// instance per agent, restart on-failure) and the site owns it: reloads keep
+// it, deleting the site withdraws it. An app declared in mesh.hcl is used as
+// it is.
 //
 // Resources, by natural key: "release" keyed by the app (version: the
 // digest of the site's files) and "route" keyed by host name.
@@ -87,7 +90,7 @@ func (b *backend) Configure(_ context.Context, cfg sdk.Config) error {
 type target struct {
 	client           *siteapi.Client
 	dir, server, key string
-	app              string
+	app, site        string
 }
 
 func (b *backend) target(req sdk.HostingRequest) (target, error) {
@@ -113,7 +116,7 @@ func (b *backend) target(req sdk.HostingRequest) (target, error) {
 	if req.Site.Hosting.ProjectName != "" {
 		app = req.Site.Hosting.ProjectName
 	}
-	return target{client: b.client, dir: filepath.Join(b.sitesRoot, filepath.FromSlash(out)), server: b.server, key: b.key, app: app}, nil
+	return target{client: b.client, dir: filepath.Join(b.sitesRoot, filepath.FromSlash(out)), server: b.server, key: b.key, app: app, site: req.Site.Site.ID}, nil
 }
 
 func (b *backend) Observe(ctx context.Context, req sdk.HostingRequest) ([]sdk.HostingResource, error) {
@@ -128,7 +131,21 @@ func (b *backend) Observe(ctx context.Context, req sdk.HostingRequest) ([]sdk.Ho
 	if err != nil {
 		return nil, err
 	}
-	out := []sdk.HostingResource{{Kind: "release", Key: st.App, Version: st.Content}}
+	release := sdk.HostingResource{Kind: "release", Key: st.App, Version: st.Content}
+	if st.App != "" {
+		// The app itself, not only the record: a mesh that lost its
+		// fabric store holds no plan for it, and the release is made again.
+		app, err := t.client.SiteApp(ctx, req.Site.Site.ID)
+		switch {
+		case errors.Is(err, siteapi.ErrNoSite):
+			release.Version = ""
+		case err != nil:
+			return nil, err
+		case app.Digest == "":
+			release.Version = ""
+		}
+	}
+	out := []sdk.HostingResource{release}
 	for _, d := range st.Domains {
 		out = append(out, sdk.HostingResource{Kind: "route", Key: d, Version: st.ID})
 	}
@@ -260,8 +277,8 @@ func (b *backend) release(ctx context.Context, t target, m sitesnap.Manifest, co
 	if err != nil {
 		return err
 	}
-	if err := t.client.Deploy(ctx, t.app, digest); err != nil {
-		return fmt.Errorf("%w (declare it in mesh.hcl: app %q { … })", err, t.app)
+	if _, err := t.client.EnsureApp(ctx, t.site, siteapi.AppRequest{App: t.app, Digest: digest}); err != nil {
+		return err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
