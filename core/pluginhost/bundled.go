@@ -7,6 +7,7 @@ import (
 	"github.com/mycelium-mesh/mesh/plugins/healthhttp"
 	"github.com/mycelium-mesh/mesh/plugins/healthtcp"
 	"github.com/mycelium-mesh/mesh/plugins/hostinglocal"
+	"github.com/mycelium-mesh/mesh/plugins/hostings3"
 	"github.com/mycelium-mesh/mesh/plugins/leastloaded"
 	"github.com/mycelium-mesh/mesh/plugins/repofs"
 	"github.com/mycelium-mesh/mesh/plugins/roundrobin"
@@ -33,6 +34,7 @@ var bundled = map[string]map[string]func() sdk.Plugin{
 	},
 	sdk.KindHosting: {
 		hostinglocal.Name: func() sdk.Plugin { return hostinglocal.New() },
+		hostings3.Name:    func() sdk.Plugin { return hostings3.New() },
 	},
 }
 
