@@ -1,7 +1,11 @@
 package backoff
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,5 +60,55 @@ func TestRetryable(t *testing.T) {
 		if got := Retryable(code); got != want {
 			t.Errorf("Retryable(%d) = %v, want %v", code, got, want)
 		}
+	}
+}
+
+func TestTransportRetries(t *testing.T) {
+	cases := []struct {
+		name     string
+		answers  []int
+		wantCode int
+		wantHits int
+		wantWait []string // Retry-After values seen by the waits
+	}{
+		{"ok", []int{200}, 200, 1, nil},
+		{"429 then ok", []int{429, 200}, 200, 2, []string{"1"}},
+		{"503 twice then ok", []int{503, 502, 200}, 200, 3, []string{"1", "1"}},
+		{"400 never retried", []int{400, 200}, 400, 1, nil},
+		{"401 never retried", []int{401, 200}, 401, 1, nil},
+		{"attempts exhausted", []int{500, 500, 500, 500}, 500, 3, []string{"1", "1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hits := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				if string(b) != "payload" {
+					t.Errorf("attempt %d body %q", hits+1, b)
+				}
+				code := c.answers[hits]
+				hits++
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(code)
+			}))
+			defer srv.Close()
+			var waits []time.Duration
+			tr := &Transport{Policy: Policy{Attempts: 3}, Timeout: 5 * time.Second,
+				Wait: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }}
+			req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("payload"))
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.wantCode || hits != c.wantHits || len(waits) != len(c.wantWait) {
+				t.Fatalf("code %d hits %d waits %v; want %d %d %v", resp.StatusCode, hits, waits, c.wantCode, c.wantHits, c.wantWait)
+			}
+			for _, w := range waits {
+				if w != time.Second {
+					t.Fatalf("waited %v, want the Retry-After of 1s", w)
+				}
+			}
+		})
 	}
 }
