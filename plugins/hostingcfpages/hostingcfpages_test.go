@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/mycelium-mesh/mesh/core/provision"
-	"github.com/mycelium-mesh/mesh/plugins/internal/cfcontract"
+	"github.com/mycelium-mesh/mesh/internal/cfcontract"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 

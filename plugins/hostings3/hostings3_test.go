@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mycelium-mesh/mesh/core/provision"
-	"github.com/mycelium-mesh/mesh/plugins/internal/versitygwtest"
+	"github.com/mycelium-mesh/mesh/internal/versitygwtest"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
