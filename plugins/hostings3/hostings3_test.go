@@ -24,7 +24,7 @@ import (
 // harness is one S3 server behind a counting proxy, a sites root, an
 // ownership store and an engine that drives the plugin in process.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *versitygwtest.Server
 	proxy  *s3Proxy
 	root   string
@@ -33,7 +33,7 @@ type harness struct {
 	raw    *s3.Client // the test's own client, straight to the server
 }
 
-func newHarness(t *testing.T, extra sdk.Config) *harness {
+func newHarness(t testing.TB, extra sdk.Config) *harness {
 	t.Helper()
 	h := &harness{t: t, srv: versitygwtest.Start(t), root: t.TempDir()}
 	h.proxy = newS3Proxy(t, h.srv.Endpoint)

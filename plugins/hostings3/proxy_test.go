@@ -27,7 +27,7 @@ type s3Proxy struct {
 	hook func(w http.ResponseWriter, r *http.Request, n int) bool
 }
 
-func newS3Proxy(t *testing.T, target string) *s3Proxy {
+func newS3Proxy(t testing.TB, target string) *s3Proxy {
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
