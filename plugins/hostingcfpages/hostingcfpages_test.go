@@ -239,7 +239,7 @@ func TestDNSUpsertAndPrune(t *testing.T) {
 	for _, r := range h.cf.Records("zone1") {
 		names[r.Name+" "+r.Type] = true
 	}
-	if names["www.blog.example.org CNAME"] || !names["blog.example.org CNAME"] {
+	if names["www.blog.example.org CNAME"] || !names["blog.example.org CNAME"] || !names["blog.example.org TXT"] {
 		t.Fatalf("records after prune: %v", names)
 	}
 	t.Logf("records after prune: %v", names)

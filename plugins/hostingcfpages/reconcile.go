@@ -135,8 +135,23 @@ func desiredDNS(t *target, c sdk.SiteConfig) (map[string]wantRecord, error) {
 	return want, nil
 }
 
-func recordVersion(id, content string, ttl float64) string {
-	return id + "|" + content + "|" + strconv.FormatFloat(ttl, 'f', -1, 64)
+// recordVersion is an observed record's version: its id, whether this
+// backend created it (its comment is the marker set at creation, which
+// edits leave alone), its value and TTL.
+func recordVersion(id, comment, content string, ttl float64) string {
+	mine := "theirs"
+	if strings.HasPrefix(comment, createdMarker) {
+		mine = "ours"
+	}
+	return id + "|" + mine + "|" + content + "|" + strconv.FormatFloat(ttl, 'f', -1, 64)
+}
+
+// createdMarker starts the comment of every record this backend creates.
+const createdMarker = "created by mesh provision"
+
+func recordIsOurs(version string) bool {
+	parts := strings.SplitN(version, "|", 3)
+	return len(parts) == 3 && parts[1] == "ours"
 }
 
 func (b *backend) observeDNS(ctx context.Context, t *target, req sdk.HostingRequest) ([]sdk.HostingResource, error) {
@@ -158,7 +173,7 @@ func (b *backend) observeDNS(ctx context.Context, t *target, req sdk.HostingRequ
 		r := pager.Current()
 		k := dnsKey(r.Name, string(r.Type))
 		if _, ok := want[k]; ok || owned[k] {
-			out = append(out, sdk.HostingResource{Kind: KindDNS, Key: k, Version: recordVersion(r.ID, r.Content, float64(r.TTL))})
+			out = append(out, sdk.HostingResource{Kind: KindDNS, Key: k, Version: recordVersion(r.ID, r.Comment, r.Content, float64(r.TTL))})
 		}
 	}
 	if err := pager.Err(); err != nil {
@@ -259,7 +274,9 @@ func (b *backend) Plan(ctx context.Context, req sdk.HostingRequest, actual []sdk
 	if t.set.pruneDNS {
 		var gone []string
 		for k := range have[KindDNS] {
-			if _, keep := want[k]; !keep && owned[KindDNS][k] {
+			// Owned is not enough: a record someone else made and this
+			// backend only edited is recorded as touched, never as created.
+			if _, keep := want[k]; !keep && owned[KindDNS][k] && recordIsOurs(have[KindDNS][k]) {
 				gone = append(gone, k)
 			}
 		}
@@ -419,7 +436,7 @@ func (t *target) record(ctx context.Context, c sdk.SiteConfig, a sdk.HostingActi
 	if !ok {
 		return fmt.Errorf("dns record %s left the site since the plan", a.Key)
 	}
-	comment := "managed by mesh provision (site " + c.Site.ID + ")"
+	comment := createdMarker + " for site " + c.Site.ID
 	if a.Op == sdk.OpCreate {
 		var body dns.RecordNewParamsBody
 		body.Name.Value, body.Name.Present = w.Name, true
