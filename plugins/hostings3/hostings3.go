@@ -146,6 +146,7 @@ func (b *backend) Configure(_ context.Context, cfg sdk.Config) error {
 type target struct {
 	client *s3.Client
 	bucket string
+	site   string
 	set    settings
 }
 
@@ -179,5 +180,5 @@ func (b *backend) target(req sdk.HostingRequest) (target, error) {
 	if !bucketName.MatchString(name) {
 		return target{}, fmt.Errorf("bucket name %q is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')", name)
 	}
-	return target{client: b.client, bucket: name, set: b.set}, nil
+	return target{client: b.client, bucket: name, site: req.Site.Site.ID, set: b.set}, nil
 }

@@ -257,6 +257,56 @@ func TestServerStoppedMidSyncThenConverges(t *testing.T) {
 	}
 }
 
+// A put whose answer was lost leaves an up-to-date object that the
+// ownership record lacks; it carries the site's mark, so it is adopted
+// (without a write) and deleted once it leaves the site. An identical
+// object without the mark is never adopted.
+func TestLostPutIsAdoptedByItsMark(t *testing.T) {
+	h := newHarness(t, nil)
+	h.write("wiki", map[string]string{"index.html": "home", "a.html": "a", "b.html": "b"})
+	c := siteConfig("wiki")
+	if res := h.run(c); res.Status != provision.StatusApplied {
+		t.Fatalf("first run: %s %s", res.Status, res.Error)
+	}
+	// Someone else's identical copy under another key the site will use.
+	h.write("wiki", map[string]string{"c.html": "c"})
+	if _, err := h.raw.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("wiki"), Key: aws.String("c.html"), Body: strings.NewReader("c")}); err != nil {
+		t.Fatal(err)
+	}
+	// The provisioner forgets what it did, as when put answers are lost.
+	h.engine = provision.NewEngine(provision.EngineOptions{
+		Backends: provision.BackendMap{provision.ProviderS3Static: {Name: Name, Backend: provision.PluginBackend{Service: h.be}}},
+		Owners:   &provision.Owners{Dir: t.TempDir()},
+	})
+	h.proxy.reset()
+	res := h.run(c)
+	counts, _ := h.proxy.reset()
+	if res.Status != provision.StatusApplied || writes(counts) != 0 {
+		t.Fatalf("adopting run: %s %v; writes %v", res.Status, res.Actions, counts)
+	}
+	adopted := map[string]bool{}
+	for _, a := range res.Actions {
+		if a.Detail == adoptDetail {
+			adopted[a.Key] = true
+		}
+	}
+	if len(adopted) != 3 || adopted["c.html"] {
+		t.Fatalf("adopted %v, want index.html, a.html and b.html", adopted)
+	}
+	for _, f := range []string{"a.html", "c.html"} {
+		if err := os.Remove(filepath.Join(h.root, "wiki", f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res := h.run(c); res.Status != provision.StatusApplied {
+		t.Fatalf("removal run: %s %s", res.Status, res.Error)
+	}
+	objs := h.objects("wiki")
+	if objs["a.html"] || !objs["c.html"] || !objs["b.html"] {
+		t.Fatalf("bucket after the removal: %v", objs)
+	}
+}
+
 func TestRetriesThrottlingAndReportsRefusals(t *testing.T) {
 	h := newHarness(t, nil)
 	h.write("shop", map[string]string{"index.html": "shop"})

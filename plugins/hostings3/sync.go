@@ -194,6 +194,12 @@ func (b *backend) Plan(ctx context.Context, req sdk.HostingRequest, actual []sdk
 	if !haveBucket {
 		acts = append(acts, sdk.HostingAction{Op: sdk.OpCreate, Kind: KindBucket, Key: t.bucket})
 	}
+	owned := map[string]bool{}
+	for _, r := range req.Owned {
+		if r.Kind == KindObject {
+			owned[r.Key] = true
+		}
+	}
 	for _, n := range site.names {
 		f := site.files[n]
 		etag, ok := objects[n]
@@ -202,6 +208,17 @@ func (b *backend) Plan(ctx context.Context, req sdk.HostingRequest, actual []sdk
 			acts = append(acts, sdk.HostingAction{Op: sdk.OpCreate, Kind: KindObject, Key: n, Detail: f.md5})
 		case etag != f.md5:
 			acts = append(acts, sdk.HostingAction{Op: sdk.OpUpdate, Kind: KindObject, Key: n, Detail: f.md5})
+		case !owned[n]:
+			// Up to date but not recorded as ours: a put whose answer was
+			// lost. Adopt it (no write) when it carries this site's mark,
+			// so it is deleted once it leaves the site.
+			ours, err := markedBy(ctx, t, n, req.Site.Site.ID)
+			if err != nil {
+				return nil, err
+			}
+			if ours {
+				acts = append(acts, sdk.HostingAction{Op: sdk.OpUpdate, Kind: KindObject, Key: n, Detail: adoptDetail})
+			}
 		}
 	}
 	wantWeb := websiteVersion(t.set.index, errorDoc(t.set, site))
@@ -211,12 +228,6 @@ func (b *backend) Plan(ctx context.Context, req sdk.HostingRequest, actual []sdk
 	if t.set.publicRead {
 		if want := policyVersion(policyDoc(t.bucket)); pol != want {
 			acts = append(acts, sdk.HostingAction{Op: opFor(pol), Kind: KindPolicy, Key: t.bucket, Detail: "public-read"})
-		}
-	}
-	owned := map[string]bool{}
-	for _, r := range req.Owned {
-		if r.Kind == KindObject {
-			owned[r.Key] = true
 		}
 	}
 	var gone []string
@@ -230,6 +241,26 @@ func (b *backend) Plan(ctx context.Context, req sdk.HostingRequest, actual []sdk
 		acts = append(acts, sdk.HostingAction{Op: sdk.OpDelete, Kind: KindObject, Key: k})
 	}
 	return acts, nil
+}
+
+// siteMeta is the user-metadata key every object put carries: the id of
+// the site it belongs to.
+const siteMeta = "mesh-site"
+
+// adoptDetail marks an action that records an existing object as this
+// backend's without writing it.
+const adoptDetail = "adopt: already up to date, put by this backend"
+
+// markedBy reports whether an object carries site's mark.
+func markedBy(ctx context.Context, t target, key, site string) (bool, error) {
+	out, err := t.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &t.bucket, Key: aws.String(key)})
+	if err != nil {
+		if isStatus(err, http.StatusNotFound) {
+			return false, nil
+		}
+		return false, fmt.Errorf("head %s/%s: %w", t.bucket, key, err)
+	}
+	return out.Metadata[siteMeta] == site, nil
 }
 
 func opFor(version string) string {
@@ -374,6 +405,9 @@ func objectAction(ctx context.Context, t target, site local, a *sdk.HostingActio
 		}
 		return nil
 	}
+	if a.Detail == adoptDetail {
+		return nil
+	}
 	f, ok := site.files[a.Key]
 	if !ok {
 		return fmt.Errorf("put %s/%s: the file left the site since the plan", t.bucket, a.Key)
@@ -402,6 +436,7 @@ func objectAction(ctx context.Context, t target, site local, a *sdk.HostingActio
 		ContentLength: aws.Int64(size),
 		ContentType:   aws.String(sitefiles.ContentType(a.Key)),
 		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum)),
+		Metadata:      map[string]string{siteMeta: t.site},
 	})
 	if err != nil {
 		return fmt.Errorf("put %s/%s: %w", t.bucket, a.Key, err)
