@@ -20,22 +20,7 @@ import (
 // honouring Retry-After; other 4xx answers never retried).
 func newClient(s settings) *s3.Client {
 	pol := backoff.Policy{Attempts: s.attempts, Base: 200 * time.Millisecond, Max: 20 * time.Second}
-	retryer := retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = pol.Tries()
-		o.RateLimiter = ratelimit.None
-		o.Retryables = []retry.IsErrorRetryable{
-			retry.RetryableConnectionError{},
-			retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-				if code := statusOf(err); code != 0 {
-					return aws.BoolTernary(backoff.Retryable(code))
-				}
-				return aws.UnknownTernary
-			}),
-		}
-		o.Backoff = retry.BackoffDelayerFunc(func(attempt int, err error) (time.Duration, error) {
-			return pol.Delay(attempt, retryAfterOf(err)), nil
-		})
-	})
+	retryer := newRetryer(pol)
 	cfg := aws.Config{
 		Region:      s.region,
 		Credentials: credentials.NewStaticCredentialsProvider(s.accessKey, s.secretKey, s.sessionToken),
@@ -51,6 +36,32 @@ func newClient(s settings) *s3.Client {
 			o.BaseEndpoint = aws.String(s.endpoint)
 		}
 		o.UsePathStyle = s.pathStyle
+	})
+}
+
+// newRetryer is the S3 client's retry policy: connection failures and
+// 429/5xx answers are retried, nothing else.
+func newRetryer(pol backoff.Policy) aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = pol.Tries()
+		o.RateLimiter = ratelimit.None
+		o.Retryables = []retry.IsErrorRetryable{
+			retry.RetryableConnectionError{},
+			retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+				if code := statusOf(err); code != 0 {
+					return aws.BoolTernary(backoff.Retryable(code))
+				}
+				return aws.UnknownTernary
+			}),
+		}
+		o.Backoff = delayer(pol)
+	})
+}
+
+// delayer waits as the policy says, honouring a Retry-After answer.
+func delayer(pol backoff.Policy) retry.BackoffDelayer {
+	return retry.BackoffDelayerFunc(func(attempt int, err error) (time.Duration, error) {
+		return pol.Delay(attempt, retryAfterOf(err)), nil
 	})
 }
 
