@@ -196,6 +196,15 @@ func TestCreateThenReadOnlyThenMinimalUpload(t *testing.T) {
 		t.Fatalf("branch change: %s %v calls %v", res.Status, res.Actions, calls)
 	}
 
+	// Without prune settings, a dropped alias keeps its domain and CNAME.
+	c.Domains.Aliases = nil
+	if res = h.run(c); res.Status != provision.StatusUnchanged {
+		t.Fatalf("alias dropped without prune: %s %v", res.Status, res.Actions)
+	}
+	if _, ok := h.cf.ProjectState("blog-site").Domains["www.blog.example.org"]; !ok {
+		t.Fatal("a domain was removed without prune_domains")
+	}
+
 	// The foreign MX record was never touched.
 	for _, r := range h.cf.Records("zone1") {
 		if r.ID == foreign && (r.Content != "mx.example.org" || r.Comment != "") {
