@@ -30,7 +30,7 @@ fmtcheck:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 test: vet fmtcheck
-	$(GO) test $(GOFLAGS_TEST) ./...
+	MESH_VERSITYGW="$${MESH_VERSITYGW:-$$(scripts/install-versitygw.sh)}" $(GO) test $(GOFLAGS_TEST) ./...
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)

@@ -12,6 +12,10 @@ raw="$(mktemp -d)"
 trap 'rm -rf "$raw"' EXIT
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
+# The S3 server the s3-static sync benchmark runs against.
+MESH_VERSITYGW="$(scripts/install-versitygw.sh)"
+export MESH_VERSITYGW
+
 pkgs=$(go list ./... | while read -r p; do
 	d="$(go list -f '{{.Dir}}' "$p")"
 	if grep -qs '^func Benchmark' "$d"/*_test.go; then echo "$p"; fi

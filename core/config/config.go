@@ -45,7 +45,7 @@ var BundledPlugins = map[string][]string{
 	KindRepo:     {"fs"},
 	KindBalancer: {"round-robin", "least-loaded"},
 	KindHealth:   {"http", "tcp"},
-	KindHosting:  {"local-static", "mesh-app"},
+	KindHosting:  {"local-static", "mesh-app", "s3-static", "cloudflare-pages"},
 }
 
 // IsBundled reports whether name is a bundled plugin of the given kind.

@@ -7,7 +7,9 @@ import (
 	"github.com/mycelium-mesh/mesh/plugins/healthhttp"
 	"github.com/mycelium-mesh/mesh/plugins/healthtcp"
 	"github.com/mycelium-mesh/mesh/plugins/hostingapp"
+	"github.com/mycelium-mesh/mesh/plugins/hostingcfpages"
 	"github.com/mycelium-mesh/mesh/plugins/hostinglocal"
+	"github.com/mycelium-mesh/mesh/plugins/hostings3"
 	"github.com/mycelium-mesh/mesh/plugins/leastloaded"
 	"github.com/mycelium-mesh/mesh/plugins/repofs"
 	"github.com/mycelium-mesh/mesh/plugins/roundrobin"
@@ -33,8 +35,10 @@ var bundled = map[string]map[string]func() sdk.Plugin{
 		healthtcp.Name:  func() sdk.Plugin { return healthtcp.New() },
 	},
 	sdk.KindHosting: {
-		hostinglocal.Name: func() sdk.Plugin { return hostinglocal.New() },
-		hostingapp.Name:   func() sdk.Plugin { return hostingapp.New() },
+		hostinglocal.Name:   func() sdk.Plugin { return hostinglocal.New() },
+		hostingapp.Name:     func() sdk.Plugin { return hostingapp.New() },
+		hostings3.Name:      func() sdk.Plugin { return hostings3.New() },
+		hostingcfpages.Name: func() sdk.Plugin { return hostingcfpages.New() },
 	},
 }
 

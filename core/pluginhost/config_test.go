@@ -113,7 +113,7 @@ func TestBundledSchemaWithoutLaunch(t *testing.T) {
 			t.Errorf("IsBundled(%s, %s) = false", info.Kind, info.Name)
 		}
 	}
-	if len(pluginhost.Bundled()) != 7 {
+	if len(pluginhost.Bundled()) != 9 {
 		t.Fatalf("bundled: %v", pluginhost.Bundled())
 	}
 	if s, ok := pluginhost.BundledSchema(sdk.KindRepo, "fs"); !ok || len(s.Attributes) != 1 || !s.Attributes[0].Required {
