@@ -85,6 +85,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "data_dir"}, {Name: "run_dir"}, {Name: "warmup"}, {Name: "grace"},
 			{Name: "trusted_keys"}, {Name: "log_level"}, {Name: "progress_deadline"},
+			{Name: "min_healthy"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "repo"}, {Type: "edge"}, {Type: "control"}, {Type: "agents"}, {Type: "health"},
@@ -119,7 +120,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "digest"}, {Name: "spore"}, {Name: "min"}, {Name: "max"}, {Name: "port"},
 			{Name: "restart"}, {Name: "strip_prefix"}, {Name: "balancer"}, {Name: "health_path"},
-			{Name: "progress_deadline"},
+			{Name: "progress_deadline"}, {Name: "min_healthy"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "budget"}, {Type: "logs"}},
 	}
@@ -324,6 +325,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 		Health:  HealthConfig{Plugin: DefaultHealthPlugin, Path: DefaultHealthPath, Timeout: DefaultCheckTimeout},
 	}
 	cfg.ProgressDeadline = DefaultProgressDeadline
+	cfg.MinHealthy = DefaultMinHealthy
 	c := d.content(body, topSchema)
 	if c == nil {
 		return cfg
@@ -334,6 +336,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	d.duration(a, "warmup", &cfg.Warmup, false)
 	d.duration(a, "grace", &cfg.Grace, false)
 	d.duration(a, "progress_deadline", &cfg.ProgressDeadline, true)
+	d.duration(a, "min_healthy", &cfg.MinHealthy, false)
 	d.trustedKeys(a, cfg)
 	d.logLevel(a, cfg)
 
@@ -765,6 +768,8 @@ func (d *decoder) app(b *hcl.Block, cfg *Config, seen map[string]hcl.Range) (App
 	}
 	app.ProgressDeadline = cfg.ProgressDeadline
 	d.duration(a, "progress_deadline", &app.ProgressDeadline, true)
+	app.MinHealthy = cfg.MinHealthy
+	d.duration(a, "min_healthy", &app.MinHealthy, false)
 
 	d.appLogs(c.Blocks, &app)
 	var budgetBlock *hcl.Block

@@ -437,3 +437,66 @@ func TestDeployWithoutAutoRevert(t *testing.T) {
 	}
 	e.serves("v1", 20)
 }
+
+// crashySpore packs a billing spore that turns healthy, then writes a FATAL
+// line to stderr and exits 3 after the given time.
+func (e *env) crashySpore(after string) string {
+	e.t.Helper()
+	man := `{"identity":{"kind":"Spore","name":"billing","version":"7.0.0-crashy"},
+"runtime":{"command":"./binary","args":[],"env":{"HELLO_VERSION":"crashy","HELLO_EXIT_AFTER":"` + after + `"}},
+"resources":{"nutrients":{"cpu_milli":100,"memory_mb":64}},"slo":{"p99_budget_ms":50},
+"security":{"lsm_profile":"","read_only_fs":false}}`
+	mf := filepath.Join(e.dir, "crashy.json")
+	if err := os.WriteFile(mf, []byte(man), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	out := filepath.Join(e.dir, "crashy.spore")
+	runCLI(e.t, "pack", "-binary", helloBn, "-manifest", mf, "-key", filepath.Join(e.dir, "dev.key"), "-out", out)
+	return out
+}
+
+// A version that passes its health gate and then crashes (and crashes again
+// after each restart) does not succeed: its instances must stay ready for
+// min_healthy first, and a crash in that time reverts it to the last good
+// digest, the rollout quoting the workload's own last words.
+func TestRolloutRevertsVersionThatCrashesAfterHealthy(t *testing.T) {
+	e := newEnv(t)
+	e.minHealthy = "4s"
+	e.writeConfig()
+	e.start()
+	d1 := e.status().Apps[0].Digest
+	// The config's own rollout of v1 proves itself first.
+	h, _, err := e.client().History(context.Background(), "billing", 1)
+	if err != nil || len(h) != 1 {
+		t.Fatalf("history: %v %v", h, err)
+	}
+	if r := e.waitRollout(h[0].ID, 30*time.Second); r.State != rollout.Succeeded {
+		t.Fatalf("v1 rollout: %s (%s)", r.State, r.Detail)
+	}
+
+	out, err := exec.Command(meshBin, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", e.crashySpore("1500ms"), "-detach").CombinedOutput()
+	if err != nil {
+		t.Fatalf("deploy -detach: %v\n%s", err, out)
+	}
+	var id string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "rollout" {
+			id = strings.TrimSuffix(f[1], ":")
+		}
+	}
+	if id == "" {
+		t.Fatalf("deploy printed no rollout id:\n%s", out)
+	}
+	r := e.waitRollout(id, 60*time.Second)
+	if r.State != rollout.Reverted || r.LastGood != d1 {
+		t.Fatalf("crashing version: %s (last good %s, want reverted to %s): %s", r.State, r.LastGood, d1, r.Detail)
+	}
+	if !strings.Contains(r.Detail, "exit status 3") || !strings.Contains(r.Detail, "FATAL: hello crashy") {
+		t.Fatalf("the rollout does not say how the version failed: %s", r.Detail)
+	}
+	if got := e.status().Apps[0].Digest; got != d1 {
+		t.Fatalf("plan names %s, want %s", got, d1)
+	}
+	e.waitServes("v1", 30*time.Second)
+	e.serves("v1", 20)
+}

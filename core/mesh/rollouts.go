@@ -92,6 +92,10 @@ type rolloutStart struct {
 	Who                  string
 	AutoRevert           bool
 	Deadline             time.Duration // the progress deadline; the app's or the mesh's when 0
+	// MinHealthy is the app's min_healthy when HasMinHealthy, else the
+	// configuration in force says.
+	MinHealthy    time.Duration
+	HasMinHealthy bool
 }
 
 // begin records a rollout, runs publish (which makes the plan name its
@@ -116,15 +120,21 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 		return rollout.Rollout{}, err
 	}
 	lastGood := rollout.LastGood(hist, req.Digest)
-	if lastGood == "" && len(hist) == 0 && req.Previous != "" && req.Previous != req.Digest && rs.observe(req.App, req.Previous, now).Progress.Ready > 0 {
-		// No history yet (a data dir from before rollouts were recorded):
-		// the digest serving now is the one to go back to.
+	if lastGood == "" && req.Previous != "" && req.Previous != req.Digest && rs.observe(req.App, req.Previous, now).Progress.Ready > 0 {
+		// No rollout of the app proved good (a data dir from before
+		// rollouts were recorded, or the first rollout replaced while its
+		// instances were still proving themselves): the digest serving now
+		// is the one to go back to.
 		lastGood = req.Previous
+	}
+	minHealthy := req.MinHealthy
+	if !req.HasMinHealthy {
+		minHealthy = rs.m.minHealthy(req.App)
 	}
 	r := rollout.Rollout{
 		App: req.App, Digest: req.Digest, Version: req.Version, Trigger: req.Trigger,
 		Previous: req.Previous, LastGood: lastGood, AutoRevert: req.AutoRevert, Who: req.Who,
-		State: rollout.Pending, Window: window, Started: now, Deadline: now.Add(window),
+		State: rollout.Pending, Window: window, MinHealthy: minHealthy, Started: now, Deadline: now.Add(window),
 	}
 	// One synced write records the rollout as pending and the one it
 	// replaces as superseded, before the plan changes. Progressing is kept
@@ -304,7 +314,7 @@ func (rs *rollouts) history(app string, n int) ([]rollout.Rollout, error) {
 // swaps it in only over the plan the reload read). When the block changes the
 // digest the app runs (or adds the app), it does so as a rollout started by
 // "config"; a block changing anything else is published as it is.
-func (m *Mesh) publishApplied(p fabric.Plan, old *fabric.Plan, deadline time.Duration, publish func() error) error {
+func (m *Mesh) publishApplied(p fabric.Plan, old *fabric.Plan, deadline, minHealthy time.Duration, publish func() error) error {
 	if m.rollouts == nil {
 		return publish()
 	}
@@ -322,7 +332,7 @@ func (m *Mesh) publishApplied(p fabric.Plan, old *fabric.Plan, deadline time.Dur
 		}
 	}
 	req := rolloutStart{App: p.AppName, Digest: p.Digest, Version: version, Trigger: rollout.ByConfig,
-		Who: "config", AutoRevert: true, Deadline: deadline}
+		Who: "config", AutoRevert: true, Deadline: deadline, MinHealthy: minHealthy, HasMinHealthy: true}
 	if old != nil {
 		req.Previous = old.Digest
 	}
@@ -351,6 +361,15 @@ func (m *Mesh) progressDeadline(app string) time.Duration {
 		return cfg.ProgressDeadline
 	}
 	return config.DefaultProgressDeadline
+}
+
+// minHealthy is the min_healthy of app from the configuration in force.
+func (m *Mesh) minHealthy(app string) time.Duration {
+	cfg := m.Config()
+	if a, ok := cfg.App(app); ok {
+		return a.MinHealthy
+	}
+	return cfg.MinHealthy
 }
 
 // errNoRollouts is returned by the rollout calls of a mesh that has no store.

@@ -10,7 +10,9 @@
 // spore manifest sets, so two spores of the same binary differ. Test knobs,
 // also from the environment: HELLO_HEALTH=never (never answers /health),
 // HELLO_HEALTH=fail (answers 500), HELLO_READY_DELAY=300ms (unhealthy for a
-// while after start), HELLO_FORK=1 (starts a child process of itself that
+// while after start), HELLO_EXIT_AFTER=2s (writes a FATAL line to stderr
+// and exits with status 3 that long after it started listening: healthy,
+// then crashing), HELLO_FORK=1 (starts a child process of itself that
 // stays in hello's process group, ignores SIGTERM, SIGINT and SIGHUP and
 // sleeps until it is killed; its pid is logged to stderr and served as plain
 // text on GET /child, which answers 404 without HELLO_FORK). The child is
@@ -124,6 +126,17 @@ func main() {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("hello %s (%s) listening on %s", version, instance, ln.Addr())
+
+	if d := os.Getenv("HELLO_EXIT_AFTER"); d != "" {
+		after, err := time.ParseDuration(d)
+		if err != nil {
+			log.Fatalf("hello: HELLO_EXIT_AFTER: %v", err)
+		}
+		time.AfterFunc(after, func() {
+			log.Printf("FATAL: hello %s (%s) crashes on purpose after %s", version, instance, after)
+			os.Exit(3)
+		})
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
