@@ -9,7 +9,8 @@
 // Its version comes from the HELLO_VERSION environment variable, which the
 // spore manifest sets, so two spores of the same binary differ. Test knobs,
 // also from the environment: HELLO_HEALTH=never (never answers /health),
-// HELLO_HEALTH=fail (answers 500), HELLO_READY_DELAY=300ms (unhealthy for a
+// HELLO_HEALTH=fail (answers 500), HELLO_HEALTH_DELAY=1s (each /health
+// answer takes that long), HELLO_READY_DELAY=300ms (unhealthy for a
 // while after start), HELLO_EXIT_AFTER=2s (writes a FATAL line to stderr
 // and exits with status 3 that long after it started listening: healthy,
 // then crashing), HELLO_FORK=1 (starts a child process of itself that
@@ -62,6 +63,14 @@ func main() {
 	}
 	started := time.Now()
 	healthMode := os.Getenv("HELLO_HEALTH")
+	var healthDelay time.Duration
+	if d := os.Getenv("HELLO_HEALTH_DELAY"); d != "" {
+		v, err := time.ParseDuration(d)
+		if err != nil {
+			log.Fatalf("hello: HELLO_HEALTH_DELAY: %v", err)
+		}
+		healthDelay = v
+	}
 
 	childPID := 0
 	if os.Getenv("HELLO_FORK") == "1" {
@@ -82,6 +91,13 @@ func main() {
 		fmt.Fprintln(w, strconv.Itoa(childPID))
 	})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if healthDelay > 0 {
+			select {
+			case <-time.After(healthDelay):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		switch {
 		case healthMode == "never":
 			<-r.Context().Done() // hang until the checker gives up
