@@ -770,6 +770,14 @@ func (d *decoder) app(b *hcl.Block, cfg *Config, seen map[string]hcl.Range) (App
 	d.duration(a, "progress_deadline", &app.ProgressDeadline, true)
 	app.MinHealthy = cfg.MinHealthy
 	d.duration(a, "min_healthy", &app.MinHealthy, false)
+	if app.MinHealthy >= app.ProgressDeadline && app.ProgressDeadline > 0 {
+		rng := b.DefRange
+		if at, ok := a["min_healthy"]; ok {
+			rng = at.Expr.Range()
+		}
+		d.errorf(rng, "min_healthy not below progress_deadline",
+			"App %q: every rollout would miss its progress_deadline (%s) while its instances prove themselves for min_healthy (%s); make min_healthy shorter.", app.Name, app.ProgressDeadline, app.MinHealthy)
+	}
 
 	d.appLogs(c.Blocks, &app)
 	var budgetBlock *hcl.Block

@@ -24,6 +24,8 @@ func TestMinHealthy(t *testing.T) {
 		{"zero turns it off", app("  min_healthy = \"0s\"\n"), DefaultMinHealthy, 0, ""},
 		{"negative refused", app("  min_healthy = \"-1s\"\n"), 0, 0, "must not be negative"},
 		{"garbage refused", "min_healthy = \"soon\"\n", 0, 0, "Invalid duration"},
+		{"not below the deadline refused", "min_healthy = \"5m\"\n" + app(""), 0, 0, "not below progress_deadline"},
+		{"not below the app's deadline refused", app("  progress_deadline = \"20s\"\n  min_healthy = \"20s\"\n"), 0, 0, "not below progress_deadline"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
