@@ -91,6 +91,15 @@ func (r *Rollout) Step(o Observation, now time.Time) (publish string, err error)
 		}
 	}
 	v, why := Judge(o)
+	if v == Waiting && r.State == Progressing && r.AutoRevert && r.LastGood != "" && len(o.Failures) > 0 &&
+		o.ReadyOther == 0 && o.Progress.Ready == 0 && o.Progress.Proving == 0 {
+		// Nothing of the app serves (a mesh restarted mid-rollout starts
+		// every instance afresh, with no old version beside the new one):
+		// waiting for the instances still starting costs the app its
+		// availability, and the digest has already failed somewhere.
+		v = Broken
+		why = fmt.Sprintf("%d node(s) failed with nothing of the app serving: %s", len(o.Failures), strings.Join(o.Failures, "; "))
+	}
 	if v == Waiting && !r.Deadline.IsZero() && !now.Before(r.Deadline) {
 		v = Broken
 		why = fmt.Sprintf("progress deadline of %s passed with %d/%d ready", r.Window, o.Progress.Ready, o.Progress.Desired)
