@@ -3,6 +3,8 @@ package mesh
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -48,9 +50,16 @@ type endedKey struct {
 }
 
 func openRollouts(m *Mesh, dataDir string, log hclog.Logger) (*rollouts, error) {
-	store, err := rollout.Open(filepath.Join(dataDir, "rollouts.db"), rollout.DefaultKeep)
+	path := filepath.Join(dataDir, "rollouts.db")
+	_, statErr := os.Stat(path)
+	store, err := rollout.Open(path, rollout.DefaultKeep)
 	if err != nil {
 		return nil, err
+	}
+	if errors.Is(statErr, fs.ErrNotExist) && len(m.fabric.Plans()) > 0 {
+		// Not refused: the plans say what runs, and a rollout with no
+		// history reverts to the digest serving when it started.
+		log.Warn("rollout history missing: the fabric holds plans but there is no rollout store, so the history starts empty and rollouts in progress when it was lost are not resumed; restore it from a backup to keep them", "path", path)
 	}
 	rs := &rollouts{m: m, store: store, log: log, active: map[string]*rollout.Rollout{}, ended: map[endedKey]int{}, kick: make(chan struct{}, 1), observe: m.observe}
 	act, err := store.Active()
