@@ -57,6 +57,10 @@ func TestStep(t *testing.T) {
 	}{
 		{"pending resumes once the plan names it", Rollout{State: Pending, Digest: d2},
 			Observation{PlanDigest: d2, Progress: ready(1), Starting: 2}, 0, Progressing, "", ""},
+		{"pending never published fails, it was not superseded", Rollout{State: Pending, Digest: d2, LastGood: d1, AutoRevert: true},
+			Observation{PlanDigest: d1, Progress: ready(3)}, 0, Failed, "", "never published"},
+		{"pending of a removed app is superseded", Rollout{State: Pending, Digest: d2},
+			Observation{}, 0, Superseded, "", "app was removed"},
 		{"all ready succeeds", Rollout{State: Progressing, Digest: d2},
 			Observation{PlanDigest: d2, Progress: ready(3)}, 0, Succeeded, "", ""},
 		{"capped by a budget, converged", Rollout{State: Progressing, Digest: d2},

@@ -82,6 +82,12 @@ func (r *Rollout) Step(o Observation, now time.Time) (publish string, err error)
 		}
 	}
 	r.Progress = o.Progress
+	if r.State == Pending && o.PlanDigest != want && o.PlanDigest != "" {
+		// Pending is recorded before the plan is published and left in
+		// memory right after: a stored one whose plan does not name it was
+		// never published, because the mesh stopped in between.
+		return "", r.To(Failed, now, "never published: the mesh stopped before the plan named "+r.Digest+"; nothing changed, start it again")
+	}
 	if o.PlanDigest != want {
 		return "", r.To(Superseded, now, "the plan now names "+orNone(o.PlanDigest))
 	}
