@@ -17,6 +17,7 @@
 //	Progressing → Failed      it failed with nothing to revert to (the first
 //	                          deploy of an app) or auto-revert off
 //	Reverting   → Failed      the last good digest did not come back either
+//	Pending     → Failed      the mesh stopped before it published the plan
 //	any active  → Superseded  another rollout of the app replaced it
 //
 // Succeeded, Failed, Reverted and Superseded are terminal. Step applies what
