@@ -32,6 +32,11 @@ grace = "5s"
 # may set its own.
 progress_deadline = "5m"
 
+# Each instance of a new version must stay ready this long before the
+# rollout succeeds; one that crashes in that time fails (and reverts) it.
+# "0s" counts an instance at its health gate. An app block may set its own.
+min_healthy = "10s"
+
 # Spores are run only when signed by one of these keys. Each entry is either
 # the key text printed by `mesh keygen` ("ed25519:<base64>") or the path of a
 # .pub file written by it, e.g. "./keys/dev.pub" (the file must exist).
@@ -156,6 +161,7 @@ app "billing" {
   health_path  = "/health"      # default: health.path
 
   progress_deadline = "2m" # default: the top-level progress_deadline
+  min_healthy       = "5s" # default: the top-level min_healthy
 
   # Limits across all agents; 0 means unlimited. cpu_milli and memory_mb are
   # charged with what each spore's manifest declares under resources.nutrients.

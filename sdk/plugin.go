@@ -291,9 +291,18 @@ func remoteError(err error) error {
 	case codes.Unknown:
 		return errors.New(st.Message())
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("%s: %w", st.Message(), context.DeadlineExceeded)
+		return withCause(st.Message(), context.DeadlineExceeded)
 	case codes.Canceled:
-		return fmt.Errorf("%s: %w", st.Message(), context.Canceled)
+		return withCause(st.Message(), context.Canceled)
 	}
 	return err
+}
+
+// withCause returns cause, prefixed with msg when msg says more than cause
+// itself does (gRPC's message for a context error is often just its text).
+func withCause(msg string, cause error) error {
+	if msg == "" || msg == cause.Error() {
+		return cause
+	}
+	return fmt.Errorf("%s: %w", msg, cause)
 }

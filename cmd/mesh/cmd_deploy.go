@@ -84,6 +84,10 @@ func followContext(timeout time.Duration) (context.Context, context.CancelFunc) 
 func follow(ctx context.Context, c *mesh.Client, started rollout.Rollout, stdout, stderr io.Writer) int {
 	r, err := c.FollowRollout(ctx, started.ID, func(r rollout.Rollout) {
 		p := r.Progress
+		if p.Proving > 0 {
+			fmt.Fprintf(stdout, "  %s: %d/%d ready, %d healthy, %d proving (ready for less than %s)\n", r.State, p.Ready, p.Desired, p.Healthy, p.Proving, r.MinHealthy)
+			return
+		}
 		fmt.Fprintf(stdout, "  %s: %d/%d ready, %d healthy\n", r.State, p.Ready, p.Desired, p.Healthy)
 	})
 	if r.ID == "" {

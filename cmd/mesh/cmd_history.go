@@ -140,7 +140,11 @@ func writeActiveRollouts(w io.Writer, apps []mesh.AppStatus) {
 			fmt.Fprintf(w, "ROLLOUT\tAPP\tSTATE\tDIGEST\tREADY/DESIRED\tDEADLINE\tLAST GOOD\n")
 			first = false
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.App, r.State, shortDigest(r.Digest),
-			r.Progress.Ready, r.Progress.Desired, r.Deadline.Local().Format(time.RFC3339), dash(shortDigest(r.LastGood)))
+		ready := fmt.Sprintf("%d/%d", r.Progress.Ready, r.Progress.Desired)
+		if r.Progress.Proving > 0 {
+			ready += fmt.Sprintf(" (%d proving)", r.Progress.Proving)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.App, r.State, shortDigest(r.Digest),
+			ready, r.Deadline.Local().Format(time.RFC3339), dash(shortDigest(r.LastGood)))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mycelium-mesh/mesh/core/mesh"
 	"github.com/mycelium-mesh/mesh/core/rollout"
 )
 
@@ -63,5 +64,24 @@ func TestWriteHistory(t *testing.T) {
 	// An active rollout's duration runs to now; missing fields print "-".
 	if !strings.Contains(lines[2], "1m0s") || !strings.Contains(lines[2], " - ") {
 		t.Errorf("row %q", lines[2])
+	}
+}
+
+// TestWriteActiveRolloutsProving: instances still proving themselves are
+// shown beside the ready count, which leaves them out.
+func TestWriteActiveRolloutsProving(t *testing.T) {
+	for _, tc := range []struct {
+		p    rollout.Progress
+		want string
+	}{
+		{rollout.Progress{Desired: 3, Ready: 1, Healthy: 3, Proving: 2}, "1/3 (2 proving)"},
+		{rollout.Progress{Desired: 3, Ready: 3, Healthy: 3}, "3/3\t"},
+	} {
+		var buf bytes.Buffer
+		r := &rollout.Rollout{ID: "billing-2", App: "billing", State: rollout.Progressing, Digest: "sha256:22", Progress: tc.p}
+		writeActiveRollouts(&buf, []mesh.AppStatus{{Rollout: r}})
+		if !strings.Contains(buf.String(), tc.want) {
+			t.Errorf("status lacks %q:\n%s", tc.want, buf.String())
+		}
 	}
 }

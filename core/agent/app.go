@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -226,7 +227,15 @@ func (c *appCtl) launch(digest string) {
 		if ep := inst.registered(); ep.URL != "" && c.a.opts.Fabric.RemoveEndpoint(ep) {
 			inst.log.Info("endpoint deregistered", "url", ep.URL)
 		}
-		c.post(event{kind: evOver, inst: inst, out: &outcome{inst: inst, err: inst.exitErr}})
+		err := inst.exitErr
+		if err != nil && inst.getState() == StateReady {
+			// It died on its own while serving: say why in its own words,
+			// as a failed start does.
+			if tail := inst.stderrQuote(); tail != "" {
+				err = fmt.Errorf("%w; last stderr: %s", err, tail)
+			}
+		}
+		c.post(event{kind: evOver, inst: inst, out: &outcome{inst: inst, err: err}})
 	}()
 }
 

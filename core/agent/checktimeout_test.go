@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,5 +61,35 @@ func TestCheckTimeout(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// hangingChecker never answers: each check ends when its context does.
+type hangingChecker struct{}
+
+func (hangingChecker) Check(ctx context.Context, _ sdk.HealthCheck) (sdk.HealthResult, error) {
+	<-ctx.Done()
+	return sdk.HealthResult{}, ctx.Err()
+}
+
+// TestCheckTimeoutNamedInFailure: a start whose checks all run out of
+// health.timeout says so, with the timeout, rather than only "context
+// deadline exceeded".
+func TestCheckTimeoutNamedInFailure(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAgent("n1", func(o *Options) {
+		o.Health = hangingChecker{}
+		o.CheckTimeout = 100 * time.Millisecond
+		o.HealthTimeout = time.Second
+	})
+	d := e.spore("v1", nil)
+	e.publish(fabric.Plan{Digest: d, Min: 1, Max: 1, Restart: "never"})
+	var failed []InstanceStatus
+	waitFor(t, 30*time.Second, "the start to fail", func() bool {
+		failed = a.inState("billing", StateFailed)
+		return len(failed) > 0
+	})
+	if msg := failed[0].LastError; !strings.Contains(msg, "check timeout of 100ms (health.timeout)") {
+		t.Fatalf("last error %q does not name the check timeout", msg)
 	}
 }

@@ -406,6 +406,11 @@ func (i *instance) waitHealthy() error {
 		res, err := a.opts.Health.Check(cctx, sdk.HealthCheck{URL: i.url, Path: path, Timeout: checkTimeout})
 		ccancel()
 		switch {
+		case err != nil && ctx.Err() != nil && last != "":
+			// The start's own deadline cut this check short: what the
+			// previous one said is the better reason.
+		case err != nil && errors.Is(err, context.DeadlineExceeded):
+			last = fmt.Sprintf("no answer within the check timeout of %s (health.timeout): %v", checkTimeout, err)
 		case err != nil:
 			last = err.Error()
 		case res.Healthy:

@@ -73,6 +73,10 @@ type Config struct {
 	// instance ready before it counts as failed (and is reverted); an app
 	// block may set its own.
 	ProgressDeadline time.Duration
+	// MinHealthy is how long each instance of a rolled-out digest must stay
+	// ready before the rollout succeeds; "0s" lets a rollout succeed at
+	// the first ready instances. An app block may set its own.
+	MinHealthy time.Duration
 
 	Repo    RepoConfig
 	Edge    EdgeConfig
@@ -164,6 +168,9 @@ type AppConfig struct {
 	// the block sets none). It is not part of Hash: changing it applies to
 	// later rollouts and republishes nothing.
 	ProgressDeadline time.Duration
+	// MinHealthy is the app's min_healthy (the top-level one when the block
+	// sets none); like ProgressDeadline, not part of Hash.
+	MinHealthy time.Duration
 	// Logs is the logs block with defaults applied. It is not part of
 	// Hash: it applies to the next instance started, without a new plan.
 	Logs      LogsConfig

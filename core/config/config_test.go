@@ -40,6 +40,7 @@ func TestDefaults(t *testing.T) {
 		Repo:     RepoConfig{Dir: filepath.Join(dir, ".mesh/repo")},
 
 		ProgressDeadline: 5 * time.Minute,
+		MinHealthy:       10 * time.Second,
 		Edge: EdgeConfig{
 			Listen: "127.0.0.1:8080", Admin: "127.0.0.1:9090", LogInterval: 10 * time.Second,
 			Balancer: "round-robin", ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second,

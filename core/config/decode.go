@@ -85,6 +85,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "data_dir"}, {Name: "run_dir"}, {Name: "warmup"}, {Name: "grace"},
 			{Name: "trusted_keys"}, {Name: "log_level"}, {Name: "progress_deadline"},
+			{Name: "min_healthy"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "repo"}, {Type: "edge"}, {Type: "control"}, {Type: "agents"}, {Type: "health"},
@@ -120,7 +121,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "digest"}, {Name: "spore"}, {Name: "min"}, {Name: "max"}, {Name: "port"},
 			{Name: "restart"}, {Name: "strip_prefix"}, {Name: "balancer"}, {Name: "health_path"},
-			{Name: "progress_deadline"},
+			{Name: "progress_deadline"}, {Name: "min_healthy"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "budget"}, {Type: "logs"}},
 	}
@@ -325,6 +326,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 		Health:  HealthConfig{Plugin: DefaultHealthPlugin, Path: DefaultHealthPath, Timeout: DefaultCheckTimeout},
 	}
 	cfg.ProgressDeadline = DefaultProgressDeadline
+	cfg.MinHealthy = DefaultMinHealthy
 	c := d.content(body, topSchema)
 	if c == nil {
 		return cfg
@@ -335,6 +337,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 	d.duration(a, "warmup", &cfg.Warmup, false)
 	d.duration(a, "grace", &cfg.Grace, false)
 	d.duration(a, "progress_deadline", &cfg.ProgressDeadline, true)
+	d.duration(a, "min_healthy", &cfg.MinHealthy, false)
 	d.trustedKeys(a, cfg)
 	d.logLevel(a, cfg)
 
@@ -767,6 +770,16 @@ func (d *decoder) app(b *hcl.Block, cfg *Config, seen map[string]hcl.Range) (App
 	}
 	app.ProgressDeadline = cfg.ProgressDeadline
 	d.duration(a, "progress_deadline", &app.ProgressDeadline, true)
+	app.MinHealthy = cfg.MinHealthy
+	d.duration(a, "min_healthy", &app.MinHealthy, false)
+	if app.MinHealthy >= app.ProgressDeadline && app.ProgressDeadline > 0 {
+		rng := b.DefRange
+		if at, ok := a["min_healthy"]; ok {
+			rng = at.Expr.Range()
+		}
+		d.errorf(rng, "min_healthy not below progress_deadline",
+			"App %q: every rollout would miss its progress_deadline (%s) while its instances prove themselves for min_healthy (%s); make min_healthy shorter.", app.Name, app.ProgressDeadline, app.MinHealthy)
+	}
 
 	d.appLogs(c.Blocks, &app)
 	var budgetBlock *hcl.Block

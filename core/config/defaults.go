@@ -24,6 +24,7 @@ const (
 	DefaultAgentCount        = defaults.AgentCount
 	DefaultHealthTimeout     = defaults.HealthTimeout
 	DefaultProgressDeadline  = defaults.ProgressDeadline
+	DefaultMinHealthy        = defaults.MinHealthy
 	DefaultHealthPlugin      = defaults.HealthPlugin
 	DefaultHealthPath        = defaults.HealthPath
 	DefaultCheckTimeout      = defaults.CheckTimeout

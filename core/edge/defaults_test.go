@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/config/defaults"
 )
 
 // TestDefaultsAgreeWithConfig: an edge started with zero options and one
@@ -35,5 +36,15 @@ func TestDefaultsAgreeWithConfig(t *testing.T) {
 		if c.edge != c.file {
 			t.Errorf("%s: edge default %v, mesh.hcl default %v", c.name, c.edge, c.file)
 		}
+	}
+}
+
+// TestUpstreamPoolsIdleAlike: both pools of endpoint connections — the
+// edge's own for requests without a body and the http.Transport for the
+// rest — close an idle connection after the one table's UpstreamIdle.
+func TestUpstreamPoolsIdleAlike(t *testing.T) {
+	e := startEdge(t, Options{Source: newFabric(t)})
+	if got := e.transport.IdleConnTimeout; got != idleLimit || idleLimit != defaults.UpstreamIdle {
+		t.Fatalf("transport idle timeout %s, own pool %s, defaults.UpstreamIdle %s", got, idleLimit, defaults.UpstreamIdle)
 	}
 }

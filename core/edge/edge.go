@@ -267,7 +267,7 @@ func New(opts Options) (*Edge, error) {
 		DialContext:            dialer.DialContext,
 		MaxIdleConns:           0, // no global cap; per host below
 		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
-		IdleConnTimeout:        90 * time.Second,
+		IdleConnTimeout:        defaults.UpstreamIdle, // as the edge's own pool (upstream.go)
 		ResponseHeaderTimeout:  opts.UpstreamTimeout,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		ExpectContinueTimeout:  time.Second,

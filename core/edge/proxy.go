@@ -507,6 +507,11 @@ func copyResponseHeader(dst, src http.Header) {
 	if _, ok := src["Connection"]; ok {
 		connectionTokens(src, func(t string) { delete(dst, t) })
 	}
+	if _, ok := src["Content-Type"]; !ok {
+		// The endpoint named none: a nil entry keeps net/http from
+		// sniffing one from the body (text/html on user content).
+		dst["Content-Type"] = nil
+	}
 }
 
 // requestPath is the escaped path of r as the client spelled it, so that

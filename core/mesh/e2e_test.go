@@ -58,6 +58,7 @@ type env struct {
 	controlExtra string
 	edgeExtra    string // more attributes of the edge block
 	nofile       int    // open file limit (soft and hard) of mesh run; 0 = inherited
+	minHealthy   string // the top-level min_healthy; "0s" (off) unless a test sets it
 }
 
 type syncBuffer = testutil.SyncBuffer
@@ -75,7 +76,7 @@ func runCLI(t testing.TB, args ...string) string {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, dir: dir, restart: "on-failure", warmup: "300ms", maxInst: 3}
+	e := &env{t: t, dir: dir, restart: "on-failure", warmup: "300ms", maxInst: 3, minHealthy: "0s"}
 	runCLI(t, "keygen", "-out", filepath.Join(dir, "dev"))
 	for _, v := range []string{"v1", "v2"} {
 		man := fmt.Sprintf(`{"identity":{"kind":"Spore","name":"billing","version":"%s.0.0"},
@@ -106,6 +107,7 @@ data_dir = "data"
 run_dir  = "run"
 warmup   = %q
 grace    = "2s"
+min_healthy = %q
 trusted_keys = ["dev.pub"]
 repo { dir = "repo" }
 control {
@@ -122,7 +124,7 @@ app "billing" {
   restart = %q
 %s}
 %s
-`, e.warmup, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.admin, e.edgeExtra, e.maxInst, e.restart, e.appExtra, e.extraApp)
+`, e.warmup, e.minHealthy, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.admin, e.edgeExtra, e.maxInst, e.restart, e.appExtra, e.extraApp)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)
 	}

@@ -32,6 +32,9 @@ const (
 	// logTailWindow bounds how far back from the end of a file the initial
 	// tail reads.
 	logTailWindow = 1 << 20
+	// logLineMax bounds one line a follower holds back while it waits for
+	// its newline: a longer one is passed on in pieces of this size.
+	logLineMax    = 64 << 10
 	logFollowPoll = 200 * time.Millisecond
 	// logRescanEvery is how many polls pass between looks for new instances.
 	logRescanEvery = 5
@@ -292,14 +295,24 @@ func (lf *logFile) drain(w io.Writer) {
 		data := chunk[:n]
 		for len(data) > 0 {
 			i := bytes.IndexByte(data, '\n')
+			end := len(data)
+			if i >= 0 {
+				end = i + 1
+			}
+			if room := logLineMax - len(lf.buf); end > room {
+				// Longer than logLineMax: pass on a piece of it now.
+				lf.emit(w, append(lf.buf, data[:room]...))
+				lf.buf = lf.buf[:0]
+				data = data[room:]
+				continue
+			}
 			if i < 0 {
 				lf.buf = append(lf.buf, data...)
 				break
 			}
-			line := append(lf.buf, data[:i+1]...)
-			lf.emit(w, line)
+			lf.emit(w, append(lf.buf, data[:end]...))
 			lf.buf = lf.buf[:0]
-			data = data[i+1:]
+			data = data[end:]
 		}
 		if err != nil || n == 0 {
 			return

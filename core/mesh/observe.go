@@ -34,6 +34,7 @@ func (m *Mesh) observe(app, digest string, since time.Time) rollout.Observation 
 			switch in.State {
 			case "ready":
 				o.Progress.Ready++
+				o.ReadySince = append(o.ReadySince, in.Since)
 				if registered[in.URL] {
 					o.Progress.Healthy++
 				}

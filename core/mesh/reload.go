@@ -412,7 +412,7 @@ func (m *Mesh) applyPlan(rp ReloadPlan, in planInput) (err error) {
 			// Swap, not publish: a deploy that landed since the plan was
 			// computed is never overwritten with the digest read before it.
 			swap := func() error { return m.fabric.SwapPlan(old, p) }
-			if err := m.publishApplied(p, old, a.ProgressDeadline, swap); err != nil {
+			if err := m.publishApplied(p, old, a.ProgressDeadline, a.MinHealthy, swap); err != nil {
 				if errors.Is(err, fabric.ErrConflict) {
 					return fmt.Errorf("app %q: its plan changed while the reload was applied (a deploy?); nothing was changed for it, run the reload again: %w", a.Name, err)
 				}

@@ -437,3 +437,77 @@ func TestDeployWithoutAutoRevert(t *testing.T) {
 	}
 	e.serves("v1", 20)
 }
+
+// helloSpore packs the sample workload as billing version into
+// dir/name.spore, with env (a JSON object's members) in its manifest.
+func (e *env) helloSpore(name, version, env string) string {
+	e.t.Helper()
+	man := `{"identity":{"kind":"Spore","name":"billing","version":"` + version + `"},
+"runtime":{"command":"./binary","args":[],"env":{` + env + `}},
+"resources":{"nutrients":{"cpu_milli":100,"memory_mb":64}},"slo":{"p99_budget_ms":50},
+"security":{"lsm_profile":"","read_only_fs":false}}`
+	mf := filepath.Join(e.dir, name+".json")
+	if err := os.WriteFile(mf, []byte(man), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	out := filepath.Join(e.dir, name+".spore")
+	runCLI(e.t, "pack", "-binary", helloBn, "-manifest", mf, "-key", filepath.Join(e.dir, "dev.key"), "-out", out)
+	return out
+}
+
+// crashySpore packs a billing spore that turns healthy, then writes a FATAL
+// line to stderr and exits 3 after the given time.
+func (e *env) crashySpore(after string) string {
+	return e.helloSpore("crashy", "7.0.0-crashy", `"HELLO_VERSION":"crashy","HELLO_EXIT_AFTER":"`+after+`"`)
+}
+
+// deployDetached runs `mesh deploy -detach` of spore and returns the ID of
+// the rollout it started.
+func (e *env) deployDetached(spore string) string {
+	e.t.Helper()
+	out, err := exec.Command(meshBin, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", spore, "-detach").CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("deploy -detach: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "rollout" {
+			return strings.TrimSuffix(f[1], ":")
+		}
+	}
+	e.t.Fatalf("deploy printed no rollout id:\n%s", out)
+	return ""
+}
+
+// A version that passes its health gate and then crashes (and crashes again
+// after each restart) does not succeed: its instances must stay ready for
+// min_healthy first, and a crash in that time reverts it to the last good
+// digest, the rollout quoting the workload's own last words.
+func TestRolloutRevertsVersionThatCrashesAfterHealthy(t *testing.T) {
+	e := newEnv(t)
+	e.minHealthy = "4s"
+	e.writeConfig()
+	e.start()
+	d1 := e.status().Apps[0].Digest
+	// The config's own rollout of v1 proves itself first.
+	h, _, err := e.client().History(context.Background(), "billing", 1)
+	if err != nil || len(h) != 1 {
+		t.Fatalf("history: %v %v", h, err)
+	}
+	if r := e.waitRollout(h[0].ID, 30*time.Second); r.State != rollout.Succeeded {
+		t.Fatalf("v1 rollout: %s (%s)", r.State, r.Detail)
+	}
+
+	id := e.deployDetached(e.crashySpore("1500ms"))
+	r := e.waitRollout(id, 60*time.Second)
+	if r.State != rollout.Reverted || r.LastGood != d1 {
+		t.Fatalf("crashing version: %s (last good %s, want reverted to %s): %s", r.State, r.LastGood, d1, r.Detail)
+	}
+	if !strings.Contains(r.Detail, "exit status 3") || !strings.Contains(r.Detail, "FATAL: hello crashy") {
+		t.Fatalf("the rollout does not say how the version failed: %s", r.Detail)
+	}
+	if got := e.status().Apps[0].Digest; got != d1 {
+		t.Fatalf("plan names %s, want %s", got, d1)
+	}
+	e.waitServes("v1", 30*time.Second)
+	e.serves("v1", 20)
+}

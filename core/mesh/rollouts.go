@@ -3,6 +3,8 @@ package mesh
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -48,9 +50,16 @@ type endedKey struct {
 }
 
 func openRollouts(m *Mesh, dataDir string, log hclog.Logger) (*rollouts, error) {
-	store, err := rollout.Open(filepath.Join(dataDir, "rollouts.db"), rollout.DefaultKeep)
+	path := filepath.Join(dataDir, "rollouts.db")
+	_, statErr := os.Stat(path)
+	store, err := rollout.Open(path, rollout.DefaultKeep)
 	if err != nil {
 		return nil, err
+	}
+	if errors.Is(statErr, fs.ErrNotExist) && len(m.fabric.Plans()) > 0 {
+		// Not refused: the plans say what runs, and a rollout with no
+		// history reverts to the digest serving when it started.
+		log.Warn("rollout history missing: the fabric holds plans but there is no rollout store, so the history starts empty and rollouts in progress when it was lost are not resumed; restore it from a backup to keep them", "path", path)
 	}
 	rs := &rollouts{m: m, store: store, log: log, active: map[string]*rollout.Rollout{}, ended: map[endedKey]int{}, kick: make(chan struct{}, 1), observe: m.observe}
 	act, err := store.Active()
@@ -92,6 +101,10 @@ type rolloutStart struct {
 	Who                  string
 	AutoRevert           bool
 	Deadline             time.Duration // the progress deadline; the app's or the mesh's when 0
+	// MinHealthy is the app's min_healthy when HasMinHealthy, else the
+	// configuration in force says.
+	MinHealthy    time.Duration
+	HasMinHealthy bool
 }
 
 // begin records a rollout, runs publish (which makes the plan name its
@@ -116,15 +129,21 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 		return rollout.Rollout{}, err
 	}
 	lastGood := rollout.LastGood(hist, req.Digest)
-	if lastGood == "" && len(hist) == 0 && req.Previous != "" && req.Previous != req.Digest && rs.observe(req.App, req.Previous, now).Progress.Ready > 0 {
-		// No history yet (a data dir from before rollouts were recorded):
-		// the digest serving now is the one to go back to.
+	if lastGood == "" && req.Previous != "" && req.Previous != req.Digest && rs.observe(req.App, req.Previous, now).Progress.Ready > 0 {
+		// No rollout of the app proved good (a data dir from before
+		// rollouts were recorded, or the first rollout replaced while its
+		// instances were still proving themselves): the digest serving now
+		// is the one to go back to.
 		lastGood = req.Previous
+	}
+	minHealthy := req.MinHealthy
+	if !req.HasMinHealthy {
+		minHealthy = rs.m.minHealthy(req.App)
 	}
 	r := rollout.Rollout{
 		App: req.App, Digest: req.Digest, Version: req.Version, Trigger: req.Trigger,
 		Previous: req.Previous, LastGood: lastGood, AutoRevert: req.AutoRevert, Who: req.Who,
-		State: rollout.Pending, Window: window, Started: now, Deadline: now.Add(window),
+		State: rollout.Pending, Window: window, MinHealthy: minHealthy, Started: now, Deadline: now.Add(window),
 	}
 	// One synced write records the rollout as pending and the one it
 	// replaces as superseded, before the plan changes. Progressing is kept
@@ -304,7 +323,7 @@ func (rs *rollouts) history(app string, n int) ([]rollout.Rollout, error) {
 // swaps it in only over the plan the reload read). When the block changes the
 // digest the app runs (or adds the app), it does so as a rollout started by
 // "config"; a block changing anything else is published as it is.
-func (m *Mesh) publishApplied(p fabric.Plan, old *fabric.Plan, deadline time.Duration, publish func() error) error {
+func (m *Mesh) publishApplied(p fabric.Plan, old *fabric.Plan, deadline, minHealthy time.Duration, publish func() error) error {
 	if m.rollouts == nil {
 		return publish()
 	}
@@ -322,7 +341,7 @@ func (m *Mesh) publishApplied(p fabric.Plan, old *fabric.Plan, deadline time.Dur
 		}
 	}
 	req := rolloutStart{App: p.AppName, Digest: p.Digest, Version: version, Trigger: rollout.ByConfig,
-		Who: "config", AutoRevert: true, Deadline: deadline}
+		Who: "config", AutoRevert: true, Deadline: deadline, MinHealthy: minHealthy, HasMinHealthy: true}
 	if old != nil {
 		req.Previous = old.Digest
 	}
@@ -351,6 +370,15 @@ func (m *Mesh) progressDeadline(app string) time.Duration {
 		return cfg.ProgressDeadline
 	}
 	return config.DefaultProgressDeadline
+}
+
+// minHealthy is the min_healthy of app from the configuration in force.
+func (m *Mesh) minHealthy(app string) time.Duration {
+	cfg := m.Config()
+	if a, ok := cfg.App(app); ok {
+		return a.MinHealthy
+	}
+	return cfg.MinHealthy
 }
 
 // errNoRollouts is returned by the rollout calls of a mesh that has no store.

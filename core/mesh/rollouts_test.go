@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -215,5 +216,37 @@ func BenchmarkRolloutBegin(b *testing.B) {
 			func() error { return w.m.fabric.PublishPlan(p) }); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A rollout recorded as pending by a mesh that died before publishing its
+// plan is resumed as failed (never published), not as superseded, and the
+// plan is left alone.
+func TestPendingNeverPublishedIsFailed(t *testing.T) {
+	dir := t.TempDir()
+	w := newWatcherRig(t, dir)
+	w.setReady(dGood, 3)
+	first := w.begin(dGood)
+	w.m.rollouts.step(time.Now())
+	if got := w.get(first.ID); got.State != rollout.Succeeded {
+		t.Fatalf("first rollout: %s", got.State)
+	}
+	// What begin writes before it publishes, and nothing after.
+	r := rollout.Rollout{App: "billing", Digest: dBroken, Previous: dGood, LastGood: dGood, Trigger: rollout.ByDeploy,
+		AutoRevert: true, State: rollout.Pending, Window: time.Minute, Started: time.Now(), Deadline: time.Now().Add(time.Minute)}
+	if err := w.m.rollouts.store.Create(&r, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+
+	w = newWatcherRig(t, dir)
+	w.setReady(dGood, 3)
+	w.m.rollouts.step(time.Now())
+	got := w.get(r.ID)
+	if got.State != rollout.Failed || !strings.Contains(got.Detail, "never published") {
+		t.Fatalf("resumed pending rollout: %s (%s), want failed, never published", got.State, got.Detail)
+	}
+	if p, _ := w.m.fabric.Plan("billing"); p.Digest != dGood {
+		t.Fatalf("plan names %s, want %s", p.Digest, dGood)
 	}
 }

@@ -8,7 +8,8 @@
 // A rollout is created Pending, before the plan names its digest, and moves
 // to Progressing once the plan is published. From there:
 //
-//	Progressing → Succeeded   the new digest reached the desired instances
+//	Progressing → Succeeded   the new digest reached the desired instances,
+//	                          each ready for at least MinHealthy
 //	Progressing → Reverting   it failed or missed its deadline and auto-revert
 //	                          is on with a last good digest to go back to: the
 //	                          plan names that digest again
@@ -16,6 +17,7 @@
 //	Progressing → Failed      it failed with nothing to revert to (the first
 //	                          deploy of an app) or auto-revert off
 //	Reverting   → Failed      the last good digest did not come back either
+//	Pending     → Failed      the mesh stopped before it published the plan
 //	any active  → Superseded  another rollout of the app replaced it
 //
 // Succeeded, Failed, Reverted and Superseded are terminal. Step applies what
@@ -88,7 +90,10 @@ const (
 type Progress struct {
 	Desired int `json:"desired"` // instances the mesh aims for
 	Ready   int `json:"ready"`   // instances past their health gate
-	Healthy int `json:"healthy"` // ready instances registered in the fabric, taking traffic
+	Healthy int `json:"healthy"` // ready instances registered in the fabric, taking traffic (proving ones too)
+	// Proving counts instances past their health gate that have not yet
+	// stayed ready for the rollout's MinHealthy; they are not in Ready.
+	Proving int `json:"proving,omitempty"`
 }
 
 // Rollout is one attempt to move an app to a digest.
@@ -114,9 +119,13 @@ type Rollout struct {
 	Deadline time.Time `json:"deadline"` // when the step in progress (rolling out or reverting) counts as failed
 	// Window is the progress deadline the rollout was given, for a revert
 	// step and for a resume.
-	Window  time.Duration `json:"window_ns"`
-	Started time.Time     `json:"started"`
-	Ended   time.Time     `json:"ended,omitzero"`
+	Window time.Duration `json:"window_ns"`
+	// MinHealthy is how long an instance of Digest must stay ready to count
+	// as ready while the rollout progresses; one failing before then fails
+	// the rollout. Zero counts it at its health gate.
+	MinHealthy time.Duration `json:"min_healthy_ns,omitempty"`
+	Started    time.Time     `json:"started"`
+	Ended      time.Time     `json:"ended,omitzero"`
 	// Detail says why it ended the way it did: the failure, the revert, the
 	// rollout that superseded it.
 	Detail string `json:"detail,omitempty"`

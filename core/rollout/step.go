@@ -11,7 +11,13 @@ import (
 type Observation struct {
 	// PlanDigest is the digest the app's plan names now.
 	PlanDigest string
-	Progress   Progress
+	// Progress counts the instances as the mesh sees them; Step moves the
+	// ready ones younger than the rollout's MinHealthy (see ReadySince)
+	// from Ready to Proving.
+	Progress Progress
+	// ReadySince holds, for each ready instance of the digest, when it
+	// became ready.
+	ReadySince []time.Time
 	// Starting counts instances of the digest still before their health gate.
 	Starting int
 	// ReadyOther counts ready instances of any other digest of the app.
@@ -41,10 +47,13 @@ const (
 // of another digest is ready, and every claimed slot holds a ready instance
 // (a CPU or memory budget can cap an app below one instance per node). It is
 // broken when an instance of it failed and none is starting any more: blue/
-// green keeps the previous version serving on those nodes.
+// green keeps the previous version serving on those nodes. An instance that
+// passed its health gate but has not stayed ready for the rollout's
+// MinHealthy (Progress.Proving) is not ready yet, and does not hold off a
+// failure: a version that turns healthy and then crashes is broken.
 func Judge(o Observation) (Verdict, string) {
 	p := o.Progress
-	converged := o.Starting == 0 && o.ReadyOther == 0 && p.Ready > 0 && p.Ready >= o.Claimed
+	converged := o.Starting == 0 && p.Proving == 0 && o.ReadyOther == 0 && p.Ready > 0 && p.Ready >= o.Claimed
 	switch {
 	case p.Desired > 0 && p.Ready >= p.Desired, converged:
 		return Done, ""
@@ -64,7 +73,21 @@ func (r *Rollout) Step(o Observation, now time.Time) (publish string, err error)
 		return "", nil
 	}
 	want := r.Waits()
+	if r.State != Reverting && r.MinHealthy > 0 {
+		for _, t := range o.ReadySince {
+			if now.Sub(t) < r.MinHealthy && o.Progress.Ready > 0 {
+				o.Progress.Ready--
+				o.Progress.Proving++
+			}
+		}
+	}
 	r.Progress = o.Progress
+	if r.State == Pending && o.PlanDigest != want && o.PlanDigest != "" {
+		// Pending is recorded before the plan is published and left in
+		// memory right after: a stored one whose plan does not name it was
+		// never published, because the mesh stopped in between.
+		return "", r.To(Failed, now, "never published: the mesh stopped before the plan named "+r.Digest+"; nothing changed, start it again")
+	}
 	if o.PlanDigest != want {
 		return "", r.To(Superseded, now, "the plan now names "+orNone(o.PlanDigest))
 	}
@@ -74,6 +97,15 @@ func (r *Rollout) Step(o Observation, now time.Time) (publish string, err error)
 		}
 	}
 	v, why := Judge(o)
+	if v == Waiting && r.State == Progressing && r.AutoRevert && r.LastGood != "" && len(o.Failures) > 0 &&
+		o.ReadyOther == 0 && o.Progress.Ready == 0 && o.Progress.Proving == 0 {
+		// Nothing of the app serves (a mesh restarted mid-rollout starts
+		// every instance afresh, with no old version beside the new one):
+		// waiting for the instances still starting costs the app its
+		// availability, and the digest has already failed somewhere.
+		v = Broken
+		why = fmt.Sprintf("%d node(s) failed with nothing of the app serving: %s", len(o.Failures), strings.Join(o.Failures, "; "))
+	}
 	if v == Waiting && !r.Deadline.IsZero() && !now.Before(r.Deadline) {
 		v = Broken
 		why = fmt.Sprintf("progress deadline of %s passed with %d/%d ready", r.Window, o.Progress.Ready, o.Progress.Desired)

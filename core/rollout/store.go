@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/mycelium-mesh/mesh/core/boltfile"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -31,16 +31,39 @@ type Store struct {
 	keep int
 }
 
+// ErrCorrupt is returned by Open when the store's file is damaged: not a
+// bbolt file, truncated, with broken pages, or with records that do not
+// decode. The error names the file and what to do; nothing was written to it.
+var ErrCorrupt = errors.New("rollout store is corrupt")
+
+func corruptError(path string, cause any) error {
+	return fmt.Errorf("%w: %s: %v; nothing was changed. Restore the file from a backup, or move it aside to start with an empty rollout history (rollouts in progress are then not resumed, and no app has a last good digest to revert to until a rollout of it succeeds)", ErrCorrupt, path, boltfile.Damaged(path, cause).Cause)
+}
+
 // Open opens or creates the store at path, keeping the newest keep rollouts
 // of each app (DefaultKeep when keep <= 0). It waits a second at most for
-// another process holding the file.
+// another process holding the file. The file is checked as boltfile.Open
+// does and every record decoded before anything is written, so a damaged
+// file is an ErrCorrupt, never a panic.
 func Open(path string, keep int) (*Store, error) {
 	if keep <= 0 {
 		keep = DefaultKeep
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := boltfile.Open(path)
 	if err != nil {
+		var d *boltfile.DamageError
+		if errors.As(err, &d) {
+			return nil, corruptError(path, d.Cause)
+		}
 		return nil, fmt.Errorf("open rollout store %s: %w", path, err)
+	}
+	if err := boltfile.Guard(path, func() error { return checkRecords(db) }); err != nil {
+		boltfile.CloseQuietly(db)
+		var d *boltfile.DamageError
+		if errors.As(err, &d) {
+			return nil, corruptError(path, d.Cause)
+		}
+		return nil, corruptError(path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketRollouts, bucketApps} {
@@ -55,6 +78,64 @@ func Open(path string, keep int) (*Store, error) {
 		return nil, fmt.Errorf("init rollout store %s: %w", path, err)
 	}
 	return &Store{db: db, keep: keep}, nil
+}
+
+// checkRecords decodes every rollout and checks it against its key, and
+// that every app index names rollouts of that app.
+func checkRecords(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		all := tx.Bucket(bucketRollouts)
+		if all == nil {
+			return nil // a new store
+		}
+		if err := all.ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("rollout key %x is not a sequence number", k)
+			}
+			r, err := getRollout(all, k)
+			if err != nil {
+				return err
+			}
+			if err := r.check(binary.BigEndian.Uint64(k)); err != nil {
+				return fmt.Errorf("rollout %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		apps := tx.Bucket(bucketApps)
+		if apps == nil {
+			return nil
+		}
+		return apps.ForEach(func(app, v []byte) error {
+			idx := apps.Bucket(app)
+			if idx == nil {
+				return fmt.Errorf("app index %q is not a bucket", app)
+			}
+			return idx.ForEach(func(k, _ []byte) error {
+				if len(k) != 8 {
+					return fmt.Errorf("app index %q: key %x is not a sequence number", app, k)
+				}
+				if v := all.Get(k); v == nil {
+					return fmt.Errorf("app index %q names rollout %d, which is missing", app, binary.BigEndian.Uint64(k))
+				}
+				return nil
+			})
+		})
+	})
+}
+
+// check reports what makes a decoded rollout stored under seq unusable.
+func (r *Rollout) check(seq uint64) error {
+	switch {
+	case r.Seq != seq:
+		return fmt.Errorf("the record says sequence %d", r.Seq)
+	case r.App == "" || r.ID != fmt.Sprintf("%s-%d", r.App, seq):
+		return fmt.Errorf("the record names id %q of app %q", r.ID, r.App)
+	case !r.State.Valid():
+		return fmt.Errorf("unknown state %q", r.State)
+	}
+	return nil
 }
 
 // Close closes the store.

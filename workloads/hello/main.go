@@ -10,8 +10,11 @@
 // Its version comes from the HELLO_VERSION environment variable, which the
 // spore manifest sets, so two spores of the same binary differ. Test knobs,
 // also from the environment: HELLO_HEALTH=never (never answers /health),
-// HELLO_HEALTH=fail (answers 500), HELLO_READY_DELAY=300ms (unhealthy for a
-// while after start), HELLO_FORK=1 (starts a child process of itself that
+// HELLO_HEALTH=fail (answers 500), HELLO_HEALTH_DELAY=1s (each /health
+// answer takes that long), HELLO_READY_DELAY=300ms (unhealthy for a
+// while after start), HELLO_EXIT_AFTER=2s (writes a FATAL line to stderr
+// and exits with status 3 that long after it started listening: healthy,
+// then crashing), HELLO_FORK=1 (starts a child process of itself that
 // stays in hello's process group, ignores SIGTERM, SIGINT and SIGHUP and
 // sleeps until it is killed; its pid is logged to stderr and served as plain
 // text on GET /child, which answers 404 without HELLO_FORK). The child is
@@ -61,6 +64,14 @@ func main() {
 	}
 	started := time.Now()
 	healthMode := os.Getenv("HELLO_HEALTH")
+	var healthDelay time.Duration
+	if d := os.Getenv("HELLO_HEALTH_DELAY"); d != "" {
+		v, err := time.ParseDuration(d)
+		if err != nil {
+			log.Fatalf("hello: HELLO_HEALTH_DELAY: %v", err)
+		}
+		healthDelay = v
+	}
 
 	childPID := 0
 	if os.Getenv("HELLO_FORK") == "1" {
@@ -81,6 +92,13 @@ func main() {
 		fmt.Fprintln(w, strconv.Itoa(childPID))
 	})
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if healthDelay > 0 {
+			select {
+			case <-time.After(healthDelay):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		switch {
 		case healthMode == "never":
 			<-r.Context().Done() // hang until the checker gives up
@@ -126,6 +144,17 @@ func main() {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("hello %s (%s) listening on %s", version, instance, ln.Addr())
+
+	if d := os.Getenv("HELLO_EXIT_AFTER"); d != "" {
+		after, err := time.ParseDuration(d)
+		if err != nil {
+			log.Fatalf("hello: HELLO_EXIT_AFTER: %v", err)
+		}
+		time.AfterFunc(after, func() {
+			log.Printf("FATAL: hello %s (%s) crashes on purpose after %s", version, instance, after)
+			os.Exit(3)
+		})
+	}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

@@ -29,9 +29,13 @@ const (
 	// ProgressDeadline is how long a rollout may take before the mesh
 	// reverts it to the last good digest.
 	ProgressDeadline = 5 * time.Minute
-	HealthPlugin     = "http"
-	HealthPath       = "/health"
-	CheckTimeout     = time.Second // one health check (health.timeout)
+	// MinHealthy is how long every instance of a rolled-out digest must
+	// stay ready before the rollout succeeds: one that fails (crashes) in
+	// that time fails the rollout.
+	MinHealthy   = 10 * time.Second
+	HealthPlugin = "http"
+	HealthPath   = "/health"
+	CheckTimeout = time.Second // one health check (health.timeout)
 )
 
 // Workload containment and logs.

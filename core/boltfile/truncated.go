@@ -1,4 +1,4 @@
-package fabric
+package boltfile
 
 import (
 	"encoding/binary"
@@ -20,10 +20,10 @@ const (
 	boltMetaVersion = 2
 )
 
-// truncatedSpan reports whether the bbolt file at path is shorter than the
+// Truncated reports whether the bbolt file at path is shorter than the
 // pages its newest valid meta page says it holds, and both sizes. It reads
 // the file's first bytes only; any doubt answers false.
-func truncatedSpan(path string) (span, size int64, truncated bool) {
+func Truncated(path string) (span, size int64, truncated bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, false
