@@ -121,6 +121,12 @@ func killDir(ctx context.Context, dir string) (int, error) {
 // freezeKill is Kill for kernels without cgroup.kill: freeze, SIGKILL each
 // pid, thaw, until empty. Killed processes leave cgroup.procs only once they
 // are gone, so the loop ends when the listing is empty.
+//
+// A frozen process cannot act on its SIGKILL: it dies only after the thaw.
+// So after each thaw the loop waits for the killed processes to leave the
+// listing, and freezes again only when one it did not kill appears (a fork
+// that raced the freeze) — freezing again at once would catch the killed
+// ones before they could die, on a busy machine pass after pass.
 func freezeKill(ctx context.Context, dir string) error {
 	g := &Group{dir: dir}
 	// v1 limit groups have no freezer of their own: their processes are
@@ -128,7 +134,9 @@ func freezeKill(ctx context.Context, dir string) error {
 	// killed pid by pid. A v1 freezer group kills its frozen processes
 	// when it thaws.
 	canFreeze := exists(filepath.Join(dir, "cgroup.freeze")) || exists(filepath.Join(dir, "freezer.state"))
-	for pass := 0; pass < 100; pass++ {
+	killed := map[int]bool{}
+	deadline := time.Now().Add(killPatience)
+	for {
 		if canFreeze {
 			if err := g.freeze(true); err != nil {
 				return err
@@ -138,6 +146,7 @@ func freezeKill(ctx context.Context, dir string) error {
 		if err == nil {
 			for _, p := range procs {
 				_ = syscall.Kill(p, syscall.SIGKILL)
+				killed[p] = true
 			}
 		}
 		if canFreeze {
@@ -148,9 +157,42 @@ func freezeKill(ctx context.Context, dir string) error {
 		if err != nil || len(procs) == 0 {
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		wait := 500 * time.Microsecond
+		for {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("cgroup %s: processes still there %v after SIGKILL", dir, killPatience)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			if wait < 20*time.Millisecond {
+				wait *= 2
+			}
+			left, err := readProcs(dir)
+			if err != nil {
+				return err
+			}
+			if len(left) == 0 {
+				return nil
+			}
+			if hasNew(left, killed) {
+				break // a fork raced the freeze: freeze and kill again
+			}
 		}
 	}
-	return fmt.Errorf("cgroup %s: processes keep appearing", dir)
+}
+
+// killPatience bounds how long freezeKill waits for a cgroup to empty.
+const killPatience = 10 * time.Second
+
+// hasNew reports whether procs holds a pid not in killed.
+func hasNew(procs []int, killed map[int]bool) bool {
+	for _, p := range procs {
+		if !killed[p] {
+			return true
+		}
+	}
+	return false
 }
