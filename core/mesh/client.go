@@ -11,8 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/mycelium-mesh/mesh/core/controladdr"
 )
 
 // Client talks to a running mesh's control API.
@@ -25,29 +26,11 @@ type Client struct {
 // NewClient returns a client for addr: "unix:///path/to/control.sock" or
 // "http://127.0.0.1:7070" (which needs token).
 func NewClient(addr, token string) (*Client, error) {
-	c := &Client{token: token}
-	switch {
-	case strings.HasPrefix(addr, "unix://"):
-		sock := strings.TrimPrefix(addr, "unix://")
-		if sock == "" {
-			return nil, fmt.Errorf("control address %q: empty socket path", addr)
-		}
-		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}}
-		c.base = "http://mesh"
-		c.http = &http.Client{Transport: tr}
-	case strings.HasPrefix(addr, "http://"), strings.HasPrefix(addr, "https://"):
-		if _, err := url.Parse(addr); err != nil {
-			return nil, fmt.Errorf("control address %q: %w", addr, err)
-		}
-		c.base = strings.TrimRight(addr, "/")
-		c.http = &http.Client{}
-	default:
-		return nil, fmt.Errorf("control address %q: want unix:///path or http://host:port", addr)
+	base, hc, err := controladdr.Parse(addr)
+	if err != nil {
+		return nil, err
 	}
-	return c, nil
+	return &Client{base: base, token: token, http: hc}, nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {

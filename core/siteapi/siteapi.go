@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/mycelium-mesh/mesh/core/controladdr"
 )
 
 // ErrNoSite is returned by Client.Site for a site the mesh does not serve.
@@ -30,25 +30,11 @@ type Client struct {
 // NewClient returns a client for addr: "unix:///path/to/control.sock" or
 // "http://127.0.0.1:7070" (with token).
 func NewClient(addr, token string) (*Client, error) {
-	c := &Client{token: token}
-	switch {
-	case strings.HasPrefix(addr, "unix://"):
-		sock := strings.TrimPrefix(addr, "unix://")
-		if sock == "" {
-			return nil, fmt.Errorf("control address %q: empty socket path", addr)
-		}
-		c.base = "http://mesh"
-		c.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}}}
-	case strings.HasPrefix(addr, "http://"), strings.HasPrefix(addr, "https://"):
-		c.base = strings.TrimRight(addr, "/")
-		c.http = &http.Client{}
-	default:
-		return nil, fmt.Errorf("control address %q: want unix:///path or http://host:port", addr)
+	base, hc, err := controladdr.Parse(addr)
+	if err != nil {
+		return nil, err
 	}
-	return c, nil
+	return &Client{base: base, token: token, http: hc}, nil
 }
 
 // Site is a static site the mesh serves by Host.
