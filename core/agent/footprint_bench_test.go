@@ -20,7 +20,7 @@ import (
 func BenchmarkInstanceFootprint(b *testing.B) {
 	for _, nodes := range []int{3, 9} {
 		b.Run(fmt.Sprintf("agents=%d", nodes), func(b *testing.B) {
-			var privKB, threads float64
+			var privKB, dirtyKB, threads float64
 			for range b.N {
 				e := newEnv(b)
 				d := e.spore("v1", nil)
@@ -34,29 +34,33 @@ func BenchmarkInstanceFootprint(b *testing.B) {
 				for _, a := range agents {
 					pids = append(pids, a.readyWith(b, "billing", d, 20*time.Second).PID)
 				}
-				var sum float64
+				var sum, dirty float64
 				for _, pid := range pids {
-					sum += float64(privateKB(b, pid))
+					clean, d := privateKB(b, pid)
+					sum += float64(clean + d)
+					dirty += float64(d)
 				}
 				privKB += sum / float64(len(pids))
+				dirtyKB += dirty / float64(len(pids))
 				threads += float64(selfThreads(b)-before) / float64(nodes)
 				for _, a := range agents {
 					a.stop(b)
 				}
 			}
 			b.ReportMetric(privKB/float64(b.N)/1024, "private-MiB/instance")
+			b.ReportMetric(dirtyKB/float64(b.N)/1024, "private-dirty-MiB/instance")
 			b.ReportMetric(threads/float64(b.N), "threads/instance")
 		})
 	}
 }
 
-// privateKB is the private memory of pid in KiB.
-func privateKB(b *testing.B, pid int) int {
+// privateKB is the private memory of pid in KiB: clean (file pages only
+// this process maps) and dirty (its own writes: heap, stacks, data).
+func privateKB(b *testing.B, pid int) (clean, dirty int) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
-	total := 0
 	for _, line := range strings.Split(string(raw), "\n") {
 		if !strings.HasPrefix(line, "Private_") {
 			continue
@@ -69,9 +73,13 @@ func privateKB(b *testing.B, pid int) int {
 		if err != nil {
 			b.Fatalf("smaps_rollup line %q: %v", line, err)
 		}
-		total += n
+		if strings.HasPrefix(line, "Private_Clean:") {
+			clean += n
+		} else {
+			dirty += n
+		}
 	}
-	return total
+	return clean, dirty
 }
 
 // selfThreads is the number of OS threads of this process.
