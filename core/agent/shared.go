@@ -120,11 +120,10 @@ func (c *sharedCopy) ensure(hexDigest, path string, trusted []ed25519.PublicKey)
 	if len(trusted) == 0 {
 		return spore.Manifest{}, fmt.Errorf("verify spore %s: no trusted keys", digest)
 	}
-	m, err := verified.Verify(digest, path, trusted)
-	if err != nil {
-		return spore.Manifest{}, fmt.Errorf("verify spore %s: %w", digest, err)
-	}
 	if c.ready {
+		if _, err := verified.Verify(digest, path, trusted); err != nil {
+			return spore.Manifest{}, fmt.Errorf("verify spore %s: %w", digest, err)
+		}
 		return c.manifest, nil
 	}
 	parent := filepath.Dir(c.dir)
@@ -141,6 +140,10 @@ func (c *sharedCopy) ensure(hexDigest, path string, trusted []ed25519.PublicKey)
 		lock, err := lockPath(c.dir+".lock", unix.LOCK_EX|unix.LOCK_NB)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			// Another process holds the copy (or is making it): share it.
+			m, err := verified.Verify(digest, path, trusted)
+			if err != nil {
+				return spore.Manifest{}, fmt.Errorf("verify spore %s: %w", digest, err)
+			}
 			lock, err = lockPath(c.dir+".lock", unix.LOCK_SH)
 			if err != nil {
 				return spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
@@ -154,10 +157,13 @@ func (c *sharedCopy) ensure(hexDigest, path string, trusted []ed25519.PublicKey)
 				}
 				return spore.Manifest{}, fmt.Errorf("shared copy of spore %s: %w", digest, err)
 			}
+			c.lock, c.ready, c.manifest = lock, true, m
+			return m, nil
 		} else if err != nil {
 			return spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
 		} else {
-			if err := extractCopy(path, trusted, c.dir, hexDigest); err != nil {
+			m, err := extractCopy(path, trusted, c.dir, hexDigest)
+			if err != nil {
 				_ = lock.Close()
 				return spore.Manifest{}, fmt.Errorf("verify and extract spore %s: %w", digest, err)
 			}
@@ -171,9 +177,9 @@ func (c *sharedCopy) ensure(hexDigest, path string, trusted []ed25519.PublicKey)
 				_ = lock.Close()
 				continue
 			}
+			c.lock, c.ready, c.manifest = lock, true, m
+			return m, nil
 		}
-		c.lock, c.ready, c.manifest = lock, true, m
-		return m, nil
 	}
 }
 
@@ -203,36 +209,38 @@ func lockPath(path string, how int) (*os.File, error) {
 }
 
 // extractCopy replaces whatever is at final with a fresh extraction of the
-// spore, made read-only. The caller holds the copy's lock exclusively.
-func extractCopy(path string, trusted []ed25519.PublicKey, final, hexDigest string) error {
+// spore, made read-only, verifying it in the same pass (the verdict is
+// remembered). The caller holds the copy's lock exclusively.
+func extractCopy(path string, trusted []ed25519.PublicKey, final, hexDigest string) (spore.Manifest, error) {
 	parent := filepath.Dir(final)
 	tmp, err := os.MkdirTemp(parent, hexDigest+".tmp-")
 	if err != nil {
-		return err
+		return spore.Manifest{}, err
 	}
-	if _, err := spore.Extract(path, trusted, tmp); err != nil {
+	m, err := verified.Extract("sha256:"+hexDigest, path, trusted, tmp)
+	if err != nil {
 		_ = os.RemoveAll(tmp)
-		return err
+		return spore.Manifest{}, err
 	}
 	for name, mode := range map[string]os.FileMode{"binary": 0o555, "manifest.json": 0o444} {
 		if err := os.Chmod(filepath.Join(tmp, name), mode); err != nil {
 			_ = os.RemoveAll(tmp)
-			return err
+			return spore.Manifest{}, err
 		}
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		_ = os.RemoveAll(tmp)
-		return err
+		return spore.Manifest{}, err
 	}
 	if err := os.RemoveAll(final); err != nil {
 		_ = os.RemoveAll(tmp)
-		return err
+		return spore.Manifest{}, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		_ = os.RemoveAll(tmp)
-		return err
+		return spore.Manifest{}, err
 	}
-	return nil
+	return m, nil
 }
 
 // checkCopy checks a copy made by another process: a regular binary file

@@ -41,7 +41,7 @@ func (f sharedFixture) plant(t *testing.T, body []byte) {
 	if err := os.MkdirAll(filepath.Dir(f.copyDir()), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := extractCopy(f.path, f.keys, f.copyDir(), f.hex); err != nil {
+	if _, err := extractCopy(f.path, f.keys, f.copyDir(), f.hex); err != nil {
 		t.Fatal(err)
 	}
 	if body != nil {

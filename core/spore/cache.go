@@ -3,6 +3,7 @@ package spore
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -227,4 +228,38 @@ func verifyIdentified(path string, trusted []ed25519.PublicKey) (Manifest, fileI
 		return m, fileID{}, nil
 	}
 	return m, id, nil
+}
+
+// Extract verifies and extracts the spore at path into dir as Extract does
+// (one pass over the binary) and remembers the verdict under name and the
+// trusted keys as Verify would, so that a later Verify of the same file
+// costs a stat.
+func (c *VerifyCache) Extract(name, path string, trusted []ed25519.PublicKey, dir string) (Manifest, error) {
+	a, err := openArchive(path)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("extract %s: %w", path, err)
+	}
+	defer a.close()
+	before, err := a.f.Stat()
+	if err != nil {
+		return Manifest{}, fmt.Errorf("extract %s: %w", path, err)
+	}
+	m, raw, err := a.verifyManifest(trusted)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("extract %s: %w", path, err)
+	}
+	if err := a.extract(m, raw, dir); err != nil {
+		if errors.Is(err, ErrBinaryDigest) {
+			return Manifest{}, fmt.Errorf("extract %s: %w", path, err)
+		}
+		return Manifest{}, fmt.Errorf("extract %s into %s: %w", path, dir, err)
+	}
+	after, err := a.f.Stat()
+	if err == nil && identify(after) == identify(before) {
+		c.mu.Lock()
+		c.misses++
+		c.store(cacheKey{name: name, fp: KeySetFingerprint(trusted)}, cacheEntry{path: path, id: identify(before), man: m})
+		c.mu.Unlock()
+	}
+	return m, nil
 }

@@ -225,3 +225,44 @@ func TestVerifyCacheConcurrent(t *testing.T) {
 		t.Fatalf("stats = %+v, want 1 verification of 50 calls", s)
 	}
 }
+
+// TestVerifyCacheExtract extracts through the cache: the verdict of the
+// extraction serves the next check, and a refused spore writes nothing.
+func TestVerifyCacheExtract(t *testing.T) {
+	trusted := []ed25519.PublicKey{pubOf(trustedKey)}
+	cases := []struct {
+		name    string
+		key     ed25519.PrivateKey
+		wantErr error
+	}{
+		{"trusted", trustedKey, nil},
+		{"untrusted", untrustedKey, ErrUntrustedKey},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := packTest(t, dir, "a.spore", goodBinary, tc.key)
+			out := filepath.Join(dir, "out")
+			var c VerifyCache
+			_, err := c.Extract("d", path, trusted, out)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("extract: err = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr != nil {
+				if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("refused extraction left %s: %v", out, err)
+				}
+				return
+			}
+			if _, err := os.Stat(filepath.Join(out, BinaryEntry)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Verify("d", path, trusted); err != nil {
+				t.Fatal(err)
+			}
+			if s := c.Stats(); s.Misses != 1 || s.Hits != 1 {
+				t.Fatalf("stats = %+v, want the check answered by the extraction's verdict", s)
+			}
+		})
+	}
+}
