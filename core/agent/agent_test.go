@@ -568,7 +568,7 @@ func TestUntrustedSporeRefused(t *testing.T) {
 	if st := a.inState("billing", StateFailed)[0]; st.PID != 0 {
 		t.Fatalf("untrusted spore was launched: %+v", st)
 	}
-	if _, err := os.Stat(filepath.Join(e.runDir, "n1", "spores", strings.TrimPrefix(d, "sha256:"))); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(e.runDir, sharedDirName, strings.TrimPrefix(d, "sha256:"))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("untrusted spore extracted: %v", err)
 	}
 }
