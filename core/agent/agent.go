@@ -3,8 +3,9 @@
 //
 // For every plan it receives, an agent that does not already run the plan's
 // digest fetches the spore from the repo, verifies it against the trusted
-// keys and extracts it (once per digest per node, under
-// <RunDir>/<node>/spores/<hex>/), claims an instance slot from the fabric
+// keys and extracts it (once per digest per run directory, under
+// <RunDir>/.spores/<hex>/, one read-only copy shared by every agent there:
+// see shared.go), claims an instance slot from the fabric
 // (sized by the manifest's nutrients), and launches the binary in a fresh
 // instance directory <RunDir>/<node>/<app>-<rand>/. The workload's stdout
 // and stderr are pipes the agent copies into stdout.log and stderr.log
@@ -200,6 +201,7 @@ type Agent struct {
 
 	sporesMu sync.Mutex
 	spores   map[string]*extracted
+	sporeGC  chan struct{} // kickSporeGC
 }
 
 // extracted is a spore unpacked on this node; mu serialises its extraction.
@@ -279,6 +281,7 @@ func New(opts Options) (*Agent, error) {
 		nodeDir: filepath.Join(runDir, opts.NodeID),
 		apps:    map[string]*appCtl{},
 		spores:  map[string]*extracted{},
+		sporeGC: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -312,8 +315,9 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 	}
 	a.clearLeftoverGroups()
-	// Extractions of a previous run are not trusted: every digest is verified
-	// and extracted again when first needed.
+	// Per-node extractions of earlier versions are not used any more;
+	// shared copies left by a previous run are extracted again when first
+	// needed (shared.go).
 	if err := os.RemoveAll(filepath.Join(a.nodeDir, "spores")); err != nil {
 		return fmt.Errorf("agent %s: clear old spores: %w", a.opts.NodeID, err)
 	}
@@ -351,10 +355,14 @@ loop:
 			}
 			a.mu.Unlock()
 			c.offer(p)
+			a.dropUnusedSpores(false)
+		case <-a.sporeGC:
+			a.dropUnusedSpores(false)
 		}
 	}
 	cancel()
 	wg.Wait()
+	a.dropUnusedSpores(true)
 	if a.cg != nil {
 		a.cg.RemoveScope(a.cgroupScope())
 	}
@@ -411,7 +419,7 @@ func (a *Agent) prepare(ctx context.Context, digest string) (string, spore.Manif
 		// The trusted keys changed since this spore was verified: check it
 		// again, so that a key withdrawn on reload stops new launches of the
 		// spores it signed.
-		if _, err := spore.Verify(e.source, keys); err != nil {
+		if _, err := verified.Verify(digest, e.source, keys); err != nil {
 			return "", spore.Manifest{}, fmt.Errorf("verify spore %s against the current trusted keys: %w", digest, err)
 		}
 		e.trustID = id
@@ -433,33 +441,69 @@ func (a *Agent) prepare(ctx context.Context, digest string) (string, spore.Manif
 	if err != nil {
 		return "", spore.Manifest{}, fmt.Errorf("fetch spore %s: %w", digest, err)
 	}
-	parent := filepath.Join(a.nodeDir, "spores")
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
-	}
-	// Extract next to the final place and rename, so that a half-written
-	// extraction is never used.
-	tmp, err := os.MkdirTemp(parent, hex+".tmp-")
+	dir, m, err := acquireShared(a.opts.RunDir, hex, path, keys)
 	if err != nil {
-		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
+		return "", spore.Manifest{}, err
 	}
-	m, err := spore.Extract(path, keys, tmp)
-	if err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", spore.Manifest{}, fmt.Errorf("verify and extract spore %s: %w", digest, err)
+	e.dir, e.manifest, e.source, e.trustID, e.done = dir, m, path, id, true
+	a.sporesMu.Lock()
+	if a.spores[digest] != e {
+		// Dropped as unused while it was being prepared: it is in use now.
+		a.spores[digest] = e
 	}
-	final := filepath.Join(parent, hex)
-	if err := os.RemoveAll(final); err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
+	a.sporesMu.Unlock()
+	a.log.Debug("spore ready", "digest", digest, "dir", dir)
+	return dir, m, nil
+}
+
+// kickSporeGC asks the agent's loop to let go of the spores it no longer
+// needs; it never blocks.
+func (a *Agent) kickSporeGC() {
+	select {
+	case a.sporeGC <- struct{}{}:
+	default:
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.RemoveAll(tmp)
-		return "", spore.Manifest{}, fmt.Errorf("extract spore %s: %w", digest, err)
+}
+
+// dropUnusedSpores lets go of this node's hold on every spore that no plan
+// names and no instance of the node runs or starts; with all set, of every
+// spore (the agent is stopping). The last hold removes the shared copy.
+func (a *Agent) dropUnusedSpores(all bool) {
+	needed := map[string]bool{}
+	if !all {
+		for _, p := range a.opts.Fabric.Plans() {
+			if !p.Deleted() {
+				needed[p.Digest] = true
+			}
+		}
+		for _, s := range a.Instances() {
+			switch s.State {
+			case StateStarting, StateReady, StateDraining:
+				needed[s.Digest] = true
+			}
+		}
 	}
-	e.dir, e.manifest, e.source, e.trustID, e.done = final, m, path, id, true
-	a.log.Debug("spore extracted", "digest", digest, "dir", final)
-	return final, m, nil
+	a.sporesMu.Lock()
+	var drop []*extracted
+	var digests []string
+	for d, e := range a.spores {
+		if !needed[d] {
+			drop = append(drop, e)
+			digests = append(digests, d)
+			delete(a.spores, d)
+		}
+	}
+	a.sporesMu.Unlock()
+	for k, e := range drop {
+		e.mu.Lock()
+		if e.done {
+			if hex, err := digestHex(digests[k]); err == nil {
+				releaseShared(a.opts.RunDir, hex)
+			}
+			e.done = false
+		}
+		e.mu.Unlock()
+	}
 }
 
 func digestHex(d string) (string, error) {

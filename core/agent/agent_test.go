@@ -88,8 +88,16 @@ func TestLaunchRegistersEndpoint(t *testing.T) {
 			}
 		}
 		hex := strings.TrimPrefix(d, "sha256:")
-		if _, err := os.Stat(filepath.Join(e.runDir, a.opts.NodeID, "spores", hex, "binary")); err != nil {
-			t.Errorf("extracted spore: %v", err)
+		// Every node runs the digest from the one shared, read-only copy.
+		shared, err := os.Stat(filepath.Join(e.runDir, ".spores", hex, "binary"))
+		if err != nil {
+			t.Fatalf("shared copy: %v", err)
+		}
+		if shared.Mode().Perm()&0o222 != 0 {
+			t.Errorf("shared binary is writable: %v", shared.Mode())
+		}
+		if exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", st.PID)); err != nil || !os.SameFile(exe, shared) {
+			t.Errorf("node %s: instance runs %v (%v), not the shared copy", a.opts.NodeID, exe, err)
 		}
 		if st.PID <= 0 || st.Port <= 0 || st.Since.IsZero() {
 			t.Errorf("incomplete status %+v", st)
@@ -112,6 +120,11 @@ func TestLaunchRegistersEndpoint(t *testing.T) {
 		return !pidAlive(pids[0]) && !pidAlive(pids[1]) && len(e.fab.Endpoints("billing")) == 0 &&
 			e.fab.Usage("billing") == fabric.Usage{} &&
 			len(a1.inState("billing", StateStopped)) == 1 && len(a2.inState("billing", StateStopped)) == 1
+	})
+	// No plan names the digest and nothing runs it: its copy goes.
+	waitFor(t, 10*time.Second, "shared copy removed after the plan was deleted", func() bool {
+		_, err := os.Stat(filepath.Join(e.runDir, ".spores", strings.TrimPrefix(d, "sha256:")))
+		return errors.Is(err, os.ErrNotExist)
 	})
 }
 
@@ -555,7 +568,7 @@ func TestUntrustedSporeRefused(t *testing.T) {
 	if st := a.inState("billing", StateFailed)[0]; st.PID != 0 {
 		t.Fatalf("untrusted spore was launched: %+v", st)
 	}
-	if _, err := os.Stat(filepath.Join(e.runDir, "n1", "spores", strings.TrimPrefix(d, "sha256:"))); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(e.runDir, sharedDirName, strings.TrimPrefix(d, "sha256:"))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("untrusted spore extracted: %v", err)
 	}
 }

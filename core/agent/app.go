@@ -412,6 +412,7 @@ func (c *appCtl) onOver(out *outcome) {
 	}
 	c.pruneFinished()
 	c.removeDirsIfWithdrawn()
+	c.a.kickSporeGC()
 }
 
 // removeDirsIfWithdrawn removes the app's directories once its plan is

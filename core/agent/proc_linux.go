@@ -73,6 +73,9 @@ func readProcStat(pid int) (procStat, error) {
 // before reaping. It reports false when the wait failed, in which case
 // nothing is known about the child.
 func waitExited(pid int) bool {
+	if exited, done := waitExitedPolled(pid); done {
+		return exited
+	}
 	const (
 		pPID    = 1          // P_PID
 		wExited = 0x4        // WEXITED

@@ -41,9 +41,13 @@ type app struct {
 
 	prom appMetrics
 
-	kick     chan struct{} // wakes the controller (ejections)
-	balKick  chan struct{} // wakes the balancer loop (endpoint changes)
-	balancer Balancer
+	kick    chan struct{} // wakes the controller (ejections)
+	balKick chan struct{} // wakes the balancer loop (endpoint changes)
+	// reportsIdle is set while the balancer loop sends no load reports:
+	// nothing was served since the last one. The request that ends it
+	// wakes the loop (wakeReports).
+	reportsIdle atomic.Bool
+	balancer    Balancer
 
 	mu        sync.Mutex
 	eps       []*endpoint // current endpoints, sorted by ID
@@ -181,9 +185,15 @@ func (a *app) rebuildLocked(now time.Time) {
 
 // run is the app's controller: it rolls the retry budget window, times
 // ejections out and ramps slow-starting endpoints.
+//
+// It ticks only while some endpoint is ejected, slow-starting or has
+// ejections to forget; otherwise it sleeps until an ejection wakes it, so
+// an app without trouble costs no timer wake-ups. (The retry budget window
+// also rolls on the request path, in takeRetry.)
 func (a *app) run(ctx context.Context) {
 	defer a.e.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
+	const every = 250 * time.Millisecond
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -194,7 +204,10 @@ func (a *app) run(ctx context.Context) {
 		}
 		now := time.Now()
 		a.rollBudget(now)
-		a.tend(now)
+		t.Stop()
+		if a.tend(now) {
+			t.Reset(every)
+		}
 	}
 }
 
@@ -203,6 +216,7 @@ func (a *app) run(ctx context.Context) {
 // second (at least one second's worth).
 func (a *app) takeRetry() bool {
 	o := &a.e.opts
+	a.rollBudget(time.Now())
 	w := a.window.Load()
 	secs := max(time.Since(w.start).Seconds(), 1)
 	allowed := o.RetryBudgetRatio*float64(a.requests.Load()-w.requests) + o.RetryBudgetMinPerSec*secs
@@ -215,15 +229,17 @@ func (a *app) takeRetry() bool {
 
 // rollBudget starts a new retry budget window when the current one is over.
 func (a *app) rollBudget(now time.Time) {
-	if now.Sub(a.window.Load().start) >= budgetWindowLen {
-		a.window.Store(&budgetWindow{start: now, requests: a.requests.Load()})
+	w := a.window.Load()
+	if now.Sub(w.start) >= budgetWindowLen &&
+		a.window.CompareAndSwap(w, &budgetWindow{start: now, requests: a.requests.Load()}) {
 		a.retries.Store(0)
 	}
 }
 
 // tend processes ejections: new ones get their deadline, expired ones come
-// back, and slow-starting endpoints get their next weight.
-func (a *app) tend(now time.Time) {
+// back, and slow-starting endpoints get their next weight. It reports
+// whether some endpoint still needs tending later.
+func (a *app) tend(now time.Time) (pending bool) {
 	o := &a.e.opts.Outlier
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -260,6 +276,12 @@ func (a *app) tend(now time.Time) {
 	if rebuild {
 		a.rebuildLocked(now)
 	}
+	for _, ep := range a.eps {
+		if ep.ejected.Load() || !ep.returnedAt.IsZero() || ep.ejections > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // eject takes ep out of picks if the app's ejection cap allows it. Called
@@ -282,17 +304,36 @@ func (a *app) balanceLoop(ctx context.Context) {
 	defer a.e.wg.Done()
 	t := time.NewTicker(a.e.opts.ReportInterval)
 	defer t.Stop()
-	failing := false
+	failing, asleep := false, false
 	for {
+		tick := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.balKick:
 		case <-t.C:
+			tick = true
 		}
+		seen := a.requests.Load()
 		st, ok := a.state()
 		if !ok {
 			continue
+		}
+		if tick && !failing && idleState(st) {
+			// Nothing served since the last report: stop reporting
+			// until a request ends (wakeReports) or the endpoints change.
+			t.Stop()
+			asleep = true
+			a.reportsIdle.Store(true)
+			if a.requests.Load() != seen {
+				a.wakeReports() // one ended meanwhile and saw no flag
+			}
+			continue
+		}
+		if asleep {
+			asleep = false
+			a.reportsIdle.Store(false)
+			t.Reset(a.e.opts.ReportInterval)
 		}
 		cctx, cancel := context.WithTimeout(ctx, a.e.opts.BalanceTimeout)
 		pol, err := a.balancer.Balance(cctx, st)
@@ -312,6 +353,25 @@ func (a *app) balanceLoop(ctx context.Context) {
 			failing = false
 		}
 		a.install(pol)
+	}
+}
+
+// idleState reports whether st carries no load: no request ended since the
+// previous report and none is in flight.
+func idleState(st sdk.AppState) bool {
+	for _, l := range st.Loads {
+		if l.Requests != 0 || l.Failures != 0 || l.InFlight != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// wakeReports restarts the load reports of an app whose balancer loop went
+// idle; called as a request ends, it costs one atomic load otherwise.
+func (a *app) wakeReports() {
+	if a.reportsIdle.Load() && a.reportsIdle.CompareAndSwap(true, false) {
+		signal(a.balKick)
 	}
 }
 

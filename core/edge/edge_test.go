@@ -982,7 +982,13 @@ func TestPolicyWeightsAndBalancerFailure(t *testing.T) {
 	bal := &weightedBalancer{weights: map[string]uint32{"n1": 1, "n2": 0}}
 	e := startEdge(t, Options{Source: f, Balancers: func(string) Balancer { return bal }, ReportInterval: 20 * time.Millisecond})
 	waitEndpoints(t, e, "billing", 1) // n2 has weight 0
-	waitFor(t, 5*time.Second, "balancer failures", func() bool { return bal.calls.Load() > 3 })
+	// Load reports follow traffic (an idle app sends none).
+	waitFor(t, 5*time.Second, "balancer failures", func() bool {
+		if resp, err := http.Get(edgeURL(e) + "/billing/hello"); err == nil {
+			resp.Body.Close()
+		}
+		return bal.calls.Load() > 3
+	})
 	for i := 0; i < 10; i++ {
 		resp, err := http.Get(edgeURL(e) + "/billing/hello")
 		if err != nil {

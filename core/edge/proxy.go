@@ -97,6 +97,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.inFlight.Add(-1)
 		a.prom.inFlight.Dec()
 		a.requests.Add(1)
+		a.wakeReports()
 		switch {
 		case status == StatusClientClosed:
 			a.clientClosed.Add(1)

@@ -9,7 +9,6 @@ import (
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/repo"
 	"github.com/mycelium-mesh/mesh/core/rollout"
-	"github.com/mycelium-mesh/mesh/core/spore"
 )
 
 // DeployRequest asks for a rollout of App to Digest.
@@ -38,7 +37,9 @@ func (m *Mesh) Deploy(ctx context.Context, app, digest string) (DeployResult, er
 
 // StartRollout publishes a new digest for an app as a rollout the mesh then
 // follows on its own. The spore must be in the repo and verify against the
-// trusted keys: a plan never names a spore no agent would run.
+// trusted keys: a plan never names a spore no agent would run. A digest
+// already verified against the same trusted keys, whose repo file is
+// unchanged since, is not hashed again (see spore.VerifyCache).
 func (m *Mesh) StartRollout(ctx context.Context, req DeployRequest) (DeployResult, error) {
 	return m.startRollout(ctx, req, rollout.ByDeploy)
 }
@@ -59,7 +60,7 @@ func (m *Mesh) startRollout(ctx context.Context, req DeployRequest, trigger roll
 	if err != nil {
 		return DeployResult{}, err
 	}
-	man, err := spore.Verify(path, m.trustedKeys())
+	man, err := m.verified.Verify(digest, path, m.trustedKeys())
 	if err != nil {
 		return DeployResult{}, fmt.Errorf("%w: %s: %s", ErrRefused, digest, verifyCause(err, path))
 	}

@@ -76,6 +76,10 @@ type Mesh struct {
 	control     *controlServer
 	rollouts    *rollouts  // every rollout, followed server-side (rollouts.go)
 	sites       siteHolder // static sites served by Host (sites.go)
+
+	// verified remembers the repo spores deploys verified, by digest and
+	// trusted-key set (deploy.go).
+	verified spore.VerifyCache
 }
 
 // New loads the configuration and opens the fabric, the repo and the

@@ -178,3 +178,29 @@ func BenchmarkVerify(b *testing.B) {
 	b.ReportMetric(float64(s.Stop())/(1<<20), "peak-heap-MiB")
 	r.report(b)
 }
+
+// BenchmarkVerifyCached checks an already-verified spore through a
+// VerifyCache, as a deploy of a known digest does: a stat, no hashing.
+func BenchmarkVerifyCached(b *testing.B) {
+	bin := benchFile(b)
+	key := seedKey(1)
+	out := filepath.Join(benchDir, "bench-cached.spore")
+	if _, err := PackFile(out, bin, baseManifest(), key); err != nil {
+		b.Fatal(err)
+	}
+	trusted := []ed25519.PublicKey{pubOf(key)}
+	var c VerifyCache
+	if _, err := c.Verify("d", out, trusted); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Verify("d", out, trusted); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if s := c.Stats(); s.Misses != 1 {
+		b.Fatalf("verifications = %d, want 1", s.Misses)
+	}
+}
