@@ -201,6 +201,10 @@ type Agent struct {
 
 	sporesMu sync.Mutex
 	spores   map[string]*extracted
+	// previous holds, per planned app, the digest its plan named before the
+	// current one: its copy is kept, so rolling back (or flipping between
+	// two versions) starts from an extracted spore. Guarded by sporesMu.
+	previous map[string]recentDigests
 	sporeGC  chan struct{} // kickSporeGC
 }
 
@@ -276,12 +280,13 @@ func New(opts Options) (*Agent, error) {
 	}
 	opts.RunDir = runDir
 	return &Agent{
-		opts:    opts,
-		log:     opts.Logger.With("node", opts.NodeID),
-		nodeDir: filepath.Join(runDir, opts.NodeID),
-		apps:    map[string]*appCtl{},
-		spores:  map[string]*extracted{},
-		sporeGC: make(chan struct{}, 1),
+		opts:     opts,
+		log:      opts.Logger.With("node", opts.NodeID),
+		nodeDir:  filepath.Join(runDir, opts.NodeID),
+		apps:     map[string]*appCtl{},
+		spores:   map[string]*extracted{},
+		previous: map[string]recentDigests{},
+		sporeGC:  make(chan struct{}, 1),
 	}, nil
 }
 
@@ -465,17 +470,19 @@ func (a *Agent) kickSporeGC() {
 	}
 }
 
+// recentDigests are the digest an app's plan names and the one it named
+// before.
+type recentDigests struct{ current, previous string }
+
 // dropUnusedSpores lets go of this node's hold on every spore that no plan
-// names and no instance of the node runs or starts; with all set, of every
-// spore (the agent is stopping). The last hold removes the shared copy.
+// names, that is not the previous digest of a planned app, and that no
+// instance of the node runs or starts; with all set, of every spore (the
+// agent is stopping). The last hold removes the shared copy.
 func (a *Agent) dropUnusedSpores(all bool) {
 	needed := map[string]bool{}
+	var plans []fabric.Plan
 	if !all {
-		for _, p := range a.opts.Fabric.Plans() {
-			if !p.Deleted() {
-				needed[p.Digest] = true
-			}
-		}
+		plans = a.opts.Fabric.Plans()
 		for _, s := range a.Instances() {
 			switch s.State {
 			case StateStarting, StateReady, StateDraining:
@@ -484,6 +491,27 @@ func (a *Agent) dropUnusedSpores(all bool) {
 		}
 	}
 	a.sporesMu.Lock()
+	planned := map[string]bool{}
+	for _, p := range plans {
+		if p.Deleted() {
+			continue
+		}
+		needed[p.Digest] = true
+		planned[p.AppName] = true
+		r := a.previous[p.AppName]
+		if r.current != p.Digest {
+			r = recentDigests{current: p.Digest, previous: r.current}
+			a.previous[p.AppName] = r
+		}
+		if r.previous != "" {
+			needed[r.previous] = true
+		}
+	}
+	for app := range a.previous {
+		if !planned[app] {
+			delete(a.previous, app) // withdrawn, or the agent stops: nothing to roll back to
+		}
+	}
 	var drop []*extracted
 	var digests []string
 	for d, e := range a.spores {

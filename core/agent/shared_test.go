@@ -8,8 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mycelium-mesh/mesh/core/fabric"
 )
 
 // sharedFixture is a repo spore and the run directory its copies go to.
@@ -160,4 +163,39 @@ func TestSharedCopyConcurrent(t *testing.T) {
 	if _, err := os.Stat(f.copyDir()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("copy still there after the last release: %v", err)
 	}
+}
+
+// TestPreviousDigestKept: the copy of the digest an app ran before stays
+// while the app is planned, so rolling back starts from an extracted spore;
+// the one before that, and every copy of a withdrawn app, goes.
+func TestPreviousDigestKept(t *testing.T) {
+	e := newEnv(t)
+	v1, v2, v3 := e.spore("v1", nil), e.spore("v2", nil), e.spore("v3", nil)
+	a := e.startAgent("n1", nil)
+	copyOf := func(d string) string {
+		return filepath.Join(e.runDir, sharedDirName, strings.TrimPrefix(d, "sha256:"))
+	}
+	exists := func(d string) bool { _, err := os.Stat(copyOf(d)); return err == nil }
+	for _, d := range []string{v1, v2, v3} {
+		e.publish(fabric.Plan{Digest: d})
+		waitFor(t, 10*time.Second, "ready on "+d, func() bool {
+			for _, s := range a.inState("billing", StateReady) {
+				if s.Digest == d {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	waitFor(t, 10*time.Second, "v1's copy released, v2's (the previous digest) kept", func() bool {
+		a.kickSporeGC()
+		return !exists(v1) && exists(v2) && exists(v3)
+	})
+	if err := e.fab.DeletePlan("billing"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "every copy removed after the plan was deleted", func() bool {
+		a.kickSporeGC()
+		return !exists(v1) && !exists(v2) && !exists(v3)
+	})
 }
