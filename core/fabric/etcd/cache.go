@@ -225,6 +225,7 @@ func (s *Store) resync(ctx context.Context) error {
 	defer s.mu.Unlock()
 	old := s.cache
 	s.cache = st
+	s.reloads++
 	changes = changes[:0]
 	for app, p := range st.plans {
 		if have, ok := old.plans[app]; !ok || have != p {
@@ -267,9 +268,20 @@ func (s *Store) watchLoop() {
 	defer s.wg.Done()
 	for s.ctx.Err() == nil {
 		s.mu.Lock()
-		from := s.rev + 1
+		hold := s.hold
 		s.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-s.ctx.Done():
+				return
+			}
+		}
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(s.ctx))
+		s.mu.Lock()
+		from := s.rev + 1
+		s.stopWatch = cancel
+		s.mu.Unlock()
 		wch := s.cli.Watch(wctx, s.opts.Prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
 		compacted := false
 		for resp := range wch {

@@ -94,6 +94,11 @@ type Store struct {
 	desired  map[string]fabric.Endpoint // endpoint key -> what this Store registered
 	seq      uint64
 	reassert chan struct{}
+	// stopWatch ends the current watch; hold, when set, keeps the watch
+	// from resuming until it is closed. Both serve tests of resumption.
+	stopWatch context.CancelFunc
+	hold      chan struct{}
+	reloads   int // full loads of the prefix; under mu
 }
 
 var _ fabric.Store = (*Store)(nil)
