@@ -290,12 +290,31 @@ func (s *Store) put(what, key string, v any, opts ...clientv3.OpOption) error {
 	}
 	ctx, cancel := s.opCtx()
 	defer cancel()
-	resp, err := s.cli.Put(ctx, key, string(data), opts...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	// A put is idempotent, so one that etcd dropped during a leader
+	// election is simply sent again: each attempt requires a leader (a
+	// member without one answers at once instead of holding the request)
+	// and is bounded well below the election-time request timeout.
+	for {
+		actx, acancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), putAttempt)
+		resp, err := s.cli.Put(actx, key, string(data), opts...)
+		acancel()
+		if err == nil {
+			return s.waitRev(ctx, resp.Header.Revision)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		s.log.Debug("put retried", "key", key, "error", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return s.waitRev(ctx, resp.Header.Revision)
 }
+
+// putAttempt bounds one attempt of an idempotent put.
+const putAttempt = time.Second
 
 // PublishPlan stores p; every Store's subscribers receive it.
 func (s *Store) PublishPlan(p fabric.Plan) error {
