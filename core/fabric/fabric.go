@@ -60,6 +60,13 @@
 // released, since its instance may still run; a node whose claims are
 // revoked is refused a new claim while it would still be in excess, and
 // takes a slot again by an ordinary claim once the limits allow it.
+//
+// # Implementations
+//
+// Store is the contract consumers depend on. *Fabric, this package's
+// store, keeps everything in one process; package core/fabric/etcd keeps
+// the same state in an etcd cluster for meshes spanning several hosts.
+// Package core/fabric/fabrictest is the conformance suite both pass.
 package fabric
 
 import (
