@@ -30,7 +30,9 @@ fmtcheck:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 test: vet fmtcheck
-	MESH_VERSITYGW="$${MESH_VERSITYGW:-$$(scripts/install-versitygw.sh)}" $(GO) test $(GOFLAGS_TEST) ./...
+	MESH_VERSITYGW="$${MESH_VERSITYGW:-$$(scripts/install-versitygw.sh)}" \
+	MESH_ETCD_DIR="$${MESH_ETCD_DIR:-$$(scripts/install-etcd.sh)}" \
+	$(GO) test $(GOFLAGS_TEST) ./...
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)

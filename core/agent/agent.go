@@ -117,7 +117,7 @@ type HealthChecker interface {
 // RunDir and Health are required.
 type Options struct {
 	NodeID  string
-	Fabric  *fabric.Fabric
+	Fabric  fabric.Store
 	Repo    Repo
 	Trusted []ed25519.PublicKey
 	// TrustedFunc, when set, is called at every verification and takes

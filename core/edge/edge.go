@@ -48,7 +48,7 @@ import (
 )
 
 // Source yields endpoint tables: the current one first, then the newest one
-// after each change, until ctx ends. *fabric.Fabric satisfies it.
+// after each change, until ctx ends. Every fabric.Store satisfies it.
 type Source interface {
 	WatchEndpoints(ctx context.Context) <-chan fabric.Snapshot
 }

@@ -60,6 +60,13 @@
 // released, since its instance may still run; a node whose claims are
 // revoked is refused a new claim while it would still be in excess, and
 // takes a slot again by an ordinary claim once the limits allow it.
+//
+// # Implementations
+//
+// Store is the contract consumers depend on. *Fabric, this package's
+// store, keeps everything in one process; package core/fabric/etcd keeps
+// the same state in an etcd cluster for meshes spanning several hosts.
+// Package core/fabric/fabrictest is the conformance suite both pass.
 package fabric
 
 import (
@@ -188,8 +195,9 @@ type claim struct {
 // Lease is a granted claim. Release gives it back; Revoked is closed when
 // a lowered limit puts the holder's node in excess.
 type Lease struct {
-	c       *claim
+	revoked <-chan struct{}
 	release func()
+	once    sync.Once
 }
 
 // Release gives the claim back. It is safe to call more than once and after
@@ -201,7 +209,7 @@ func (l *Lease) Release() { l.release() }
 // excess. The holder should withdraw its endpoint, stop the instance and
 // then call Release. It is never closed for a lease that was released
 // before a revocation.
-func (l *Lease) Revoked() <-chan struct{} { return l.c.revoked }
+func (l *Lease) Revoked() <-chan struct{} { return l.revoked }
 
 // New opens the fabric, reloading plans and budgets from opts.DataDir.
 func New(opts Options) (*Fabric, error) {
@@ -663,20 +671,17 @@ func (f *Fabric) Acquire(app, nodeID string, cpuMilli, memoryMB int) (*Lease, er
 		nodes[nodeID] = cs
 	}
 	cs[c] = struct{}{}
-	var once sync.Once
-	return &Lease{c: c, release: func() {
-		once.Do(func() {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			delete(cs, c)
-			if len(cs) == 0 && f.claims[app] != nil && f.claims[app][nodeID] != nil && len(f.claims[app][nodeID]) == 0 {
-				delete(f.claims[app], nodeID)
-				if len(f.claims[app]) == 0 {
-					delete(f.claims, app)
-				}
+	return NewLease(c.revoked, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(cs, c)
+		if len(cs) == 0 && f.claims[app] != nil && f.claims[app][nodeID] != nil && len(f.claims[app][nodeID]) == 0 {
+			delete(f.claims[app], nodeID)
+			if len(f.claims[app]) == 0 {
+				delete(f.claims, app)
 			}
-		})
-	}}, nil
+		}
+	}), nil
 }
 
 // RegisterEndpoint sets the endpoint of (e.AppName, e.NodeID), replacing the

@@ -100,3 +100,28 @@ func (s *subscriber) pump() {
 		}
 	}
 }
+
+// Feed is the plan delivery of Subscribe, for other implementations of
+// Store: Offer never blocks, plans are coalesced per app and none is
+// dropped. Out is closed after Stop.
+type Feed struct{ s *subscriber }
+
+// NewFeed starts a feed.
+func NewFeed() *Feed {
+	f := &Feed{s: newSubscriber()}
+	go f.s.pump()
+	return f
+}
+
+// Offer queues p, replacing an undelivered plan of the same app.
+func (f *Feed) Offer(p Plan) { f.s.offer(p) }
+
+// Out is the channel the reader receives plans on.
+func (f *Feed) Out() <-chan Plan { return f.s.out }
+
+// Stop ends the feed; Out is closed soon after. It is safe to call more
+// than once.
+func (f *Feed) Stop() { f.s.stop() }
+
+// Done is closed by Stop.
+func (f *Feed) Done() <-chan struct{} { return f.s.done }

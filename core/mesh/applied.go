@@ -124,7 +124,7 @@ var ErrStateLost = errors.New("fabric state lost")
 // starts. An app that mesh.hcl still configures, that applied.json records as
 // applied, and that has no plan in the fabric means fabric.db was emptied,
 // replaced or lost. The mesh refuses to start then and says how to recover.
-func checkState(cfg *config.Config, f *fabric.Fabric) error {
+func checkState(cfg *config.Config, f fabric.Store) error {
 	path := appliedPath(cfg.DataDir)
 	st, err := readApplied(path)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/mycelium-mesh/mesh/core/mesh"
 	"github.com/mycelium-mesh/mesh/internal/testutil"
@@ -363,7 +364,7 @@ func TestAcceptanceServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mresp.Body.Close()
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(mresp.Body)
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)

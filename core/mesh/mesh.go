@@ -58,7 +58,7 @@ type Mesh struct {
 	log    hclog.Logger
 	cfg    *config.Config
 	trust  []ed25519.PublicKey
-	fabric *fabric.Fabric
+	fabric fabric.Store
 	repo   *repo.Repo
 	plug   *plugins
 	edge   *edge.Edge

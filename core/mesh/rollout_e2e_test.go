@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/mycelium-mesh/mesh/core/rollout"
 	"github.com/mycelium-mesh/mesh/internal/testutil"
@@ -184,7 +185,7 @@ func TestRolloutSurvivesKilledDeployClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		t.Fatal(err)
