@@ -137,7 +137,12 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 
 	// The fabric first: its store is locked by one mesh at a time, so a
 	// second mesh on the same data_dir stops here, before any plugin starts.
-	m.fabric, err = fabric.New(fabric.Options{DataDir: cfg.DataDir, Logger: log.Named("fabric")})
+	// Through a concrete variable: a failed New's nil *Fabric stored in the
+	// Store interface would not be nil, and closeAll would call Close on it.
+	fab, err := fabric.New(fabric.Options{DataDir: cfg.DataDir, Logger: log.Named("fabric")})
+	if err == nil {
+		m.fabric = fab
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("data_dir %s is in use by another running mesh (its fabric store is locked); stop it or use another data_dir", cfg.DataDir)
 	}
