@@ -38,6 +38,9 @@ const DefaultCallTimeout = 5 * time.Second
 type Remote interface {
 	GetInfo(ctx context.Context) (Info, error)
 	GetSchema(ctx context.Context) (Schema, error)
+	// ValidateConfig asks whether the plugin would accept cfg, without
+	// applying it (see ConfigValidator).
+	ValidateConfig(ctx context.Context, cfg Config) error
 }
 
 // ClientPluginSet is the go-plugin set a host dispenses from: one entry per
@@ -183,13 +186,10 @@ func (s *baseServer) GetSchema(context.Context, *pb.GetSchemaRequest) (*pb.GetSc
 }
 
 func (s *baseServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
-	cfg := Config{}
-	if len(req.ConfigJson) > 0 {
-		if err := json.Unmarshal(req.ConfigJson, &cfg); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "decode config: %v", err)
-		}
+	cfg, err := s.decodeConfig(req)
+	if err != nil {
+		return nil, err
 	}
-	cfg = normalizeConfig(cfg, s.impl.Schema())
 	if err := s.impl.Configure(ctx, cfg); err != nil {
 		return nil, err
 	}

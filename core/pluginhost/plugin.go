@@ -225,17 +225,24 @@ func (p *Plugin) verifiedCopy() (string, error) {
 
 // decode decodes the spec's config block against schema.
 func (p *Plugin) decode(schema sdk.Schema) (sdk.Config, error) {
-	cfg, diags := DecodeConfigContext(schema, p.spec.Config, p.h.opts.EvalContext)
+	cfg, diags := p.decodeDiags(schema)
 	if !diags.HasErrors() {
 		return cfg, nil
 	}
+	return nil, &ConfigError{Kind: p.kind, Name: p.name, Diags: diags}
+}
+
+// decodeDiags decodes the spec's config block against schema; diagnostics
+// without a position of their own point at the plugin block.
+func (p *Plugin) decodeDiags(schema sdk.Schema) (sdk.Config, hcl.Diagnostics) {
+	cfg, diags := DecodeConfigContext(schema, p.spec.Config, p.h.opts.EvalContext)
 	for _, d := range diags {
 		if (d.Subject == nil || d.Subject.Filename == "") && p.spec.DeclRange.Filename != "" {
 			r := p.spec.DeclRange
 			d.Subject = &r
 		}
 	}
-	return nil, &ConfigError{Kind: p.kind, Name: p.name, Diags: diags}
+	return cfg, diags
 }
 
 // ConfigError is a plugin config block that does not match the plugin's

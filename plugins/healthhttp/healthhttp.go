@@ -112,3 +112,9 @@ func (c *checker) Check(ctx context.Context, hc sdk.HealthCheck) (sdk.HealthResu
 	}
 	return sdk.HealthResult{Healthy: true, Reason: fmt.Sprintf("GET %s: status %d", path, resp.StatusCode)}, nil
 }
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (c *checker) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
+}

@@ -101,3 +101,9 @@ func hostPort(raw string) (string, error) {
 	}
 	return net.JoinHostPort(host, port), nil
 }
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (c *checker) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
+}

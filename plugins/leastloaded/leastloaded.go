@@ -118,3 +118,9 @@ func (b *balancer) Balance(_ context.Context, s sdk.AppState) (sdk.Policy, error
 	}
 	return sdk.Policy{App: s.App, Mode: sdk.ModeP2C, Weights: w}, nil
 }
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (b *balancer) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
+}

@@ -366,6 +366,42 @@ func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 	return file_base_proto_rawDescGZIP(), []int{6}
 }
 
+type ValidateConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateConfigResponse) Reset() {
+	*x = ValidateConfigResponse{}
+	mi := &file_base_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateConfigResponse) ProtoMessage() {}
+
+func (x *ValidateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_base_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateConfigResponse.ProtoReflect.Descriptor instead.
+func (*ValidateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_base_proto_rawDescGZIP(), []int{7}
+}
+
 var File_base_proto protoreflect.FileDescriptor
 
 const file_base_proto_rawDesc = "" +
@@ -392,11 +428,13 @@ const file_base_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x13\n" +
-	"\x11ConfigureResponse2\x8e\x02\n" +
+	"\x11ConfigureResponse\"\x18\n" +
+	"\x16ValidateConfigResponse2\xf2\x02\n" +
 	"\x04Base\x12R\n" +
 	"\aGetInfo\x12\".mycelium.plugin.v1.GetInfoRequest\x1a#.mycelium.plugin.v1.GetInfoResponse\x12X\n" +
 	"\tGetSchema\x12$.mycelium.plugin.v1.GetSchemaRequest\x1a%.mycelium.plugin.v1.GetSchemaResponse\x12X\n" +
-	"\tConfigure\x12$.mycelium.plugin.v1.ConfigureRequest\x1a%.mycelium.plugin.v1.ConfigureResponseB7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
+	"\tConfigure\x12$.mycelium.plugin.v1.ConfigureRequest\x1a%.mycelium.plugin.v1.ConfigureResponse\x12b\n" +
+	"\x0eValidateConfig\x12$.mycelium.plugin.v1.ConfigureRequest\x1a*.mycelium.plugin.v1.ValidateConfigResponseB7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_base_proto_rawDescOnce sync.Once
@@ -410,26 +448,29 @@ func file_base_proto_rawDescGZIP() []byte {
 	return file_base_proto_rawDescData
 }
 
-var file_base_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_base_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_base_proto_goTypes = []any{
-	(*GetInfoRequest)(nil),    // 0: mycelium.plugin.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),   // 1: mycelium.plugin.v1.GetInfoResponse
-	(*GetSchemaRequest)(nil),  // 2: mycelium.plugin.v1.GetSchemaRequest
-	(*SchemaAttribute)(nil),   // 3: mycelium.plugin.v1.SchemaAttribute
-	(*GetSchemaResponse)(nil), // 4: mycelium.plugin.v1.GetSchemaResponse
-	(*ConfigureRequest)(nil),  // 5: mycelium.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 6: mycelium.plugin.v1.ConfigureResponse
+	(*GetInfoRequest)(nil),         // 0: mycelium.plugin.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),        // 1: mycelium.plugin.v1.GetInfoResponse
+	(*GetSchemaRequest)(nil),       // 2: mycelium.plugin.v1.GetSchemaRequest
+	(*SchemaAttribute)(nil),        // 3: mycelium.plugin.v1.SchemaAttribute
+	(*GetSchemaResponse)(nil),      // 4: mycelium.plugin.v1.GetSchemaResponse
+	(*ConfigureRequest)(nil),       // 5: mycelium.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),      // 6: mycelium.plugin.v1.ConfigureResponse
+	(*ValidateConfigResponse)(nil), // 7: mycelium.plugin.v1.ValidateConfigResponse
 }
 var file_base_proto_depIdxs = []int32{
 	3, // 0: mycelium.plugin.v1.GetSchemaResponse.attributes:type_name -> mycelium.plugin.v1.SchemaAttribute
 	0, // 1: mycelium.plugin.v1.Base.GetInfo:input_type -> mycelium.plugin.v1.GetInfoRequest
 	2, // 2: mycelium.plugin.v1.Base.GetSchema:input_type -> mycelium.plugin.v1.GetSchemaRequest
 	5, // 3: mycelium.plugin.v1.Base.Configure:input_type -> mycelium.plugin.v1.ConfigureRequest
-	1, // 4: mycelium.plugin.v1.Base.GetInfo:output_type -> mycelium.plugin.v1.GetInfoResponse
-	4, // 5: mycelium.plugin.v1.Base.GetSchema:output_type -> mycelium.plugin.v1.GetSchemaResponse
-	6, // 6: mycelium.plugin.v1.Base.Configure:output_type -> mycelium.plugin.v1.ConfigureResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
+	5, // 4: mycelium.plugin.v1.Base.ValidateConfig:input_type -> mycelium.plugin.v1.ConfigureRequest
+	1, // 5: mycelium.plugin.v1.Base.GetInfo:output_type -> mycelium.plugin.v1.GetInfoResponse
+	4, // 6: mycelium.plugin.v1.Base.GetSchema:output_type -> mycelium.plugin.v1.GetSchemaResponse
+	6, // 7: mycelium.plugin.v1.Base.Configure:output_type -> mycelium.plugin.v1.ConfigureResponse
+	7, // 8: mycelium.plugin.v1.Base.ValidateConfig:output_type -> mycelium.plugin.v1.ValidateConfigResponse
+	5, // [5:9] is the sub-list for method output_type
+	1, // [1:5] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -446,7 +487,7 @@ func file_base_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_base_proto_rawDesc), len(file_base_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -4,6 +4,10 @@
 //
 //	*junk*      writes junk to stdout, through os.Stdout and straight to fd 1
 //	*required*  declares required attributes "token" (string) and "retries" (number)
+//	*novalidate* does not implement sdk.ConfigValidator, like a plugin built
+//	            before configurations could be checked without applying them
+//
+// Configure and ValidateConfig refuse the greeting "reject-me".
 //
 // Check answers healthy with a reason naming the URL and the configured
 // token, and logs one line through the sdk logger. A check of the URL
@@ -48,8 +52,18 @@ func (c *checker) Schema() sdk.Schema {
 	return s
 }
 
-func (c *checker) Configure(_ context.Context, cfg sdk.Config) error {
+func (c *checker) ValidateConfig(_ context.Context, cfg sdk.Config) error {
+	if g := cfg.String("greeting", ""); g == "reject-me" {
+		return fmt.Errorf("greeting %q is refused", g)
+	}
+	return nil
+}
+
+func (c *checker) Configure(ctx context.Context, cfg sdk.Config) error {
 	c.scribble("configure")
+	if err := c.ValidateConfig(ctx, cfg); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.cfg = cfg
 	c.mu.Unlock()
@@ -79,10 +93,27 @@ func (c *checker) scribble(where string) {
 	_, _ = syscall.Write(1, []byte("raw junk on fd 1 from "+where+"\n"))
 }
 
+// withoutValidator serves a checker without its ValidateConfig method.
+type withoutValidator struct{ c *checker }
+
+func (w withoutValidator) Info() sdk.Info     { return w.c.Info() }
+func (w withoutValidator) Schema() sdk.Schema { return w.c.Schema() }
+func (w withoutValidator) Configure(ctx context.Context, cfg sdk.Config) error {
+	return w.c.Configure(ctx, cfg)
+}
+func (w withoutValidator) Check(ctx context.Context, hc sdk.HealthCheck) (sdk.HealthResult, error) {
+	return w.c.Check(ctx, hc)
+}
+
 func main() {
 	base := filepath.Base(os.Args[0])
-	sdk.Serve(&checker{
+	c := &checker{
 		junk:     strings.Contains(base, "junk"),
 		required: strings.Contains(base, "required"),
-	})
+	}
+	if strings.Contains(base, "novalidate") {
+		sdk.Serve(withoutValidator{c})
+		return
+	}
+	sdk.Serve(c)
 }
