@@ -191,7 +191,7 @@ func (s *baseServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 		return nil, err
 	}
 	if err := s.impl.Configure(ctx, cfg); err != nil {
-		return nil, err
+		return nil, wireError(err)
 	}
 	return &pb.ConfigureResponse{}, nil
 }
@@ -286,6 +286,9 @@ func remoteError(err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
+	}
+	if ae, ok := attributeErrorOf(st); ok {
+		return ae
 	}
 	switch st.Code() {
 	case codes.Unknown:

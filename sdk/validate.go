@@ -56,7 +56,7 @@ func (s *baseServer) ValidateConfig(ctx context.Context, req *pb.ConfigureReques
 		return nil, err
 	}
 	if err := v.ValidateConfig(ctx, cfg); err != nil {
-		return nil, err
+		return nil, wireError(err)
 	}
 	return &pb.ValidateConfigResponse{}, nil
 }

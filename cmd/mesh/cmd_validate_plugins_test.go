@@ -42,14 +42,14 @@ func TestValidatePluginConfig(t *testing.T) {
 		{"missing required", "plugin \"repo\" \"fs\" {\n  config {\n  }\n}\n", 1,
 			[]string{"plugin.hcl line 2", `"dir"`}},
 		{"value the bundled plugin rejects", "plugin \"health\" \"http\" {\n  config {\n    path = \"ready\"\n  }\n}\n", 1,
-			[]string{"plugin.hcl line 1", "Plugin rejects its configuration", "path must start with /"}},
+			[]string{"plugin.hcl line 3", `Invalid value for "path"`, "must start with /"}},
 		{"valid", "plugin \"health\" \"http\" {\n  config {\n    timeout = \"2s\"\n  }\n}\n", 0, nil},
 		{"external, wrong type", external("    default_weight = \"heavy\"\n"), 1,
 			[]string{"plugin.hcl line 4", "number is required"}},
 		{"external, unknown attribute", external("    colour = \"red\"\n"), 1,
 			[]string{"plugin.hcl line 4", "colour"}},
 		{"external, value the plugin rejects", external("    mode = \"fastest\"\n"), 1,
-			[]string{"plugin.hcl line 1", "Plugin rejects its configuration", `got "fastest"`}},
+			[]string{"plugin.hcl line 4", `Invalid value for "mode"`, `got "fastest"`}},
 		{"external, valid", external("    mode = \"p2c\"\n"), 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

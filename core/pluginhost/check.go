@@ -71,7 +71,7 @@ func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.D
 		if inst.client.Exited() || isTransport(verr) {
 			return inst.info, blockDiags(spec, "Plugin failed while validating", fmt.Sprintf("%s: %v", p.where(), verr)), fmt.Errorf("%s: %w", p.where(), verr)
 		}
-		diags = append(diags, blockDiags(spec, "Plugin rejects its configuration", fmt.Sprintf("The %s plugin %q refuses this block: %v.", p.kind, p.name, verr))...)
+		diags = append(diags, p.rejection(verr)...)
 	}
 	return inst.info, diags, nil
 }
@@ -91,4 +91,28 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// rejection is the diagnostic of a configuration the plugin refused. An
+// sdk.AttributeError points at that attribute's value in mesh.hcl (or at
+// the block when the attribute was left to its default); any other error
+// at the plugin block.
+func (p *Plugin) rejection(err error) hcl.Diagnostics {
+	var ae *sdk.AttributeError
+	if !errors.As(err, &ae) {
+		return blockDiags(p.spec, "Plugin rejects its configuration",
+			fmt.Sprintf("The plugin refuses this block: %v.", err))
+	}
+	summary := fmt.Sprintf("Invalid value for %q", ae.Attribute)
+	detail := fmt.Sprintf("The plugin refuses this value: %v.", ae.Err)
+	if p.spec.Config != nil {
+		content, _, _ := p.spec.Config.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: ae.Attribute}}})
+		if content != nil {
+			if attr, ok := content.Attributes[ae.Attribute]; ok {
+				rng := attr.Expr.Range()
+				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}}
+			}
+		}
+	}
+	return blockDiags(p.spec, summary, fmt.Sprintf("The plugin refuses %s, left to its default: %v.", ae.Attribute, ae.Err))
 }

@@ -44,12 +44,14 @@ func TestCheck(t *testing.T) {
 		{"bundled, wrong type", block("health", "http", "", "    timeout = \"soon\"\n"), hcl.DiagError,
 			[]string{file + ":3,", "not a duration"}, nil},
 		{"bundled, value the plugin rejects", block("health", "http", "", "    path = \"ready\"\n"), hcl.DiagError,
-			[]string{file + ":1,", "Plugin rejects its configuration", "path must start with /"}, nil},
+			[]string{file + ":3,", `Invalid value for "path"`, "must start with /"}, nil},
 		{"external, valid", block("health", "ext", testPlugin, "    greeting = \"hello\"\n"), 0, nil, nil},
 		{"external, unknown attribute", block("health", "ext", testPlugin, "    colour = 1\n"), hcl.DiagError,
 			[]string{file + ":4,", "colour"}, nil},
 		{"external, value the plugin rejects", block("health", "ext", testPlugin, "    greeting = \"reject-me\"\n"), hcl.DiagError,
-			[]string{"Plugin rejects its configuration", `greeting "reject-me" is refused`}, nil},
+			[]string{file + ":4,", `Invalid value for "greeting"`, `"reject-me" is refused`}, nil},
+		{"external, block the plugin rejects", block("health", "ext", testPlugin, "    greeting = \"reject-block\"\n"), hcl.DiagError,
+			[]string{file + ":1,", "Plugin rejects its configuration", "the whole block is refused"}, nil},
 		{"external without a validator", block("health", "old", noValidate, "    greeting = \"reject-me\"\n"), hcl.DiagWarning,
 			[]string{"checked against the schema only", "does not implement sdk.ConfigValidator"}, nil},
 		{"external, missing command", block("health", "gone", filepath.Join(dir, "nope"), ""), hcl.DiagError,
@@ -86,5 +88,32 @@ func TestCheck(t *testing.T) {
 	}
 	if n := len(h.Statuses()); n != 0 {
 		t.Errorf("Check left %d plugins loaded", n)
+	}
+}
+
+// A block the plugin refuses at Load (mesh run) is a ConfigError at the
+// attribute's own line, naming the plugin once.
+func TestLoadRejectedAttribute(t *testing.T) {
+	h, _ := newHost(t, nil)
+	spec := pluginBlock(t, "/etc/mesh/mesh.hcl", "plugin \"health\" \"ext\" {\n  command = \""+testPlugin+"\"\n  config {\n    greeting = \"reject-me\"\n  }\n}\n")
+	_, err := h.Load(ctxT(t), spec)
+	var diags hcl.Diagnostics
+	if !errors.Is(err, pluginhost.ErrConfig) || !errors.As(err, &diags) {
+		t.Fatalf("Load: %v, want a config error", err)
+	}
+	if len(diags) != 1 || diags[0].Subject == nil || diags[0].Subject.Start.Line != 4 {
+		t.Fatalf("diagnostics %v, want one at line 4", diags)
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, `"ext"`); n != 1 {
+		t.Errorf("plugin named %d times in %q", n, msg)
+	}
+	for _, w := range []string{"/etc/mesh/mesh.hcl:4,", `Invalid value for "greeting"`, `"reject-me" is refused`} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error lacks %q: %s", w, msg)
+		}
+	}
+	if n := len(h.Statuses()); n != 0 {
+		t.Errorf("a refused plugin stays loaded (%d)", n)
 	}
 }

@@ -439,7 +439,13 @@ func (p *Plugin) startConfigured(ctx context.Context, first bool) (*instance, er
 	cctx, cancel := p.callContext(ctx)
 	defer cancel()
 	if err := inst.shim.Configure(cctx, cfg); err != nil {
+		exited := inst.client.Exited() || isTransport(err)
 		inst.kill()
+		if first && !exited && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			// The plugin refused its block: report it like a schema
+			// mistake, at the attribute's file and line when it says which.
+			return nil, &ConfigError{Kind: p.kind, Name: p.name, Diags: p.rejection(err)}
+		}
 		return nil, fmt.Errorf("%s: %w", p.where(), err)
 	}
 	p.mu.Lock()

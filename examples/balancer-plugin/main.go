@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,21 +63,21 @@ func parse(cfg sdk.Config) (settings, error) {
 	for _, pair := range cfg.StringList("weights", nil) {
 		id, w, ok := strings.Cut(pair, "=")
 		if !ok || id == "" {
-			return settings{}, fmt.Errorf("weights: %q is not <endpoint id>=<weight>", pair)
+			return settings{}, sdk.AttrErrorf("weights", "%q is not <endpoint id>=<weight>", pair)
 		}
 		n, err := strconv.ParseUint(strings.TrimSpace(w), 10, 32)
 		if err != nil {
-			return settings{}, fmt.Errorf("weights: %q: weight must be a whole number: %v", pair, err)
+			return settings{}, sdk.AttrErrorf("weights", "%q: weight must be a whole number: %v", pair, err)
 		}
 		weights[strings.TrimSpace(id)] = uint32(n)
 	}
 	def := cfg.Number("default_weight", 1)
 	if def < 0 || def != float64(uint32(def)) {
-		return settings{}, fmt.Errorf("default_weight must be a whole number ≥ 0, got %v", def)
+		return settings{}, sdk.AttrErrorf("default_weight", "must be a whole number ≥ 0, got %v", def)
 	}
 	mode := sdk.PickMode(cfg.String("mode", string(sdk.ModeRoundRobin)))
 	if mode != sdk.ModeRoundRobin && mode != sdk.ModeP2C {
-		return settings{}, fmt.Errorf("mode must be %q or %q, got %q", sdk.ModeRoundRobin, sdk.ModeP2C, mode)
+		return settings{}, sdk.AttrErrorf("mode", "must be %q or %q, got %q", sdk.ModeRoundRobin, sdk.ModeP2C, mode)
 	}
 	return settings{weights: weights, fallback: uint32(def), mode: mode}, nil
 }

@@ -45,7 +45,7 @@ func (c *checker) Schema() sdk.Schema {
 func (c *checker) Configure(_ context.Context, cfg sdk.Config) error {
 	t := cfg.Duration("timeout", time.Second)
 	if t <= 0 {
-		return fmt.Errorf("timeout must be positive, got %s", t)
+		return sdk.AttrErrorf("timeout", "must be positive, got %s", t)
 	}
 	c.mu.Lock()
 	c.timeout = t

@@ -66,10 +66,10 @@ func (b *backend) Configure(ctx context.Context, cfg sdk.Config) error {
 func (b *backend) ValidateConfig(_ context.Context, cfg sdk.Config) error {
 	dir := cfg.String("dir", "")
 	if dir == "" {
-		return errors.New("dir is required")
+		return sdk.AttrErrorf("dir", "is required")
 	}
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		return fmt.Errorf("dir %s exists and is not a directory", dir)
+		return sdk.AttrErrorf("dir", "%s exists and is not a directory", dir)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -133,7 +134,7 @@ func TestValidateConfigCreatesNothing(t *testing.T) {
 		cfg  sdk.Config
 		want string // "" for accepted
 	}{
-		{"no dir", sdk.Config{}, "dir is required"},
+		{"no dir", sdk.Config{}, "dir: is required"},
 		{"a file", sdk.Config{"dir": file}, "not a directory"},
 		{"a directory to create", sdk.Config{"dir": fresh}, ""},
 	} {
@@ -141,6 +142,11 @@ func TestValidateConfigCreatesNothing(t *testing.T) {
 			err := v.ValidateConfig(context.Background(), tc.cfg)
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("ValidateConfig: %v, want %q", err, tc.want)
+			}
+			// The error names its attribute across gRPC.
+			var ae *sdk.AttributeError
+			if tc.want != "" && (!errors.As(err, &ae) || ae.Attribute != "dir") {
+				t.Errorf("ValidateConfig: %v is not an AttributeError for dir", err)
 			}
 		})
 	}

@@ -7,7 +7,8 @@
 //	*novalidate* does not implement sdk.ConfigValidator, like a plugin built
 //	            before configurations could be checked without applying them
 //
-// Configure and ValidateConfig refuse the greeting "reject-me".
+// Configure and ValidateConfig refuse the greeting "reject-me" (naming the
+// attribute) and "reject-block" (naming none).
 //
 // Check answers healthy with a reason naming the URL and the configured
 // token, and logs one line through the sdk logger. A check of the URL
@@ -53,8 +54,11 @@ func (c *checker) Schema() sdk.Schema {
 }
 
 func (c *checker) ValidateConfig(_ context.Context, cfg sdk.Config) error {
-	if g := cfg.String("greeting", ""); g == "reject-me" {
-		return fmt.Errorf("greeting %q is refused", g)
+	switch g := cfg.String("greeting", ""); g {
+	case "reject-me":
+		return sdk.AttrErrorf("greeting", "%q is refused", g)
+	case "reject-block":
+		return fmt.Errorf("the whole block is refused")
 	}
 	return nil
 }
