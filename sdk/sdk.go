@@ -42,9 +42,11 @@ const (
 	TypeBool       AttrType = "bool"
 	TypeDuration   AttrType = "duration" // written as a string such as "250ms"
 	TypeStringList AttrType = "list(string)"
-	// TypePath is a string naming a file or directory. A relative path
-	// written in mesh.hcl is resolved against the directory of that file,
-	// so the plugin always receives the path the operator meant.
+	// TypePath is a string naming a file or directory. It always arrives
+	// absolute: a relative path written in mesh.hcl is resolved against the
+	// directory of that file (a relative default as if it were written
+	// there), so the plugin receives the path the operator meant whatever
+	// its own working directory.
 	TypePath AttrType = "path"
 )
 

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
+	"github.com/mycelium-mesh/mesh/sdk"
 )
 
 // Check is the one validation of a plugin block: every case below is
@@ -115,5 +117,33 @@ func TestLoadRejectedAttribute(t *testing.T) {
 	}
 	if n := len(h.Statuses()); n != 0 {
 		t.Errorf("a refused plugin stays loaded (%d)", n)
+	}
+}
+
+// Integers a plugin logs reach the host's log as integers, not as floats
+// in exponent form; fractions stay fractions.
+func TestPluginLogIntegers(t *testing.T) {
+	h, logs := newHost(t, nil)
+	hc, err := h.Health(ctxT(t), pluginhost.Spec{Kind: "health", Name: "ints", Command: testPlugin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hc.Check(ctxT(t), sdk.HealthCheck{URL: "http://127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	waitFor(t, 5*time.Second, "the plugin's log line in the host log", func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "test check served") {
+				line = l
+				return true
+			}
+		}
+		return false
+	})
+	for _, w := range []string{"bytes=8900000", "ratio=0.5"} {
+		if !strings.Contains(line, w) {
+			t.Errorf("log line lacks %s: %s", w, line)
+		}
 	}
 }

@@ -66,16 +66,31 @@ func DecodeConfigContext(schema sdk.Schema, body hcl.Body, ectx *hcl.EvalContext
 		}
 		cfg[name] = val
 	}
+	// A path left to its default is resolved as if it were written in
+	// the block.
+	for _, a := range schema.Attributes {
+		if p, ok := a.Default.(string); ok && a.Type == sdk.TypePath && p != "" {
+			if _, set := cfg[a.Name]; !set {
+				cfg[a.Name] = resolvePath(p, body.MissingItemRange().Filename)
+			}
+		}
+	}
 	return cfg.WithDefaults(schema), diags
 }
 
-// resolvePath makes a relative path absolute against the directory of the
-// configuration file it was written in (as mesh.hcl's own paths are).
+// resolvePath makes a path absolute: a relative one is taken against the
+// directory of the configuration file it was written in (as mesh.hcl's own
+// paths are), or against the working directory when there is no file.
+// Plugins therefore always get an absolute path, whatever their working
+// directory.
 func resolvePath(p, file string) string {
-	if filepath.IsAbs(p) || file == "" {
-		return p
+	if !filepath.IsAbs(p) && file != "" {
+		p = filepath.Join(filepath.Dir(file), p)
 	}
-	return filepath.Join(filepath.Dir(file), p)
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
 }
 
 func attrDiag(attr *hcl.Attribute, summary, detail string) *hcl.Diagnostic {

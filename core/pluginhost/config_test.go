@@ -1,6 +1,8 @@
 package pluginhost_test
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"testing"
@@ -128,18 +130,30 @@ func TestBundledSchemaWithoutLaunch(t *testing.T) {
 }
 
 // A path attribute written relative is resolved against the directory of
-// the file that sets it; an absolute one is kept; an empty one is refused.
+// the file that sets it, and arrives absolute even when that file was named
+// relative to the working directory; an absolute one is kept; an empty one
+// is refused; a default is resolved as if it were written in the block.
 func TestDecodeConfigPath(t *testing.T) {
-	schema := sdk.Schema{Attributes: []sdk.Attribute{{Name: "dir", Type: sdk.TypePath}}}
+	schema := sdk.Schema{Attributes: []sdk.Attribute{
+		{Name: "dir", Type: sdk.TypePath},
+		{Name: "cache", Type: sdk.TypePath, Default: "cache"},
+	}}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		src, want, err string
+		file, src, want, err string
+		cache                string // "" to skip
 	}{
-		{`dir = "blobs"`, "/etc/mesh/blobs", ""},
-		{`dir = "../shared/blobs"`, "/etc/shared/blobs", ""},
-		{`dir = "/var/lib/blobs"`, "/var/lib/blobs", ""},
-		{`dir = ""`, "", "Incorrect attribute value type"},
+		{"/etc/mesh/mesh.hcl", `dir = "blobs"`, "/etc/mesh/blobs", "", "/etc/mesh/cache"},
+		{"/etc/mesh/mesh.hcl", `dir = "../shared/blobs"`, "/etc/shared/blobs", "", ""},
+		{"/etc/mesh/mesh.hcl", `dir = "/var/lib/blobs"`, "/var/lib/blobs", "", ""},
+		{"/etc/mesh/mesh.hcl", `dir = ""`, "", "Incorrect attribute value type", ""},
+		{"mesh.hcl", `dir = "blobs"`, filepath.Join(wd, "blobs"), "", filepath.Join(wd, "cache")},
+		{"conf/mesh.hcl", `dir = "./blobs"`, filepath.Join(wd, "conf", "blobs"), "", ""},
 	} {
-		f, diags := hclsyntax.ParseConfig([]byte(tc.src), "/etc/mesh/mesh.hcl", hcl.InitialPos)
+		f, diags := hclsyntax.ParseConfig([]byte(tc.src), tc.file, hcl.InitialPos)
 		if diags.HasErrors() {
 			t.Fatal(diags)
 		}
@@ -155,6 +169,9 @@ func TestDecodeConfigPath(t *testing.T) {
 		}
 		if got := cfg.String("dir", ""); got != tc.want {
 			t.Errorf("%s: dir = %q, want %q", tc.src, got, tc.want)
+		}
+		if got := cfg.String("cache", ""); tc.cache != "" && got != tc.cache {
+			t.Errorf("%s: default cache = %q, want %q", tc.src, got, tc.cache)
 		}
 	}
 }

@@ -323,7 +323,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     p.h.opts.StartTimeout,
-		Logger:           fixedName{p.logger},
+		Logger:           pluginLogger{p.logger},
 		Stderr:           stderr,
 	})
 	rpc, err := client.Client()
@@ -672,13 +672,6 @@ func (p *Plugin) Close() error {
 	p.logger.Debug("plugin closed")
 	return nil
 }
-
-// fixedName keeps every log line of a plugin under the plugin's own name:
-// go-plugin would otherwise name them after the executable, which is
-// "mesh" for every bundled plugin.
-type fixedName struct{ hclog.Logger }
-
-func (f fixedName) Named(string) hclog.Logger { return f }
 
 // tailBuffer keeps the last max bytes written to it, to quote a failing
 // plugin's stderr in its start error.

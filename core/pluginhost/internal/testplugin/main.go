@@ -85,7 +85,7 @@ func (c *checker) Check(_ context.Context, hc sdk.HealthCheck) (sdk.HealthResult
 	c.mu.Lock()
 	cfg := c.cfg
 	c.mu.Unlock()
-	sdk.Logger().Info("test check served", "url", hc.URL)
+	sdk.Logger().Info("test check served", "url", hc.URL, "bytes", 8900000, "ratio", 0.5)
 	return sdk.HealthResult{Healthy: true, Reason: fmt.Sprintf("checked %s greeting=%s token=%s", hc.URL, cfg.String("greeting", ""), cfg.String("token", ""))}, nil
 }
 
