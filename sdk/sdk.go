@@ -31,7 +31,8 @@
 //
 // # Attribute values
 //
-// Config holds string, float64, bool or []string values. A TypeDuration
+// Config holds string, float64, int64 (TypeInt), bool or []string values,
+// within the Min, Max and OneOf the Schema declares. A TypeDuration
 // arrives as a string the host checked with time.ParseDuration. A TypePath
 // arrives absolute, resolved against the directory of the mesh.hcl that set
 // it. Absent attributes carry their Default.
@@ -105,6 +106,7 @@ type AttrType string
 const (
 	TypeString     AttrType = "string"
 	TypeNumber     AttrType = "number"
+	TypeInt        AttrType = "int" // a whole number; arrives as int64
 	TypeBool       AttrType = "bool"
 	TypeDuration   AttrType = "duration" // written as a string such as "250ms"
 	TypeStringList AttrType = "list(string)"
@@ -123,6 +125,12 @@ type Attribute struct {
 	Required    bool
 	Default     any // used when the attribute is absent; nil means none
 	Description string
+	// Min and Max bound a number or int attribute, inclusive; nil means
+	// no bound (write Min: new(0.0)). The host refuses a value outside
+	// them at its line in mesh.hcl, so the plugin never sees one.
+	Min, Max *float64
+	// OneOf lists the values a string attribute may take; empty: any.
+	OneOf []string
 }
 
 // Schema declares the attributes a plugin accepts in its config block. The
@@ -133,8 +141,8 @@ type Schema struct {
 }
 
 // Config is a decoded plugin configuration: attribute name to value. Values
-// are string, float64, bool or []string; durations arrive as strings and are
-// read with Duration.
+// are string, float64, int64, bool or []string; durations arrive as strings
+// and are read with Duration.
 type Config map[string]any
 
 // Plugin is what every plugin kind implements.

@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"path/filepath"
 	"time"
 
@@ -59,6 +60,10 @@ func DecodeConfigContext(schema sdk.Schema, body hcl.Body, ectx *hcl.EvalContext
 		val, detail := convertValue(a, v)
 		if detail != "" {
 			diags = append(diags, attrDiag(attr, "Incorrect attribute value type", fmt.Sprintf("Inappropriate value for attribute %q: %s.", name, detail)))
+			continue
+		}
+		if msg := a.Check(val); msg != "" {
+			diags = append(diags, attrDiag(attr, "Invalid attribute value", fmt.Sprintf("The value of %q %s.", name, msg)))
 			continue
 		}
 		if p, ok := val.(string); ok && a.Type == sdk.TypePath {
@@ -121,6 +126,17 @@ func convertValue(a sdk.Attribute, v cty.Value) (any, string) {
 			return nil, "the number is out of range"
 		}
 		return f, ""
+	case sdk.TypeInt:
+		cv, err := convert.Convert(v, cty.Number)
+		if err != nil {
+			return nil, "a whole number is required"
+		}
+		bf := cv.AsBigFloat()
+		n, acc := bf.Int64()
+		if !bf.IsInt() || acc != big.Exact {
+			return nil, fmt.Sprintf("a whole number is required, got %s", bf.Text('g', -1))
+		}
+		return n, ""
 	case sdk.TypeBool:
 		cv, err := convert.Convert(v, cty.Bool)
 		if err != nil {

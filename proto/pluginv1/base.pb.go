@@ -166,12 +166,18 @@ func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
 type SchemaAttribute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// One of "string", "number", "bool", "duration", "list(string)".
+	// One of "string", "number", "int", "bool", "duration", "list(string)",
+	// "path".
 	Type     string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	Required bool   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
 	// JSON encoding of the default value; empty when there is none.
-	DefaultJson   string `protobuf:"bytes,4,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
-	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	DefaultJson string `protobuf:"bytes,4,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// Bounds of a number or int attribute, inclusive; unset: none.
+	Min *float64 `protobuf:"fixed64,6,opt,name=min,proto3,oneof" json:"min,omitempty"`
+	Max *float64 `protobuf:"fixed64,7,opt,name=max,proto3,oneof" json:"max,omitempty"`
+	// The values a string attribute may take; empty: any.
+	OneOf         []string `protobuf:"bytes,8,rep,name=one_of,json=oneOf,proto3" json:"one_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +245,27 @@ func (x *SchemaAttribute) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *SchemaAttribute) GetMin() float64 {
+	if x != nil && x.Min != nil {
+		return *x.Min
+	}
+	return 0
+}
+
+func (x *SchemaAttribute) GetMax() float64 {
+	if x != nil && x.Max != nil {
+		return *x.Max
+	}
+	return 0
+}
+
+func (x *SchemaAttribute) GetOneOf() []string {
+	if x != nil {
+		return x.OneOf
+	}
+	return nil
 }
 
 type GetSchemaResponse struct {
@@ -414,13 +441,18 @@ const file_base_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12!\n" +
 	"\fapi_versions\x18\x04 \x03(\rR\vapiVersions\"\x12\n" +
-	"\x10GetSchemaRequest\"\x9a\x01\n" +
+	"\x10GetSchemaRequest\"\xef\x01\n" +
 	"\x0fSchemaAttribute\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12!\n" +
 	"\fdefault_json\x18\x04 \x01(\tR\vdefaultJson\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\"X\n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x15\n" +
+	"\x03min\x18\x06 \x01(\x01H\x00R\x03min\x88\x01\x01\x12\x15\n" +
+	"\x03max\x18\a \x01(\x01H\x01R\x03max\x88\x01\x01\x12\x15\n" +
+	"\x06one_of\x18\b \x03(\tR\x05oneOfB\x06\n" +
+	"\x04_minB\x06\n" +
+	"\x04_max\"X\n" +
 	"\x11GetSchemaResponse\x12C\n" +
 	"\n" +
 	"attributes\x18\x01 \x03(\v2#.mycelium.plugin.v1.SchemaAttributeR\n" +
@@ -481,6 +513,7 @@ func file_base_proto_init() {
 	if File_base_proto != nil {
 		return
 	}
+	file_base_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
