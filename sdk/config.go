@@ -2,6 +2,8 @@ package sdk
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"time"
 )
 
@@ -30,6 +32,35 @@ func (c Config) Number(name string, def float64) float64 {
 		return float64(v)
 	}
 	return def
+}
+
+// Int returns the int attribute name, or def when it is absent or not a
+// whole number.
+func (c Config) Int(name string, def int64) int64 {
+	if n, ok := c.intValue(name); ok {
+		return n
+	}
+	return def
+}
+
+// intValue reads a whole number of any Go numeric type, JSON's float64
+// included.
+func (c Config) intValue(name string) (int64, bool) {
+	switch v := c[name].(type) {
+	case int64:
+		return v, true
+	case int:
+		return int64(v), true
+	case int32:
+		return int64(v), true
+	case uint32:
+		return int64(v), true
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) <= 1<<53 {
+			return int64(v), true
+		}
+	}
+	return 0, false
 }
 
 // Bool returns the bool attribute name, or def when it is absent or not a
@@ -116,9 +147,18 @@ func (s Schema) Validate() error {
 		}
 		seen[a.Name] = true
 		switch a.Type {
-		case TypeString, TypeNumber, TypeBool, TypeDuration, TypeStringList, TypePath:
+		case TypeString, TypeNumber, TypeInt, TypeBool, TypeDuration, TypeStringList, TypePath:
 		default:
 			return fmt.Errorf("schema: attribute %q: unknown type %q", a.Name, a.Type)
+		}
+		if (a.Min != nil || a.Max != nil) && a.Type != TypeNumber && a.Type != TypeInt {
+			return fmt.Errorf("schema: attribute %q: min and max apply to number and int only, not %s", a.Name, a.Type)
+		}
+		if a.Min != nil && a.Max != nil && *a.Min > *a.Max {
+			return fmt.Errorf("schema: attribute %q: min %v is above max %v", a.Name, *a.Min, *a.Max)
+		}
+		if len(a.OneOf) > 0 && a.Type != TypeString {
+			return fmt.Errorf("schema: attribute %q: one_of applies to string only, not %s", a.Name, a.Type)
 		}
 		if a.Default == nil {
 			continue
@@ -129,6 +169,8 @@ func (s Schema) Validate() error {
 			_, ok = a.Default.(string)
 		case TypeNumber:
 			ok = Config{"v": a.Default}.Number("v", -1) == Config{"v": a.Default}.Number("v", -2)
+		case TypeInt:
+			_, ok = Config{"v": a.Default}.intValue("v")
 		case TypeBool:
 			_, ok = a.Default.(bool)
 		case TypeDuration:
@@ -140,8 +182,42 @@ func (s Schema) Validate() error {
 			ok = Config{"v": a.Default}.StringList("v", nil) != nil
 		}
 		if !ok {
-			return fmt.Errorf("schema: attribute %q: default %v is not a %s", a.Name, a.Default, a.Type)
+			article := "a"
+			if a.Type == TypeInt {
+				article = "an"
+			}
+			return fmt.Errorf("schema: attribute %q: default %v is not %s %s", a.Name, a.Default, article, a.Type)
+		}
+		if msg := a.Check(a.Default); msg != "" {
+			return fmt.Errorf("schema: attribute %q: default %v: %s", a.Name, a.Default, msg)
 		}
 	}
 	return nil
+}
+
+// Check says what is wrong with v against the attribute's Min, Max and
+// OneOf, or "" when nothing is. v is a decoded value of the attribute's
+// type.
+func (a Attribute) Check(v any) string {
+	if a.Type == TypeNumber || a.Type == TypeInt {
+		f := Config{"v": v}.Number("v", math.NaN())
+		if n, ok := v.(int64); ok {
+			f = float64(n)
+		}
+		low := a.Min != nil && f < *a.Min
+		high := a.Max != nil && f > *a.Max
+		switch {
+		case !low && !high: // NaN (not a number) lands here too
+		case a.Min != nil && a.Max != nil:
+			return fmt.Sprintf("must be between %v and %v, got %v", *a.Min, *a.Max, v)
+		case low:
+			return fmt.Sprintf("must be at least %v, got %v", *a.Min, v)
+		default:
+			return fmt.Sprintf("must be at most %v, got %v", *a.Max, v)
+		}
+	}
+	if s, ok := v.(string); ok && len(a.OneOf) > 0 && !slices.Contains(a.OneOf, s) {
+		return fmt.Sprintf("must be one of %q, got %q", a.OneOf, s)
+	}
+	return ""
 }

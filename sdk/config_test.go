@@ -35,6 +35,10 @@ func TestConfigHelpers(t *testing.T) {
 		{"list from JSON", c.StringList("jl", nil), []string{"p", "q"}},
 		{"list mixed", c.StringList("mixed", []string{"def"}), []string{"def"}},
 		{"list absent", c.StringList("nope", []string{"def"}), []string{"def"}},
+		{"int", c.Int("i", 9), int64(3)},
+		{"int from a whole float", sdk.Config{"f": 4.0}.Int("f", 9), int64(4)},
+		{"int from a fraction", c.Int("n", 9), int64(9)},
+		{"int absent", c.Int("nope", 9), int64(9)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +88,13 @@ func TestSchemaValidate(t *testing.T) {
 		{"string default not a string", []sdk.Attribute{{Name: "a", Type: sdk.TypeString, Default: 1}}, "not a string"},
 		{"bad duration default", []sdk.Attribute{{Name: "a", Type: sdk.TypeDuration, Default: "soon"}}, "not a duration"},
 		{"number default not a number", []sdk.Attribute{{Name: "a", Type: sdk.TypeNumber, Default: "1"}}, "not a number"},
+		{"int with bounds and default", []sdk.Attribute{{Name: "a", Type: sdk.TypeInt, Default: 3, Min: new(0.0), Max: new(5.0)}}, ""},
+		{"int default a fraction", []sdk.Attribute{{Name: "a", Type: sdk.TypeInt, Default: 2.5}}, "not an int"},
+		{"default below min", []sdk.Attribute{{Name: "a", Type: sdk.TypeInt, Default: 0, Min: new(1.0)}}, "at least 1"},
+		{"min above max", []sdk.Attribute{{Name: "a", Type: sdk.TypeNumber, Min: new(2.0), Max: new(1.0)}}, "above max"},
+		{"bounds on a string", []sdk.Attribute{{Name: "a", Type: sdk.TypeString, Min: new(1.0)}}, "number and int only"},
+		{"one_of on a number", []sdk.Attribute{{Name: "a", Type: sdk.TypeNumber, OneOf: []string{"x"}}}, "string only"},
+		{"default not one of", []sdk.Attribute{{Name: "a", Type: sdk.TypeString, Default: "slow", OneOf: []string{"fast", "fair"}}}, "must be one of"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,9 @@ const DefaultCallTimeout = 5 * time.Second
 type Remote interface {
 	GetInfo(ctx context.Context) (Info, error)
 	GetSchema(ctx context.Context) (Schema, error)
+	// ValidateConfig asks whether the plugin would accept cfg, without
+	// applying it (see ConfigValidator).
+	ValidateConfig(ctx context.Context, cfg Config) error
 }
 
 // ClientPluginSet is the go-plugin set a host dispenses from: one entry per
@@ -169,7 +172,8 @@ func (s *baseServer) GetSchema(context.Context, *pb.GetSchemaRequest) (*pb.GetSc
 	sc := s.impl.Schema()
 	out := &pb.GetSchemaResponse{}
 	for _, a := range sc.Attributes {
-		pa := &pb.SchemaAttribute{Name: a.Name, Type: string(a.Type), Required: a.Required, Description: a.Description}
+		pa := &pb.SchemaAttribute{Name: a.Name, Type: string(a.Type), Required: a.Required, Description: a.Description,
+			Min: a.Min, Max: a.Max, OneOf: a.OneOf}
 		if a.Default != nil {
 			b, err := json.Marshal(a.Default)
 			if err != nil {
@@ -183,28 +187,30 @@ func (s *baseServer) GetSchema(context.Context, *pb.GetSchemaRequest) (*pb.GetSc
 }
 
 func (s *baseServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
-	cfg := Config{}
-	if len(req.ConfigJson) > 0 {
-		if err := json.Unmarshal(req.ConfigJson, &cfg); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "decode config: %v", err)
-		}
-	}
-	cfg = normalizeConfig(cfg, s.impl.Schema())
-	if err := s.impl.Configure(ctx, cfg); err != nil {
+	cfg, err := s.decodeConfig(req)
+	if err != nil {
 		return nil, err
+	}
+	if err := s.impl.Configure(ctx, cfg); err != nil {
+		return nil, wireError(err)
 	}
 	return &pb.ConfigureResponse{}, nil
 }
 
 // normalizeConfig turns JSON-decoded lists into []string for list(string)
-// attributes so plugins see the documented Go types.
+// attributes and numbers into int64 for int ones, so plugins see the
+// documented Go types.
 func normalizeConfig(c Config, s Schema) Config {
 	for _, a := range s.Attributes {
-		if a.Type != TypeStringList {
-			continue
-		}
-		if _, ok := c[a.Name].([]any); ok {
-			c[a.Name] = c.StringList(a.Name, nil)
+		switch a.Type {
+		case TypeStringList:
+			if _, ok := c[a.Name].([]any); ok {
+				c[a.Name] = c.StringList(a.Name, nil)
+			}
+		case TypeInt:
+			if n, ok := c.intValue(a.Name); ok {
+				c[a.Name] = n
+			}
 		}
 	}
 	return c
@@ -232,14 +238,20 @@ func (c *baseClient) GetSchema(ctx context.Context) (Schema, error) {
 	}
 	var s Schema
 	for _, a := range r.Attributes {
-		attr := Attribute{Name: a.Name, Type: AttrType(a.Type), Required: a.Required, Description: a.Description}
+		attr := Attribute{Name: a.Name, Type: AttrType(a.Type), Required: a.Required, Description: a.Description,
+			Min: a.Min, Max: a.Max, OneOf: a.OneOf}
 		if a.DefaultJson != "" {
 			var v any
 			if err := json.Unmarshal([]byte(a.DefaultJson), &v); err != nil {
 				return Schema{}, fmt.Errorf("get schema: default of %q: %w", a.Name, err)
 			}
-			if attr.Type == TypeStringList {
+			switch attr.Type {
+			case TypeStringList:
 				v = Config{"v": v}.StringList("v", nil)
+			case TypeInt:
+				if n, ok := (Config{"v": v}).intValue("v"); ok {
+					v = n
+				}
 			}
 			attr.Default = v
 		}
@@ -286,6 +298,9 @@ func remoteError(err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
+	}
+	if ae, ok := attributeErrorOf(st); ok {
+		return ae
 	}
 	switch st.Code() {
 	case codes.Unknown:

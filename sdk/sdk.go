@@ -1,10 +1,77 @@
 // Package sdk is what plugin authors import to write Mycelium Mesh plugins.
 //
 // A plugin is a separate executable that serves one plugin kind (repo backend,
-// balancer or health checker) over gRPC through hashicorp/go-plugin. The mesh
-// host launches it, negotiates the API version, hands it its configuration and
-// then calls it. The sdk never imports the mesh engine: building a plugin pulls
-// in only this package, its protobuf definitions and go-plugin.
+// balancer, health checker or hosting backend) over gRPC through
+// hashicorp/go-plugin. The mesh host launches it, negotiates the API version,
+// hands it its configuration and then calls it. The sdk never imports the mesh
+// engine: building a plugin pulls in only this package, its protobuf
+// definitions and go-plugin.
+//
+// # Life of a plugin
+//
+// The host starts the executable with the mesh's working directory and an
+// environment without the control token. When mesh.hcl gives the plugin a
+// sha256, the host hashes the file while copying it into a private directory
+// and runs that copy, which is removed once the process has started: a plugin
+// must not look for files beside its own executable (os.Executable) then.
+// The host calls Info and Schema, decodes the operator's config block against
+// the Schema (types, unknown and missing attributes are the host's errors,
+// with file and line) and calls Configure once, before any call of the
+// kind. A process that exits is restarted with backoff and configured again
+// with the same configuration; meanwhile calls fail fast and the host keeps
+// the last good state (the edge its last policy), so a plugin may crash
+// without costing a request. `mesh validate` and `mesh plugins` start the
+// plugin too, but call only Info, Schema and ValidateConfig (see
+// ConfigValidator), never Configure or a kind's methods, and stop it again.
+//
+// Return AttrErrorf from Configure or ValidateConfig for a bad value: the host
+// reports it at that attribute's line. Plugins log with Logger (hclog, to
+// stderr); lines appear in the mesh's log under the plugin's kind and name.
+// Nothing may be written to stdout, which carries the handshake.
+//
+// # Attribute values
+//
+// Config holds string, float64, int64 (TypeInt), bool or []string values,
+// within the Min, Max and OneOf the Schema declares. A TypeDuration
+// arrives as a string the host checked with time.ParseDuration. A TypePath
+// arrives absolute, resolved against the directory of the mesh.hcl that set
+// it. Absent attributes carry their Default.
+//
+// # Balancers
+//
+// Balance is never called per request. The edge calls it for one app when
+// the app's endpoint set changes and every load report interval (500ms,
+// not configurable today), on one stream per plugin; Loads cover the interval
+// since the previous call. Endpoint.URL is the instance's base URL,
+// "http://127.0.0.1:PORT" (scheme, host and port, no path); Endpoint.ID and
+// NodeID are the node the instance runs on. The edge applies the returned
+// Policy to the app it asked about, whatever Policy.App says. An endpoint
+// missing from Weights gets weight 1, weight 0 takes it out of picks, and a
+// policy whose weights are all zero is served as if every weight were 1, so
+// that a balancer cannot switch an app off. An unknown Mode is taken as
+// ModeRoundRobin. An error (or no answer within the host's deadline) keeps
+// the previous policy in force.
+//
+// # Health checkers
+//
+// Check gates a new instance: the agent polls it, fast at first and then
+// backing off, until it answers Healthy:true or the health timeout passes.
+// Checks stop once the instance is healthy; they are not a liveness probe.
+// Healthy:false with a Reason means "the instance is not ready" and is
+// retried; an error means the checker could not check (a bad URL, its own
+// failure) and is retried as well, its text becoming the reason reported if
+// the instance never gets healthy. HealthCheck.URL has the form of
+// Endpoint.URL and Timeout is the deadline of that one check.
+//
+// # Repo backends
+//
+// The mesh keeps its own content-addressed store on disk; the backend is a
+// second home for blobs. When a blob is published the host calls Has and,
+// when that says false, Put with the whole blob. When a node needs a blob it
+// does not have locally, the host calls Get; found=false means the backend
+// does not have it either. Every blob Get returns is re-hashed by the host
+// and refused when it does not match its digest: a backend is not trusted
+// with integrity. Digests are "sha256:" and 64 lowercase hex digits.
 package sdk
 
 import (
@@ -39,12 +106,15 @@ type AttrType string
 const (
 	TypeString     AttrType = "string"
 	TypeNumber     AttrType = "number"
+	TypeInt        AttrType = "int" // a whole number; arrives as int64
 	TypeBool       AttrType = "bool"
 	TypeDuration   AttrType = "duration" // written as a string such as "250ms"
 	TypeStringList AttrType = "list(string)"
-	// TypePath is a string naming a file or directory. A relative path
-	// written in mesh.hcl is resolved against the directory of that file,
-	// so the plugin always receives the path the operator meant.
+	// TypePath is a string naming a file or directory. It always arrives
+	// absolute: a relative path written in mesh.hcl is resolved against the
+	// directory of that file (a relative default as if it were written
+	// there), so the plugin receives the path the operator meant whatever
+	// its own working directory.
 	TypePath AttrType = "path"
 )
 
@@ -55,6 +125,12 @@ type Attribute struct {
 	Required    bool
 	Default     any // used when the attribute is absent; nil means none
 	Description string
+	// Min and Max bound a number or int attribute, inclusive; nil means
+	// no bound (write Min: new(0.0)). The host refuses a value outside
+	// them at its line in mesh.hcl, so the plugin never sees one.
+	Min, Max *float64
+	// OneOf lists the values a string attribute may take; empty: any.
+	OneOf []string
 }
 
 // Schema declares the attributes a plugin accepts in its config block. The
@@ -65,8 +141,8 @@ type Schema struct {
 }
 
 // Config is a decoded plugin configuration: attribute name to value. Values
-// are string, float64, bool or []string; durations arrive as strings and are
-// read with Duration.
+// are string, float64, int64, bool or []string; durations arrive as strings
+// and are read with Duration.
 type Config map[string]any
 
 // Plugin is what every plugin kind implements.
@@ -111,7 +187,7 @@ type RepoBackend interface {
 // Endpoint is one routable instance of an app.
 type Endpoint struct {
 	ID     string // stable identifier, unique within the app (the node ID)
-	URL    string
+	URL    string // base URL of the instance: "http://127.0.0.1:PORT", no path
 	NodeID string
 }
 

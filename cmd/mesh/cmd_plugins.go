@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
@@ -83,28 +84,51 @@ func runPlugins(args []string, stdout, stderr io.Writer) int {
 			source = r.spec.Command
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-		info, err := host.Probe(ctx, r.spec)
+		info, diags, _ := host.Check(ctx, r.spec)
 		cancel()
 		status, version := "ok", info.Version
 		if version == "" {
 			version = "-"
 		}
-		if err != nil {
-			status = "FAILED"
+		for _, d := range diags {
+			if d.Severity == hcl.DiagError {
+				status = "FAILED"
+				problems = append(problems, "Error: "+diagLine(d))
+			} else {
+				problems = append(problems, "Warning: "+diagLine(d))
+				if status == "ok" {
+					status = "ok (schema only)"
+				}
+			}
+		}
+		if status == "FAILED" {
 			failed++
-			problems = append(problems, err.Error())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.spec.Kind, r.spec.Name, version, source, yesNo(r.configured), yesNo(used[r.spec.Kind+"/"+r.spec.Name]), status)
 	}
 	tw.Flush()
-	if failed > 0 {
+	if len(problems) > 0 {
 		fmt.Fprintln(stderr)
 		for _, p := range problems {
-			fmt.Fprintln(stderr, "Error: "+strings.TrimSpace(p))
+			fmt.Fprintln(stderr, strings.TrimSpace(p))
 		}
+	}
+	if failed > 0 {
 		return exitError
 	}
 	return exitOK
+}
+
+// diagLine is a diagnostic on one line: file:line,column: summary; detail.
+func diagLine(d *hcl.Diagnostic) string {
+	msg := d.Summary
+	if d.Detail != "" {
+		msg += "; " + d.Detail
+	}
+	if d.Subject != nil && d.Subject.Filename != "" {
+		msg = fmt.Sprintf("%s:%d,%d: %s", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, msg)
+	}
+	return msg
 }
 
 func yesNo(b bool) string {

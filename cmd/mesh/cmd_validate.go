@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/mesh"
@@ -18,10 +22,15 @@ func init() {
 
 func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", "validate [FILE.hcl | -config FILE.hcl]\n\n"+
-		"Decodes and checks a configuration file (default ./mesh.hcl) without\n"+
-		"starting anything. Errors and warnings are printed with file, line and\n"+
-		"the offending text; the exit code is 1 when there is an error.", stderr)
+		"Decodes and checks a configuration file (default ./mesh.hcl). Each\n"+
+		"plugin block, bundled or external, is checked by starting the plugin:\n"+
+		"its config block is decoded against the schema the plugin declares and\n"+
+		"the plugin is asked to validate it without applying it; a block the\n"+
+		"plugin could not check itself gets a warning saying why. Nothing else\n"+
+		"is started. Errors and warnings are printed with file, line and the\n"+
+		"offending text; the exit code is 1 when there is an error.", stderr)
 	cfgFlag := fs.String("config", "", "the file to check (the same as the argument)")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long each plugin may take to start and to answer")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -41,7 +50,11 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	_, diags := mesh.Validate(path)
+	cfg, diags := mesh.Validate(path)
+	if !diags.HasErrors() && cfg != nil {
+		logger := hclog.New(&hclog.LoggerOptions{Name: "mesh", Level: hclog.Error, Output: stderr})
+		diags = append(diags, mesh.CheckPlugins(context.Background(), cfg, *timeout, logger)...)
+	}
 	if len(diags) > 0 {
 		if err := config.WriteDiagnostics(stderr, diags, nil, 0, false); err != nil {
 			return fail(stderr, "%v", err)

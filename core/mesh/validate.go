@@ -1,8 +1,12 @@
 package mesh
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -34,6 +38,40 @@ func Validate(path string) (*config.Config, hcl.Diagnostics) {
 		return nil, diags
 	}
 	return cfg, diags
+}
+
+// CheckPlugins starts every plugin block of cfg, bundled or external, one
+// at a time, and has pluginhost.Check decode its config block against the
+// schema the plugin declares and ask the plugin to validate it without
+// applying it. timeout bounds each plugin's start and each call; logger
+// receives the plugins' own logs (nil: none). The diagnostics say, with
+// file and line, what mesh run would refuse, and warn about any block the
+// plugin itself could not check.
+func CheckPlugins(ctx context.Context, cfg *config.Config, timeout time.Duration, logger hclog.Logger) hcl.Diagnostics {
+	if len(cfg.Plugins) == 0 {
+		return nil
+	}
+	host, err := pluginhost.New(pluginhost.Options{
+		Logger:       logger,
+		StartTimeout: timeout,
+		CallTimeout:  timeout,
+		EvalContext:  config.EvalContext(),
+	})
+	if err != nil {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Plugins cannot be checked", Detail: err.Error()}}
+	}
+	defer host.Close()
+	var diags hcl.Diagnostics
+	for _, b := range cfg.Plugins {
+		_, d, _ := host.Check(ctx, pluginSpec(b))
+		diags = append(diags, d...)
+	}
+	return diags
+}
+
+// pluginSpec is the pluginhost.Spec of a plugin block.
+func pluginSpec(b config.PluginBlock) pluginhost.Spec {
+	return pluginhost.Spec{Kind: b.Kind, Name: b.Name, Command: b.Command, SHA256: b.SHA256, Config: b.Config, DeclRange: b.DeclRange}
 }
 
 // ControlAddress returns the address of the control API a configuration

@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"path/filepath"
 	"time"
 
@@ -61,21 +62,40 @@ func DecodeConfigContext(schema sdk.Schema, body hcl.Body, ectx *hcl.EvalContext
 			diags = append(diags, attrDiag(attr, "Incorrect attribute value type", fmt.Sprintf("Inappropriate value for attribute %q: %s.", name, detail)))
 			continue
 		}
+		if msg := a.Check(val); msg != "" {
+			diags = append(diags, attrDiag(attr, "Invalid attribute value", fmt.Sprintf("The value of %q %s.", name, msg)))
+			continue
+		}
 		if p, ok := val.(string); ok && a.Type == sdk.TypePath {
 			val = resolvePath(p, attr.Expr.Range().Filename)
 		}
 		cfg[name] = val
 	}
+	// A path left to its default is resolved as if it were written in
+	// the block.
+	for _, a := range schema.Attributes {
+		if p, ok := a.Default.(string); ok && a.Type == sdk.TypePath && p != "" {
+			if _, set := cfg[a.Name]; !set {
+				cfg[a.Name] = resolvePath(p, body.MissingItemRange().Filename)
+			}
+		}
+	}
 	return cfg.WithDefaults(schema), diags
 }
 
-// resolvePath makes a relative path absolute against the directory of the
-// configuration file it was written in (as mesh.hcl's own paths are).
+// resolvePath makes a path absolute: a relative one is taken against the
+// directory of the configuration file it was written in (as mesh.hcl's own
+// paths are), or against the working directory when there is no file.
+// Plugins therefore always get an absolute path, whatever their working
+// directory.
 func resolvePath(p, file string) string {
-	if filepath.IsAbs(p) || file == "" {
-		return p
+	if !filepath.IsAbs(p) && file != "" {
+		p = filepath.Join(filepath.Dir(file), p)
 	}
-	return filepath.Join(filepath.Dir(file), p)
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return filepath.Clean(p)
 }
 
 func attrDiag(attr *hcl.Attribute, summary, detail string) *hcl.Diagnostic {
@@ -106,6 +126,17 @@ func convertValue(a sdk.Attribute, v cty.Value) (any, string) {
 			return nil, "the number is out of range"
 		}
 		return f, ""
+	case sdk.TypeInt:
+		cv, err := convert.Convert(v, cty.Number)
+		if err != nil {
+			return nil, "a whole number is required"
+		}
+		bf := cv.AsBigFloat()
+		n, acc := bf.Int64()
+		if !bf.IsInt() || acc != big.Exact {
+			return nil, fmt.Sprintf("a whole number is required, got %s", bf.Text('g', -1))
+		}
+		return n, ""
 	case sdk.TypeBool:
 		cv, err := convert.Convert(v, cty.Bool)
 		if err != nil {

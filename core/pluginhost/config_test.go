@@ -1,8 +1,11 @@
 package pluginhost_test
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -128,18 +131,30 @@ func TestBundledSchemaWithoutLaunch(t *testing.T) {
 }
 
 // A path attribute written relative is resolved against the directory of
-// the file that sets it; an absolute one is kept; an empty one is refused.
+// the file that sets it, and arrives absolute even when that file was named
+// relative to the working directory; an absolute one is kept; an empty one
+// is refused; a default is resolved as if it were written in the block.
 func TestDecodeConfigPath(t *testing.T) {
-	schema := sdk.Schema{Attributes: []sdk.Attribute{{Name: "dir", Type: sdk.TypePath}}}
+	schema := sdk.Schema{Attributes: []sdk.Attribute{
+		{Name: "dir", Type: sdk.TypePath},
+		{Name: "cache", Type: sdk.TypePath, Default: "cache"},
+	}}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		src, want, err string
+		file, src, want, err string
+		cache                string // "" to skip
 	}{
-		{`dir = "blobs"`, "/etc/mesh/blobs", ""},
-		{`dir = "../shared/blobs"`, "/etc/shared/blobs", ""},
-		{`dir = "/var/lib/blobs"`, "/var/lib/blobs", ""},
-		{`dir = ""`, "", "Incorrect attribute value type"},
+		{"/etc/mesh/mesh.hcl", `dir = "blobs"`, "/etc/mesh/blobs", "", "/etc/mesh/cache"},
+		{"/etc/mesh/mesh.hcl", `dir = "../shared/blobs"`, "/etc/shared/blobs", "", ""},
+		{"/etc/mesh/mesh.hcl", `dir = "/var/lib/blobs"`, "/var/lib/blobs", "", ""},
+		{"/etc/mesh/mesh.hcl", `dir = ""`, "", "Incorrect attribute value type", ""},
+		{"mesh.hcl", `dir = "blobs"`, filepath.Join(wd, "blobs"), "", filepath.Join(wd, "cache")},
+		{"conf/mesh.hcl", `dir = "./blobs"`, filepath.Join(wd, "conf", "blobs"), "", ""},
 	} {
-		f, diags := hclsyntax.ParseConfig([]byte(tc.src), "/etc/mesh/mesh.hcl", hcl.InitialPos)
+		f, diags := hclsyntax.ParseConfig([]byte(tc.src), tc.file, hcl.InitialPos)
 		if diags.HasErrors() {
 			t.Fatal(diags)
 		}
@@ -156,5 +171,56 @@ func TestDecodeConfigPath(t *testing.T) {
 		if got := cfg.String("dir", ""); got != tc.want {
 			t.Errorf("%s: dir = %q, want %q", tc.src, got, tc.want)
 		}
+		if got := cfg.String("cache", ""); tc.cache != "" && got != tc.cache {
+			t.Errorf("%s: default cache = %q, want %q", tc.src, got, tc.cache)
+		}
+	}
+}
+
+// Int attributes arrive as int64; min, max and one_of are enforced by the
+// host at the attribute's line, so the plugin never sees a value outside
+// them.
+func TestDecodeConfigConstraints(t *testing.T) {
+	schema := sdk.Schema{Attributes: []sdk.Attribute{
+		{Name: "count", Type: sdk.TypeInt, Default: int64(2), Min: new(1.0), Max: new(8.0)},
+		{Name: "ratio", Type: sdk.TypeNumber, Max: new(1.0)},
+		{Name: "mode", Type: sdk.TypeString, OneOf: []string{"fast", "fair"}},
+	}}
+	for _, tc := range []struct {
+		src  string
+		want sdk.Config // nil: an error is expected
+		err  string
+	}{
+		{``, sdk.Config{"count": int64(2)}, ""},
+		{`count = 8`, sdk.Config{"count": int64(8)}, ""},
+		{`count = "3"`, sdk.Config{"count": int64(3)}, ""},
+		{`count = 2.5`, nil, "whole number"},
+		{`count = "many"`, nil, "whole number"},
+		{`count = 0`, nil, "must be between 1 and 8, got 0"},
+		{`count = 9`, nil, "must be between 1 and 8, got 9"},
+		{`ratio = 1.5`, nil, "must be at most 1, got 1.5"},
+		{`ratio = 0.25`, sdk.Config{"count": int64(2), "ratio": 0.25}, ""},
+		{`mode = "fair"`, sdk.Config{"count": int64(2), "mode": "fair"}, ""},
+		{`mode = "slow"`, nil, `must be one of ["fast" "fair"], got "slow"`},
+	} {
+		t.Run(tc.src, func(t *testing.T) {
+			f, diags := hclsyntax.ParseConfig([]byte("\n"+tc.src), "/etc/mesh/mesh.hcl", hcl.InitialPos)
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			cfg, diags := pluginhost.DecodeConfig(schema, f.Body)
+			if tc.want != nil {
+				if diags.HasErrors() {
+					t.Fatal(diags)
+				}
+				if !reflect.DeepEqual(cfg, tc.want) {
+					t.Fatalf("got %#v, want %#v", cfg, tc.want)
+				}
+				return
+			}
+			if len(diags) != 1 || !strings.Contains(diags[0].Detail, tc.err) || diags[0].Subject == nil || diags[0].Subject.Start.Line != 2 {
+				t.Fatalf("diags %v, want one at line 2 saying %q", diags, tc.err)
+			}
+		})
 	}
 }

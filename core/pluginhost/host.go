@@ -205,31 +205,17 @@ func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
 	return p, nil
 }
 
-// Probe launches the plugin, checks its handshake, kind and API version,
-// decodes its config block when it has one (without configuring the
-// plugin), and stops it again. It is what `mesh plugins` uses to say
-// whether a plugin starts and answers.
+// Probe is Check for callers that want one error: it returns Check's
+// start error, or a *ConfigError holding the error diagnostics.
 func (h *Host) Probe(ctx context.Context, spec Spec) (sdk.Info, error) {
-	p, err := h.prepare(spec)
+	info, diags, err := h.Check(ctx, spec)
 	if err != nil {
-		return sdk.Info{}, err
+		return info, err
 	}
-	if p.bundled && spec.Config != nil {
-		if _, err := p.decode(p.schema); err != nil {
-			return sdk.Info{}, err
-		}
+	if diags.HasErrors() {
+		return info, &ConfigError{Kind: spec.Kind, Name: spec.Name, Diags: diags}
 	}
-	inst, err := p.launch(ctx)
-	if err != nil {
-		return sdk.Info{}, err
-	}
-	defer inst.kill()
-	if !p.bundled && spec.Config != nil {
-		if _, err := p.decode(inst.schema); err != nil {
-			return inst.info, err
-		}
-	}
-	return inst.info, nil
+	return info, nil
 }
 
 // Balancer loads a balancer plugin and returns its restart-proof client.

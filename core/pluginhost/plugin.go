@@ -225,17 +225,24 @@ func (p *Plugin) verifiedCopy() (string, error) {
 
 // decode decodes the spec's config block against schema.
 func (p *Plugin) decode(schema sdk.Schema) (sdk.Config, error) {
-	cfg, diags := DecodeConfigContext(schema, p.spec.Config, p.h.opts.EvalContext)
+	cfg, diags := p.decodeDiags(schema)
 	if !diags.HasErrors() {
 		return cfg, nil
 	}
+	return nil, &ConfigError{Kind: p.kind, Name: p.name, Diags: diags}
+}
+
+// decodeDiags decodes the spec's config block against schema; diagnostics
+// without a position of their own point at the plugin block.
+func (p *Plugin) decodeDiags(schema sdk.Schema) (sdk.Config, hcl.Diagnostics) {
+	cfg, diags := DecodeConfigContext(schema, p.spec.Config, p.h.opts.EvalContext)
 	for _, d := range diags {
 		if (d.Subject == nil || d.Subject.Filename == "") && p.spec.DeclRange.Filename != "" {
 			r := p.spec.DeclRange
 			d.Subject = &r
 		}
 	}
-	return nil, &ConfigError{Kind: p.kind, Name: p.name, Diags: diags}
+	return cfg, diags
 }
 
 // ConfigError is a plugin config block that does not match the plugin's
@@ -316,7 +323,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     p.h.opts.StartTimeout,
-		Logger:           fixedName{p.logger},
+		Logger:           pluginLogger{p.logger},
 		Stderr:           stderr,
 	})
 	rpc, err := client.Client()
@@ -432,7 +439,13 @@ func (p *Plugin) startConfigured(ctx context.Context, first bool) (*instance, er
 	cctx, cancel := p.callContext(ctx)
 	defer cancel()
 	if err := inst.shim.Configure(cctx, cfg); err != nil {
+		exited := inst.client.Exited() || isTransport(err)
 		inst.kill()
+		if first && !exited && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			// The plugin refused its block: report it like a schema
+			// mistake, at the attribute's file and line when it says which.
+			return nil, &ConfigError{Kind: p.kind, Name: p.name, Diags: p.rejection(err)}
+		}
 		return nil, fmt.Errorf("%s: %w", p.where(), err)
 	}
 	p.mu.Lock()
@@ -659,13 +672,6 @@ func (p *Plugin) Close() error {
 	p.logger.Debug("plugin closed")
 	return nil
 }
-
-// fixedName keeps every log line of a plugin under the plugin's own name:
-// go-plugin would otherwise name them after the executable, which is
-// "mesh" for every bundled plugin.
-type fixedName struct{ hclog.Logger }
-
-func (f fixedName) Named(string) hclog.Logger { return f }
 
 // tailBuffer keeps the last max bytes written to it, to quote a failing
 // plugin's stderr in its start error.

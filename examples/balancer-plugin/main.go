@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,31 +49,55 @@ func (b *balancer) Schema() sdk.Schema {
 	}}
 }
 
-func (b *balancer) Configure(_ context.Context, cfg sdk.Config) error {
+// settings is one parsed configuration.
+type settings struct {
+	weights  map[string]uint32
+	fallback uint32
+	mode     sdk.PickMode
+}
+
+// parse checks and converts a decoded config block; it changes nothing, so
+// ValidateConfig and Configure share it.
+func parse(cfg sdk.Config) (settings, error) {
 	weights := map[string]uint32{}
 	for _, pair := range cfg.StringList("weights", nil) {
 		id, w, ok := strings.Cut(pair, "=")
 		if !ok || id == "" {
-			return fmt.Errorf("weights: %q is not <endpoint id>=<weight>", pair)
+			return settings{}, sdk.AttrErrorf("weights", "%q is not <endpoint id>=<weight>", pair)
 		}
 		n, err := strconv.ParseUint(strings.TrimSpace(w), 10, 32)
 		if err != nil {
-			return fmt.Errorf("weights: %q: weight must be a whole number: %v", pair, err)
+			return settings{}, sdk.AttrErrorf("weights", "%q: weight must be a whole number: %v", pair, err)
 		}
 		weights[strings.TrimSpace(id)] = uint32(n)
 	}
 	def := cfg.Number("default_weight", 1)
 	if def < 0 || def != float64(uint32(def)) {
-		return fmt.Errorf("default_weight must be a whole number ≥ 0, got %v", def)
+		return settings{}, sdk.AttrErrorf("default_weight", "must be a whole number ≥ 0, got %v", def)
 	}
 	mode := sdk.PickMode(cfg.String("mode", string(sdk.ModeRoundRobin)))
 	if mode != sdk.ModeRoundRobin && mode != sdk.ModeP2C {
-		return fmt.Errorf("mode must be %q or %q, got %q", sdk.ModeRoundRobin, sdk.ModeP2C, mode)
+		return settings{}, sdk.AttrErrorf("mode", "must be %q or %q, got %q", sdk.ModeRoundRobin, sdk.ModeP2C, mode)
+	}
+	return settings{weights: weights, fallback: uint32(def), mode: mode}, nil
+}
+
+// ValidateConfig lets `mesh validate` ask whether Configure would accept a
+// block, without applying it.
+func (b *balancer) ValidateConfig(_ context.Context, cfg sdk.Config) error {
+	_, err := parse(cfg)
+	return err
+}
+
+func (b *balancer) Configure(_ context.Context, cfg sdk.Config) error {
+	s, err := parse(cfg)
+	if err != nil {
+		return err
 	}
 	b.mu.Lock()
-	b.weights, b.fallback, b.mode = weights, uint32(def), mode
+	b.weights, b.fallback, b.mode = s.weights, s.fallback, s.mode
 	b.mu.Unlock()
-	sdk.Logger().Info("configured", "weights", len(weights), "mode", mode)
+	sdk.Logger().Info("configured", "weights", len(s.weights), "mode", s.mode)
 	return nil
 }
 

@@ -65,15 +65,15 @@ func (c *checker) Schema() sdk.Schema {
 func (c *checker) Configure(_ context.Context, cfg sdk.Config) error {
 	path := cfg.String("path", "/health")
 	if !strings.HasPrefix(path, "/") {
-		return fmt.Errorf("path must start with /, got %q", path)
+		return sdk.AttrErrorf("path", "must start with /, got %q", path)
 	}
 	timeout := cfg.Duration("timeout", 2*time.Second)
 	if timeout <= 0 {
-		return fmt.Errorf("timeout must be positive, got %s", timeout)
+		return sdk.AttrErrorf("timeout", "must be positive, got %s", timeout)
 	}
 	expect := int(cfg.Number("expect_status", 200))
 	if expect < 100 || expect > 599 {
-		return fmt.Errorf("expect_status must be an HTTP status, got %d", expect)
+		return sdk.AttrErrorf("expect_status", "must be an HTTP status, got %d", expect)
 	}
 	c.mu.Lock()
 	c.path, c.timeout, c.expect = path, timeout, expect
@@ -111,4 +111,10 @@ func (c *checker) Check(ctx context.Context, hc sdk.HealthCheck) (sdk.HealthResu
 		return sdk.HealthResult{Healthy: false, Reason: fmt.Sprintf("GET %s: status %d, want %d", path, resp.StatusCode, expect)}, nil
 	}
 	return sdk.HealthResult{Healthy: true, Reason: fmt.Sprintf("GET %s: status %d", path, resp.StatusCode)}, nil
+}
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (c *checker) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
 }

@@ -45,7 +45,7 @@ func (c *checker) Schema() sdk.Schema {
 func (c *checker) Configure(_ context.Context, cfg sdk.Config) error {
 	t := cfg.Duration("timeout", time.Second)
 	if t <= 0 {
-		return fmt.Errorf("timeout must be positive, got %s", t)
+		return sdk.AttrErrorf("timeout", "must be positive, got %s", t)
 	}
 	c.mu.Lock()
 	c.timeout = t
@@ -100,4 +100,10 @@ func hostPort(raw string) (string, error) {
 		}
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (c *checker) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
 }

@@ -284,3 +284,9 @@ func (b *backend) release(ctx context.Context, t target, m sitesnap.Manifest, co
 	defer cancel()
 	return t.client.WaitRollout(wctx, t.app, digest)
 }
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (b *backend) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
+}

@@ -249,3 +249,9 @@ func (t *target) siteDir(c sdk.SiteConfig) (string, error) {
 	}
 	return sitefiles.Dir(t.set.sitesRoot, c), nil
 }
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (b *backend) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
+}

@@ -266,3 +266,9 @@ func (b *backend) Apply(ctx context.Context, req sdk.HostingRequest, actions []s
 	}
 	return nil
 }
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (b *backend) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
+}

@@ -182,3 +182,9 @@ func (b *backend) target(req sdk.HostingRequest) (target, error) {
 	}
 	return target{client: b.client, bucket: name, site: req.Site.Site.ID, set: b.set}, nil
 }
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (b *backend) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
+}

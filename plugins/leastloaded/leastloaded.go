@@ -9,7 +9,6 @@ package leastloaded
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"sync"
 
@@ -55,13 +54,13 @@ func (b *balancer) Configure(_ context.Context, cfg sdk.Config) error {
 	minW := cfg.Number("min_weight", 1)
 	pen := cfg.Number("failure_penalty", 4)
 	if maxW < 1 || maxW > math.MaxUint32 {
-		return fmt.Errorf("max_weight must be between 1 and %d, got %v", uint32(math.MaxUint32), maxW)
+		return sdk.AttrErrorf("max_weight", "must be between 1 and %d, got %v", uint32(math.MaxUint32), maxW)
 	}
 	if minW < 0 || minW > maxW {
-		return fmt.Errorf("min_weight must be between 0 and max_weight (%v), got %v", maxW, minW)
+		return sdk.AttrErrorf("min_weight", "must be between 0 and max_weight (%v), got %v", maxW, minW)
 	}
 	if pen < 0 {
-		return fmt.Errorf("failure_penalty must not be negative, got %v", pen)
+		return sdk.AttrErrorf("failure_penalty", "must not be negative, got %v", pen)
 	}
 	b.mu.Lock()
 	b.maxWeight, b.minWeight, b.penalty = maxW, minW, pen
@@ -117,4 +116,10 @@ func (b *balancer) Balance(_ context.Context, s sdk.AppState) (sdk.Policy, error
 		w[e.ID] = uint32(weight)
 	}
 	return sdk.Policy{App: s.App, Mode: sdk.ModeP2C, Weights: w}, nil
+}
+
+// ValidateConfig says whether Configure would accept cfg, by configuring a
+// fresh value: Configure only parses, so nothing outside changes.
+func (b *balancer) ValidateConfig(ctx context.Context, cfg sdk.Config) error {
+	return New().Configure(ctx, cfg)
 }

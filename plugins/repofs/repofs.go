@@ -47,17 +47,30 @@ func (b *backend) Schema() sdk.Schema {
 	}}
 }
 
-func (b *backend) Configure(_ context.Context, cfg sdk.Config) error {
-	dir := cfg.String("dir", "")
-	if dir == "" {
-		return errors.New("dir is required")
+func (b *backend) Configure(ctx context.Context, cfg sdk.Config) error {
+	if err := b.ValidateConfig(ctx, cfg); err != nil {
+		return err
 	}
+	dir := cfg.String("dir", "")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create repo dir: %w", err)
 	}
 	b.mu.Lock()
 	b.dir = dir
 	b.mu.Unlock()
+	return nil
+}
+
+// ValidateConfig checks the dir attribute without creating anything: it
+// must be given and, when it exists already, be a directory.
+func (b *backend) ValidateConfig(_ context.Context, cfg sdk.Config) error {
+	dir := cfg.String("dir", "")
+	if dir == "" {
+		return sdk.AttrErrorf("dir", "is required")
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return sdk.AttrErrorf("dir", "%s exists and is not a directory", dir)
+	}
 	return nil
 }
 

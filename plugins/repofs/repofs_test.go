@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -115,5 +116,41 @@ func TestConfigureRequiresDir(t *testing.T) {
 	}
 	if _, err := rb.Has(context.Background(), digestOf(nil)); err == nil {
 		t.Fatal("Has on an unconfigured backend succeeded")
+	}
+}
+
+// ValidateConfig answers what Configure would say without creating the
+// directory.
+func TestValidateConfigCreatesNothing(t *testing.T) {
+	v := plugintest.Repo(t, repofs.New())
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(dir, "not-yet")
+	for _, tc := range []struct {
+		name string
+		cfg  sdk.Config
+		want string // "" for accepted
+	}{
+		{"no dir", sdk.Config{}, "dir: is required"},
+		{"a file", sdk.Config{"dir": file}, "not a directory"},
+		{"a directory to create", sdk.Config{"dir": fresh}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := v.ValidateConfig(context.Background(), tc.cfg)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("ValidateConfig: %v, want %q", err, tc.want)
+			}
+			// The error names its attribute across gRPC.
+			var ae *sdk.AttributeError
+			if tc.want != "" && (!errors.As(err, &ae) || ae.Attribute != "dir") {
+				t.Errorf("ValidateConfig: %v is not an AttributeError for dir", err)
+			}
+		})
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Fatalf("ValidateConfig created %s: %v", fresh, err)
 	}
 }

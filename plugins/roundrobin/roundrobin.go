@@ -36,3 +36,6 @@ func (balancer) Balance(_ context.Context, s sdk.AppState) (sdk.Policy, error) {
 	}
 	return sdk.Policy{App: s.App, Mode: sdk.ModeRoundRobin, Weights: w}, nil
 }
+
+// ValidateConfig accepts every configuration: there is nothing to set.
+func (balancer) ValidateConfig(context.Context, sdk.Config) error { return nil }

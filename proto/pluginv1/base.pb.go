@@ -166,12 +166,18 @@ func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
 type SchemaAttribute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// One of "string", "number", "bool", "duration", "list(string)".
+	// One of "string", "number", "int", "bool", "duration", "list(string)",
+	// "path".
 	Type     string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	Required bool   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
 	// JSON encoding of the default value; empty when there is none.
-	DefaultJson   string `protobuf:"bytes,4,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
-	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	DefaultJson string `protobuf:"bytes,4,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// Bounds of a number or int attribute, inclusive; unset: none.
+	Min *float64 `protobuf:"fixed64,6,opt,name=min,proto3,oneof" json:"min,omitempty"`
+	Max *float64 `protobuf:"fixed64,7,opt,name=max,proto3,oneof" json:"max,omitempty"`
+	// The values a string attribute may take; empty: any.
+	OneOf         []string `protobuf:"bytes,8,rep,name=one_of,json=oneOf,proto3" json:"one_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +245,27 @@ func (x *SchemaAttribute) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *SchemaAttribute) GetMin() float64 {
+	if x != nil && x.Min != nil {
+		return *x.Min
+	}
+	return 0
+}
+
+func (x *SchemaAttribute) GetMax() float64 {
+	if x != nil && x.Max != nil {
+		return *x.Max
+	}
+	return 0
+}
+
+func (x *SchemaAttribute) GetOneOf() []string {
+	if x != nil {
+		return x.OneOf
+	}
+	return nil
 }
 
 type GetSchemaResponse struct {
@@ -366,6 +393,42 @@ func (*ConfigureResponse) Descriptor() ([]byte, []int) {
 	return file_base_proto_rawDescGZIP(), []int{6}
 }
 
+type ValidateConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateConfigResponse) Reset() {
+	*x = ValidateConfigResponse{}
+	mi := &file_base_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateConfigResponse) ProtoMessage() {}
+
+func (x *ValidateConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_base_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateConfigResponse.ProtoReflect.Descriptor instead.
+func (*ValidateConfigResponse) Descriptor() ([]byte, []int) {
+	return file_base_proto_rawDescGZIP(), []int{7}
+}
+
 var File_base_proto protoreflect.FileDescriptor
 
 const file_base_proto_rawDesc = "" +
@@ -378,13 +441,18 @@ const file_base_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12!\n" +
 	"\fapi_versions\x18\x04 \x03(\rR\vapiVersions\"\x12\n" +
-	"\x10GetSchemaRequest\"\x9a\x01\n" +
+	"\x10GetSchemaRequest\"\xef\x01\n" +
 	"\x0fSchemaAttribute\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12!\n" +
 	"\fdefault_json\x18\x04 \x01(\tR\vdefaultJson\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\"X\n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x15\n" +
+	"\x03min\x18\x06 \x01(\x01H\x00R\x03min\x88\x01\x01\x12\x15\n" +
+	"\x03max\x18\a \x01(\x01H\x01R\x03max\x88\x01\x01\x12\x15\n" +
+	"\x06one_of\x18\b \x03(\tR\x05oneOfB\x06\n" +
+	"\x04_minB\x06\n" +
+	"\x04_max\"X\n" +
 	"\x11GetSchemaResponse\x12C\n" +
 	"\n" +
 	"attributes\x18\x01 \x03(\v2#.mycelium.plugin.v1.SchemaAttributeR\n" +
@@ -392,11 +460,13 @@ const file_base_proto_rawDesc = "" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x13\n" +
-	"\x11ConfigureResponse2\x8e\x02\n" +
+	"\x11ConfigureResponse\"\x18\n" +
+	"\x16ValidateConfigResponse2\xf2\x02\n" +
 	"\x04Base\x12R\n" +
 	"\aGetInfo\x12\".mycelium.plugin.v1.GetInfoRequest\x1a#.mycelium.plugin.v1.GetInfoResponse\x12X\n" +
 	"\tGetSchema\x12$.mycelium.plugin.v1.GetSchemaRequest\x1a%.mycelium.plugin.v1.GetSchemaResponse\x12X\n" +
-	"\tConfigure\x12$.mycelium.plugin.v1.ConfigureRequest\x1a%.mycelium.plugin.v1.ConfigureResponseB7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
+	"\tConfigure\x12$.mycelium.plugin.v1.ConfigureRequest\x1a%.mycelium.plugin.v1.ConfigureResponse\x12b\n" +
+	"\x0eValidateConfig\x12$.mycelium.plugin.v1.ConfigureRequest\x1a*.mycelium.plugin.v1.ValidateConfigResponseB7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_base_proto_rawDescOnce sync.Once
@@ -410,26 +480,29 @@ func file_base_proto_rawDescGZIP() []byte {
 	return file_base_proto_rawDescData
 }
 
-var file_base_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_base_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_base_proto_goTypes = []any{
-	(*GetInfoRequest)(nil),    // 0: mycelium.plugin.v1.GetInfoRequest
-	(*GetInfoResponse)(nil),   // 1: mycelium.plugin.v1.GetInfoResponse
-	(*GetSchemaRequest)(nil),  // 2: mycelium.plugin.v1.GetSchemaRequest
-	(*SchemaAttribute)(nil),   // 3: mycelium.plugin.v1.SchemaAttribute
-	(*GetSchemaResponse)(nil), // 4: mycelium.plugin.v1.GetSchemaResponse
-	(*ConfigureRequest)(nil),  // 5: mycelium.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 6: mycelium.plugin.v1.ConfigureResponse
+	(*GetInfoRequest)(nil),         // 0: mycelium.plugin.v1.GetInfoRequest
+	(*GetInfoResponse)(nil),        // 1: mycelium.plugin.v1.GetInfoResponse
+	(*GetSchemaRequest)(nil),       // 2: mycelium.plugin.v1.GetSchemaRequest
+	(*SchemaAttribute)(nil),        // 3: mycelium.plugin.v1.SchemaAttribute
+	(*GetSchemaResponse)(nil),      // 4: mycelium.plugin.v1.GetSchemaResponse
+	(*ConfigureRequest)(nil),       // 5: mycelium.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),      // 6: mycelium.plugin.v1.ConfigureResponse
+	(*ValidateConfigResponse)(nil), // 7: mycelium.plugin.v1.ValidateConfigResponse
 }
 var file_base_proto_depIdxs = []int32{
 	3, // 0: mycelium.plugin.v1.GetSchemaResponse.attributes:type_name -> mycelium.plugin.v1.SchemaAttribute
 	0, // 1: mycelium.plugin.v1.Base.GetInfo:input_type -> mycelium.plugin.v1.GetInfoRequest
 	2, // 2: mycelium.plugin.v1.Base.GetSchema:input_type -> mycelium.plugin.v1.GetSchemaRequest
 	5, // 3: mycelium.plugin.v1.Base.Configure:input_type -> mycelium.plugin.v1.ConfigureRequest
-	1, // 4: mycelium.plugin.v1.Base.GetInfo:output_type -> mycelium.plugin.v1.GetInfoResponse
-	4, // 5: mycelium.plugin.v1.Base.GetSchema:output_type -> mycelium.plugin.v1.GetSchemaResponse
-	6, // 6: mycelium.plugin.v1.Base.Configure:output_type -> mycelium.plugin.v1.ConfigureResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
+	5, // 4: mycelium.plugin.v1.Base.ValidateConfig:input_type -> mycelium.plugin.v1.ConfigureRequest
+	1, // 5: mycelium.plugin.v1.Base.GetInfo:output_type -> mycelium.plugin.v1.GetInfoResponse
+	4, // 6: mycelium.plugin.v1.Base.GetSchema:output_type -> mycelium.plugin.v1.GetSchemaResponse
+	6, // 7: mycelium.plugin.v1.Base.Configure:output_type -> mycelium.plugin.v1.ConfigureResponse
+	7, // 8: mycelium.plugin.v1.Base.ValidateConfig:output_type -> mycelium.plugin.v1.ValidateConfigResponse
+	5, // [5:9] is the sub-list for method output_type
+	1, // [1:5] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -440,13 +513,14 @@ func file_base_proto_init() {
 	if File_base_proto != nil {
 		return
 	}
+	file_base_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_base_proto_rawDesc), len(file_base_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,9 +21,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Base_GetInfo_FullMethodName   = "/mycelium.plugin.v1.Base/GetInfo"
-	Base_GetSchema_FullMethodName = "/mycelium.plugin.v1.Base/GetSchema"
-	Base_Configure_FullMethodName = "/mycelium.plugin.v1.Base/Configure"
+	Base_GetInfo_FullMethodName        = "/mycelium.plugin.v1.Base/GetInfo"
+	Base_GetSchema_FullMethodName      = "/mycelium.plugin.v1.Base/GetSchema"
+	Base_Configure_FullMethodName      = "/mycelium.plugin.v1.Base/Configure"
+	Base_ValidateConfig_FullMethodName = "/mycelium.plugin.v1.Base/ValidateConfig"
 )
 
 // BaseClient is the client API for Base service.
@@ -37,6 +38,13 @@ type BaseClient interface {
 	// Configure hands the decoded config block to the plugin. It is called
 	// once after every launch, before any kind-specific call.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
+	// ValidateConfig checks a decoded config block the way Configure would,
+	// without applying it: the plugin keeps the configuration it has.
+	// `mesh validate` and `mesh plugins` call it. A plugin that cannot check
+	// a block without applying it answers UNIMPLEMENTED, as does one built
+	// before this call existed; the host then says the block was checked
+	// against the schema only.
+	ValidateConfig(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ValidateConfigResponse, error)
 }
 
 type baseClient struct {
@@ -77,6 +85,16 @@ func (c *baseClient) Configure(ctx context.Context, in *ConfigureRequest, opts .
 	return out, nil
 }
 
+func (c *baseClient) ValidateConfig(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ValidateConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateConfigResponse)
+	err := c.cc.Invoke(ctx, Base_ValidateConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BaseServer is the server API for Base service.
 // All implementations must embed UnimplementedBaseServer
 // for forward compatibility.
@@ -88,6 +106,13 @@ type BaseServer interface {
 	// Configure hands the decoded config block to the plugin. It is called
 	// once after every launch, before any kind-specific call.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
+	// ValidateConfig checks a decoded config block the way Configure would,
+	// without applying it: the plugin keeps the configuration it has.
+	// `mesh validate` and `mesh plugins` call it. A plugin that cannot check
+	// a block without applying it answers UNIMPLEMENTED, as does one built
+	// before this call existed; the host then says the block was checked
+	// against the schema only.
+	ValidateConfig(context.Context, *ConfigureRequest) (*ValidateConfigResponse, error)
 	mustEmbedUnimplementedBaseServer()
 }
 
@@ -106,6 +131,9 @@ func (UnimplementedBaseServer) GetSchema(context.Context, *GetSchemaRequest) (*G
 }
 func (UnimplementedBaseServer) Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Configure not implemented")
+}
+func (UnimplementedBaseServer) ValidateConfig(context.Context, *ConfigureRequest) (*ValidateConfigResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ValidateConfig not implemented")
 }
 func (UnimplementedBaseServer) mustEmbedUnimplementedBaseServer() {}
 func (UnimplementedBaseServer) testEmbeddedByValue()              {}
@@ -182,6 +210,24 @@ func _Base_Configure_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Base_ValidateConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfigureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BaseServer).ValidateConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Base_ValidateConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BaseServer).ValidateConfig(ctx, req.(*ConfigureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Base_ServiceDesc is the grpc.ServiceDesc for Base service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -200,6 +246,10 @@ var Base_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Configure",
 			Handler:    _Base_Configure_Handler,
+		},
+		{
+			MethodName: "ValidateConfig",
+			Handler:    _Base_ValidateConfig_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

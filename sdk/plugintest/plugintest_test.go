@@ -32,6 +32,8 @@ func (b *base) Schema() sdk.Schema {
 		{Name: "names", Type: sdk.TypeStringList, Default: []string{"x"}, Description: "d"},
 		{Name: "limit", Type: sdk.TypeNumber, Required: true},
 		{Name: "wait", Type: sdk.TypeDuration, Default: "1s"},
+		{Name: "count", Type: sdk.TypeInt, Default: int64(5), Min: new(1.0), Max: new(10.0)},
+		{Name: "mode", Type: sdk.TypeString, OneOf: []string{"fast", "fair"}},
 	}}
 }
 
@@ -130,7 +132,7 @@ func TestBaseCalls(t *testing.T) {
 func TestConfigureTypes(t *testing.T) {
 	impl := &health{base: base{kind: sdk.KindHealth}}
 	c := plugintest.Health(t, impl)
-	in := sdk.Config{"names": []string{"a", "b"}, "limit": 3.0, "wait": "2s"}
+	in := sdk.Config{"names": []string{"a", "b"}, "limit": 3.0, "wait": "2s", "count": int64(4)}
 	if err := c.Configure(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,11 @@
 //
 //	*junk*      writes junk to stdout, through os.Stdout and straight to fd 1
 //	*required*  declares required attributes "token" (string) and "retries" (number)
+//	*novalidate* does not implement sdk.ConfigValidator, like a plugin built
+//	            before configurations could be checked without applying them
+//
+// Configure and ValidateConfig refuse the greeting "reject-me" (naming the
+// attribute) and "reject-block" (naming none).
 //
 // Check answers healthy with a reason naming the URL and the configured
 // token, and logs one line through the sdk logger. A check of the URL
@@ -48,8 +53,21 @@ func (c *checker) Schema() sdk.Schema {
 	return s
 }
 
-func (c *checker) Configure(_ context.Context, cfg sdk.Config) error {
+func (c *checker) ValidateConfig(_ context.Context, cfg sdk.Config) error {
+	switch g := cfg.String("greeting", ""); g {
+	case "reject-me":
+		return sdk.AttrErrorf("greeting", "%q is refused", g)
+	case "reject-block":
+		return fmt.Errorf("the whole block is refused")
+	}
+	return nil
+}
+
+func (c *checker) Configure(ctx context.Context, cfg sdk.Config) error {
 	c.scribble("configure")
+	if err := c.ValidateConfig(ctx, cfg); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.cfg = cfg
 	c.mu.Unlock()
@@ -67,7 +85,7 @@ func (c *checker) Check(_ context.Context, hc sdk.HealthCheck) (sdk.HealthResult
 	c.mu.Lock()
 	cfg := c.cfg
 	c.mu.Unlock()
-	sdk.Logger().Info("test check served", "url", hc.URL)
+	sdk.Logger().Info("test check served", "url", hc.URL, "bytes", 8900000, "ratio", 0.5)
 	return sdk.HealthResult{Healthy: true, Reason: fmt.Sprintf("checked %s greeting=%s token=%s", hc.URL, cfg.String("greeting", ""), cfg.String("token", ""))}, nil
 }
 
@@ -79,10 +97,27 @@ func (c *checker) scribble(where string) {
 	_, _ = syscall.Write(1, []byte("raw junk on fd 1 from "+where+"\n"))
 }
 
+// withoutValidator serves a checker without its ValidateConfig method.
+type withoutValidator struct{ c *checker }
+
+func (w withoutValidator) Info() sdk.Info     { return w.c.Info() }
+func (w withoutValidator) Schema() sdk.Schema { return w.c.Schema() }
+func (w withoutValidator) Configure(ctx context.Context, cfg sdk.Config) error {
+	return w.c.Configure(ctx, cfg)
+}
+func (w withoutValidator) Check(ctx context.Context, hc sdk.HealthCheck) (sdk.HealthResult, error) {
+	return w.c.Check(ctx, hc)
+}
+
 func main() {
 	base := filepath.Base(os.Args[0])
-	sdk.Serve(&checker{
+	c := &checker{
 		junk:     strings.Contains(base, "junk"),
 		required: strings.Contains(base, "required"),
-	})
+	}
+	if strings.Contains(base, "novalidate") {
+		sdk.Serve(withoutValidator{c})
+		return
+	}
+	sdk.Serve(c)
 }

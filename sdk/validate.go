@@ -1,0 +1,79 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/mycelium-mesh/mesh/proto/pluginv1"
+)
+
+// ConfigValidator is implemented by a plugin that can check a decoded
+// configuration without applying it. `mesh validate` and `mesh plugins`
+// start the plugin, decode its block against its schema and then call
+// ValidateConfig, so a value the plugin itself would refuse is reported
+// before `mesh run` refuses it.
+//
+// ValidateConfig must not change the plugin's state nor touch the outside
+// world (no directories created, no connections made): it answers the
+// question "would Configure accept this?". A plugin whose Configure only
+// parses can implement it as a Configure on a fresh value.
+//
+// A plugin that does not implement it is still checked against its schema;
+// the host then says that the plugin itself did not look at the block.
+type ConfigValidator interface {
+	ValidateConfig(ctx context.Context, cfg Config) error
+}
+
+// ErrNotValidated is returned by a client's ValidateConfig when the plugin
+// cannot check a configuration without applying it: it does not implement
+// ConfigValidator, or it was built with an sdk that predates the call.
+var ErrNotValidated = errors.New("the plugin does not check configurations without applying them")
+
+// decodeConfig decodes the JSON of a Configure or ValidateConfig request
+// into the Go types the schema documents.
+func (s *baseServer) decodeConfig(req *pb.ConfigureRequest) (Config, error) {
+	cfg := Config{}
+	if len(req.ConfigJson) > 0 {
+		if err := json.Unmarshal(req.ConfigJson, &cfg); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "decode config: %v", err)
+		}
+	}
+	return normalizeConfig(cfg, s.impl.Schema()), nil
+}
+
+func (s *baseServer) ValidateConfig(ctx context.Context, req *pb.ConfigureRequest) (*pb.ValidateConfigResponse, error) {
+	v, ok := s.impl.(ConfigValidator)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "plugin %q does not implement sdk.ConfigValidator", s.impl.Info().Name)
+	}
+	cfg, err := s.decodeConfig(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.ValidateConfig(ctx, cfg); err != nil {
+		return nil, wireError(err)
+	}
+	return &pb.ValidateConfigResponse{}, nil
+}
+
+// ValidateConfig asks the plugin whether it would accept cfg, without
+// applying it. It returns an error wrapping ErrNotValidated when the
+// plugin cannot tell.
+func (c *baseClient) ValidateConfig(ctx context.Context, cfg Config) error {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("validate config: encode config: %w", err)
+	}
+	if _, err := c.base.ValidateConfig(ctx, &pb.ConfigureRequest{ConfigJson: b}); err != nil {
+		if st, ok := status.FromError(err); ok && st.Code() == codes.Unimplemented {
+			return fmt.Errorf("validate config: %s: %w", st.Message(), ErrNotValidated)
+		}
+		return fmt.Errorf("validate config: %w", remoteError(err))
+	}
+	return nil
+}
