@@ -21,7 +21,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		"Decodes and checks a configuration file (default ./mesh.hcl) without\n"+
 		"starting anything. Errors and warnings are printed with file, line and\n"+
 		"the offending text; the exit code is 1 when there is an error.", stderr)
-	cfgFlag := fs.String("config", "", "the file to check (the same as the argument)")
+	cfgFlag := fs.String("config", "", "the `FILE` to check (the same as the argument)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
