@@ -23,6 +23,7 @@ func init() {
 	register(&command{
 		name:     "provision",
 		synopsis: "Make websites exist as a stream of SporeConfig messages describes",
+		args:     []string{"encode", "decode"},
 		run:      runProvision,
 	})
 }

@@ -13,7 +13,7 @@ var Version = "0.1.0-dev"
 func init() {
 	register(&command{
 		name:     "version",
-		synopsis: "Print the mesh version, module version, commit and build date",
+		synopsis: "Print the mesh version, and the module version, commit and commit date it was built from",
 		run: func(args []string, stdout, stderr io.Writer) int {
 			fs := newFlagSet("version", "version\n\n"+
 				"Prints the release version, then what the Go build info says about\n"+

@@ -23,6 +23,9 @@ type command struct {
 	name     string
 	synopsis string
 	hidden   bool
+	// args are the words the command takes as its first argument (its
+	// subcommands, or a fixed choice), offered by shell completion.
+	args []string
 	// run receives the arguments after the command name and returns an exit code.
 	run func(args []string, stdout, stderr io.Writer) int
 }
