@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mycelium-mesh/mesh/core/agent"
-	"github.com/mycelium-mesh/mesh/core/edge"
 	"github.com/mycelium-mesh/mesh/core/mesh"
 )
 
@@ -169,11 +167,11 @@ func sampleStatus() mesh.Status {
 			{Name: "billing", Digest: "sha256:1111", Min: 1, Desired: 1, Ready: 1},
 			{Name: "echo", Digest: "sha256:2222", Min: 1, Desired: 1, Ready: 0, Degraded: true},
 		},
-		Instances: []agent.InstanceStatus{
+		Instances: []mesh.InstanceStatus{
 			{App: "billing", NodeID: "n1", Instance: "billing-n1-1", State: "ready", PID: 10, Port: 9001, Since: t0},
 			{App: "echo", NodeID: "n1", Instance: "echo-n1-1", State: "failed", LastError: "exit status 3", Since: t0},
 		},
-		Edge: map[string]edge.AppCounters{"billing": {Requests: 7}, "echo": {Requests: 9, Errors5xx: 9}},
+		Edge: map[string]mesh.EdgeCounters{"billing": {Requests: 7}, "echo": {Requests: 9, Errors5xx: 9}},
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mycelium-mesh/mesh/core/edge"
 	"github.com/mycelium-mesh/mesh/core/mesh"
 )
 
@@ -124,7 +123,7 @@ func statusOfApp(st mesh.Status, app string) (mesh.Status, bool) {
 		}
 	}
 	if c, ok := st.Edge[app]; ok {
-		out.Edge = map[string]edge.AppCounters{app: c}
+		out.Edge = map[string]mesh.EdgeCounters{app: c}
 	}
 	return out, true
 }
