@@ -107,7 +107,7 @@ func TestValidateCommand(t *testing.T) {
 		},
 		{
 			name: "help", dir: dir, args: []string{"validate", "-h"}, code: 0,
-			stderr: []string{"Usage: mesh validate [FILE.hcl | -config FILE.hcl]"},
+			stdout: []string{"Usage: mesh validate [FILE.hcl | -config FILE.hcl]"},
 		},
 	}
 	for _, tt := range tests {

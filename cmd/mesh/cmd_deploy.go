@@ -25,9 +25,9 @@ func init() {
 func runDeploy(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("deploy", "deploy -app NAME (-digest sha256:... | -spore FILE.spore) [-detach] [-auto-revert=false] [-timeout 10m]", stderr)
 	cf := addControlFlags(fs)
-	app := fs.String("app", "", "app to deploy (required)")
-	digest := fs.String("digest", "", "digest of a spore already in the repo")
-	sporePath := fs.String("spore", "", "spore file to publish, then deploy")
+	app := fs.String("app", "", "`NAME` of the app to deploy (required)")
+	digest := fs.String("digest", "", "`DIGEST` (sha256:...) of a spore already in the repo")
+	sporePath := fs.String("spore", "", "spore `FILE` to publish, then deploy")
 	detach := fs.Bool("detach", false, "return once the rollout has started instead of following it; the mesh finishes or reverts it")
 	autoRevert := fs.Bool("auto-revert", true, "have the mesh put the last good digest back when the rollout fails or misses its progress deadline")
 	fs.BoolVar(autoRevert, "rollback", true, "old name of -auto-revert (the revert is done by the mesh, not by this command)")

@@ -52,7 +52,7 @@ func runHistory(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("history", "history [-json] [-n 50] APP", stderr)
 	cf := addControlFlags(fs)
 	asJSON := fs.Bool("json", false, "print the rollouts as JSON")
-	n := fs.Int("n", 0, "show at most n rollouts (default: all kept, the newest 50)")
+	n := fs.Int("n", 0, "show at most `N` rollouts (default: all kept, the newest 50)")
 	app, code := parseWithApp(fs, args)
 	if code >= 0 {
 		return code
@@ -103,7 +103,7 @@ func dash(s string) string {
 func runRollback(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("rollback", "rollback [-to DIGEST|VERSION] [-detach] [-timeout 10m] APP", stderr)
 	cf := addControlFlags(fs)
-	to := fs.String("to", "", "digest (sha256:... or hex) or manifest version from the app's history (default: the previous good digest)")
+	to := fs.String("to", "", "`DIGEST|VERSION`: a digest (sha256:... or hex) or manifest version from the app's history (default: the previous good digest)")
 	detach := fs.Bool("detach", false, "return once the rollout has started instead of following it")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long to follow the rollout; the mesh keeps following it after that")
 	app, code := parseWithApp(fs, args)

@@ -20,7 +20,7 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 		"Writes a new ed25519 key pair: PREFIX.key (private, mode 0600, keep it\n"+
 		"secret) and PREFIX.pub (public). Trust the public key in mesh.hcl or with\n"+
 		"`mesh verify -trust`. Existing files are never overwritten.", stderr)
-	out := fs.String("out", "", "path prefix of the key files (required)")
+	out := fs.String("out", "", "path `PREFIX` of the key files (required)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

@@ -24,10 +24,10 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("logs", "logs [-f] [-node N] [-instance ID] [-stream stdout|stderr] [-tail 50] [-config mesh.hcl | -addr ADDR] APP", stderr)
 	cf := addControlFlags(fs)
 	follow := fs.Bool("f", false, "keep streaming new lines, across restarts and rotations, until interrupted")
-	node := fs.String("node", "", "only the instances on this node")
-	instance := fs.String("instance", "", "only this instance (an ID from mesh status)")
-	stream := fs.String("stream", "", "stdout or stderr (default both)")
-	tail := fs.Int("tail", 50, "lines of each stream to start with")
+	node := fs.String("node", "", "only the instances on `NODE`")
+	instance := fs.String("instance", "", "only the instance `ID` (from mesh status)")
+	stream := fs.String("stream", "", "only the `STREAM` stdout or stderr (default both)")
+	tail := fs.Int("tail", 50, "start with the last `N` lines of each stream")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

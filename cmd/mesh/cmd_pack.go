@@ -22,10 +22,10 @@ func runPack(args []string, stdout, stderr io.Writer) int {
 		"holds identity, runtime, resources, slo and security; pack fills in\n"+
 		"integrity (binary sha256, public key, creation time, signature). The\n"+
 		"spore is written atomically. Prints the binary digest and the signer.", stderr)
-	binary := fs.String("binary", "", "workload binary to pack (required)")
-	manifest := fs.String("manifest", "", "manifest JSON file (required)")
-	keyFile := fs.String("key", "", "private key file from `mesh keygen` (required)")
-	out := fs.String("out", "", "spore file to write (required)")
+	binary := fs.String("binary", "", "workload binary `FILE` to pack (required)")
+	manifest := fs.String("manifest", "", "manifest JSON `FILE` (required)")
+	keyFile := fs.String("key", "", "private key `FILE` written by mesh keygen (required)")
+	out := fs.String("out", "", "spore `FILE` to write (required)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

@@ -25,7 +25,7 @@ func init() {
 
 func runPlugins(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("plugins", "plugins [-config mesh.hcl] [-timeout 10s]", stderr)
-	cfgPath := fs.String("config", "mesh.hcl", "path of the configuration file")
+	cfgPath := fs.String("config", "mesh.hcl", "configuration `FILE`")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long each plugin may take to start and answer")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code

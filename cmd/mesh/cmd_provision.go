@@ -23,6 +23,7 @@ func init() {
 	register(&command{
 		name:     "provision",
 		synopsis: "Make websites exist as a stream of SporeConfig messages describes",
+		args:     []string{"encode", "decode"},
 		run:      runProvision,
 	})
 }
@@ -49,17 +50,17 @@ func runProvision(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := newFlagSet("provision", provisionUsage, stderr)
 	cf := addControlFlags(fs)
-	listen := fs.String("listen", "", "serve producers on unix:///path (a long-lived daemon) instead of reading stdin")
+	listen := fs.String("listen", "", "serve producers on `ADDR` (unix:///path; a long-lived daemon) instead of reading stdin")
 	plan := fs.Bool("plan", false, "print each site's plan and change nothing")
-	dataDir := fs.String("data-dir", "", "where ownership records live (default: the mesh's data_dir from mesh.hcl, else ./.mesh/data)")
-	maxMsg := fs.Uint64("max-message-size", provision.DefaultMaxMessageSize, "largest message accepted, in unpacked bytes")
-	traverse := fs.Uint64("traverse-limit", provision.DefaultTraverseLimit, "bytes a message's decoding may read")
-	queue := fs.Int("queue", provision.DefaultQueueSize, "messages accepted and not yet applied before reading pauses")
+	dataDir := fs.String("data-dir", "", "`DIR` where ownership records live (default: the mesh's data_dir from mesh.hcl, else ./.mesh/data)")
+	maxMsg := fs.Uint64("max-message-size", provision.DefaultMaxMessageSize, "largest message accepted, in unpacked `BYTES`")
+	traverse := fs.Uint64("traverse-limit", provision.DefaultTraverseLimit, "`BYTES` a message's decoding may read")
+	queue := fs.Int("queue", provision.DefaultQueueSize, "accept at most `N` messages not yet applied before reading pauses")
 	shutdown := fs.Duration("shutdown-timeout", 30*time.Second, "on SIGTERM: how long in-flight work may take before it is cancelled")
-	logLevel := fs.String("log-level", "info", "log level on stderr: trace, debug, info, warn, error, off")
+	logLevel := fs.String("log-level", "info", "`LEVEL` of the log on stderr: trace, debug, info, warn, error, off")
 	var builds, providers multiFlag
-	fs.Var(&builds, "build", "TYPE=COMMAND: build command for a build type, e.g. hugoNix='hugo --minify' (repeatable)")
-	fs.Var(&providers, "provider", "PROVIDER=PLUGIN: host a provider's sites with the named hosting plugin (repeatable)")
+	fs.Var(&builds, "build", "run `TYPE=COMMAND` to build sites of a build type, e.g. hugoNix='hugo --minify' (repeatable)")
+	fs.Var(&providers, "provider", "given `PROVIDER=PLUGIN`, host a provider's sites with the named hosting plugin (repeatable)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

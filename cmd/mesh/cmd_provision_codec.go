@@ -59,7 +59,7 @@ func runProvisionEncode(args []string, stdout, stderr io.Writer) int {
 // runProvisionDecode prints a packed stream as JSON, one line per message.
 func runProvisionDecode(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("provision decode", "provision decode [stream.bin] (default stdin)", stderr)
-	maxMsg := fs.Uint64("max-message-size", provision.DefaultMaxMessageSize, "largest message accepted, in unpacked bytes")
+	maxMsg := fs.Uint64("max-message-size", provision.DefaultMaxMessageSize, "largest message accepted, in unpacked `BYTES`")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

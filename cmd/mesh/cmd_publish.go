@@ -34,9 +34,9 @@ func runPublish(args []string, stdout, stderr io.Writer) int {
 		"prints the same digest. Publishing does not verify the spore (agents\n"+
 		"verify before running); with -trust it is verified first and refused\n"+
 		"unless signed by one of the given keys.", stderr)
-	dir := fs.String("repo", config.DefaultRepoDir, "repo directory (created if missing)")
+	dir := fs.String("repo", config.DefaultRepoDir, "repo `DIR` (created if missing)")
 	var trust publishTrust
-	fs.Var(&trust, "trust", "verify against this public key (\"ed25519:...\") or key file before publishing; repeatable")
+	fs.Var(&trust, "trust", "verify against this public `KEY` (\"ed25519:...\") or key file before publishing; repeatable")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

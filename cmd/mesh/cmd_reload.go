@@ -23,7 +23,7 @@ func init() {
 				"need a restart are listed, not applied.", stderr)
 			cf := addControlFlags(fs)
 			planOnly := fs.Bool("plan", false, "show what a reload would change, apply nothing")
-			expect := fs.String("expect", "", "apply only if the plan is still the one with this ID (printed by -plan)")
+			expect := fs.String("expect", "", "apply only if the plan is still the one with this `ID` (printed by -plan)")
 			asJSON := fs.Bool("json", false, "print the plan as JSON")
 			if code := parseFlags(fs, args); code >= 0 {
 				return code

@@ -24,7 +24,7 @@ func init() {
 
 func runRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", "run [-config mesh.hcl] [-warmup 2s]", stderr)
-	cfgPath := fs.String("config", "mesh.hcl", "mesh configuration file")
+	cfgPath := fs.String("config", "mesh.hcl", "mesh configuration `FILE`")
 	warmup := fs.Duration("warmup", 0, "blue/green warmup, overriding mesh.hcl (default from mesh.hcl, else 2s)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mycelium-mesh/mesh/core/mesh"
 )
 
 func init() {
@@ -19,11 +22,26 @@ func init() {
 }
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", "status [-json] [-config mesh.hcl | -addr ADDR]", stderr)
+	fs := newFlagSet("status", "status [-json] [-config mesh.hcl | -addr ADDR] [APP]\n\n"+
+		"Shows the running mesh's apps, instances, edge counters and plugins.\n"+
+		"With APP, only that app: its plan, its instances and its counters.", stderr)
 	cf := addControlFlags(fs)
-	asJSON := fs.Bool("json", false, "print the full status as JSON")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
+	}
+	app := ""
+	if fs.NArg() > 0 {
+		app = fs.Arg(0)
+		// Flags may follow APP too.
+		if code := parseFlags(fs, fs.Args()[1:]); code >= 0 {
+			return code
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(fs.Output(), "mesh status: unexpected arguments %v\n", fs.Args())
+			fs.Usage()
+			return exitUsage
+		}
 	}
 	c, err := cf.client()
 	if err != nil {
@@ -34,6 +52,15 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	st, raw, err := c.Status(ctx)
 	if err != nil {
 		return fail(stderr, "%v", err)
+	}
+	if app != "" {
+		var ok bool
+		if st, ok = statusOfApp(st, app); !ok {
+			return fail(stderr, "no app %q in the running mesh (mesh status lists them)", app)
+		}
+		if raw, err = json.Marshal(st); err != nil {
+			return fail(stderr, "encode status: %v", err)
+		}
 	}
 	if *asJSON {
 		fmt.Fprintln(stdout, string(raw))
@@ -75,6 +102,30 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// statusOfApp narrows st to one app: its plan, its instances and its edge
+// counters. Nodes, start time and plugins stay as they are. It reports
+// false when the mesh has no such app.
+func statusOfApp(st mesh.Status, app string) (mesh.Status, bool) {
+	out := mesh.Status{Started: st.Started, Nodes: st.Nodes, Plugins: st.Plugins}
+	for _, a := range st.Apps {
+		if a.Name == app {
+			out.Apps = append(out.Apps, a)
+		}
+	}
+	if len(out.Apps) == 0 {
+		return st, false
+	}
+	for _, in := range st.Instances {
+		if in.App == app {
+			out.Instances = append(out.Instances, in)
+		}
+	}
+	if c, ok := st.Edge[app]; ok {
+		out.Edge = map[string]mesh.EdgeCounters{app: c}
+	}
+	return out, true
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -29,8 +29,8 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		"plugin could not check itself gets a warning saying why. Nothing else\n"+
 		"is started. Errors and warnings are printed with file, line and the\n"+
 		"offending text; the exit code is 1 when there is an error.", stderr)
-	cfgFlag := fs.String("config", "", "the file to check (the same as the argument)")
-	timeout := fs.Duration("timeout", 10*time.Second, "how long each plugin may take to start and to answer")
+	cfgFlag := fs.String("config", "", "the `FILE` to check (the same as the argument)")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long each plugin may take to start and to answer (a `DURATION`)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

@@ -32,7 +32,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		"the trusted keys. A key carried inside the spore is not trusted by itself.\n"+
 		"Prints \"OK <name> <version> <signer>\" on success.", stderr)
 	var trust trustList
-	fs.Var(&trust, "trust", "trusted public key (\"ed25519:...\") or key file; repeatable, at least one")
+	fs.Var(&trust, "trust", "trusted public `KEY` (\"ed25519:...\") or key file; repeatable, at least one")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}

@@ -19,9 +19,9 @@ type controlFlags struct {
 
 func addControlFlags(fs *flag.FlagSet) *controlFlags {
 	return &controlFlags{
-		config: fs.String("config", "", "mesh.hcl of the running mesh, to find its control socket (default mesh.hcl when present)"),
-		addr:   fs.String("addr", os.Getenv("MESH_ADDR"), "control API address: unix:///path/control.sock or http://host:port (env MESH_ADDR)"),
-		token:  fs.String("token", os.Getenv("MESH_TOKEN"), "bearer token for a TCP control API (env MESH_TOKEN)"),
+		config: fs.String("config", "", "the running mesh's configuration `FILE`, to find its control socket (default mesh.hcl when present)"),
+		addr:   fs.String("addr", os.Getenv("MESH_ADDR"), "control API `ADDR`: unix:///path/control.sock or http://host:port (env MESH_ADDR)"),
+		token:  fs.String("token", os.Getenv("MESH_TOKEN"), "bearer `TOKEN` for a TCP control API (env MESH_TOKEN)"),
 	}
 }
 

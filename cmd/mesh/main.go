@@ -4,7 +4,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +23,9 @@ type command struct {
 	name     string
 	synopsis string
 	hidden   bool
+	// args are the words the command takes as its first argument (its
+	// subcommands, or a fixed choice), offered by shell completion.
+	args []string
 	// run receives the arguments after the command name and returns an exit code.
 	run func(args []string, stdout, stderr io.Writer) int
 }
@@ -42,14 +44,22 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
+		return exitUsage
 	}
-	if args[0] == "-v" || args[0] == "-version" || args[0] == "--version" {
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	case "help":
+		// `mesh help CMD` is `mesh CMD -h`.
+		if len(args) == 1 {
+			usage(stdout)
+			return exitOK
+		}
+		args = []string{args[1], "-h"}
+	case "-v", "-version", "--version":
 		args[0] = "version"
 	}
 	c, ok := commands[args[0]]
@@ -58,13 +68,22 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return exitUsage
 	}
-	return c.run(args[1:], stdout, stderr)
+	return c.run(args[1:], stdout, &cmdStderr{Writer: stderr, stdout: stdout})
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: mesh <command> [options] [args]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
+	for _, n := range visibleCommands() {
+		fmt.Fprintf(w, "    %-10s %s\n", n, commands[n].synopsis)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run `mesh <command> -h` (or `mesh help <command>`) for a command's options.")
+}
+
+// visibleCommands returns the names of the commands shown in help, sorted.
+func visibleCommands() []string {
 	names := make([]string, 0, len(commands))
 	for n, c := range commands {
 		if !c.hidden {
@@ -72,39 +91,7 @@ func usage(w io.Writer) {
 		}
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "    %-10s %s\n", n, commands[n].synopsis)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `mesh <command> -h` for a command's options.")
-}
-
-// newFlagSet returns a flag set that reports usage errors to stderr and whose
-// help text starts with the given usage line.
-func newFlagSet(name, usageLine string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: mesh %s\n", usageLine)
-		var hasFlags bool
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprintln(stderr, "\nOptions:")
-			fs.PrintDefaults()
-		}
-	}
-	return fs
-}
-
-// parseFlags parses args and maps the outcome to an exit code: -1 means go on.
-func parseFlags(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return exitOK
-		}
-		return exitUsage
-	}
-	return -1
+	return names
 }
 
 // fail prints an error the way every command does and returns exitError.

@@ -144,8 +144,9 @@ func (c *Client) Reload(ctx context.Context) ([]string, error) {
 
 // reloadResponse is the answer of POST /v1/reload.
 type reloadResponse struct {
-	Notes []string   `json:"notes"` // the plan's Restart, for older clients
-	Plan  ReloadPlan `json:"plan"`
+	SchemaVersion int        `json:"schema_version"`
+	Notes         []string   `json:"notes"` // the plan's Restart, for older clients
+	Plan          ReloadPlan `json:"plan"`
 }
 
 // ReloadWith asks the mesh to plan, and unless opts.PlanOnly apply, a reload

@@ -47,9 +47,7 @@ func (c *Client) History(ctx context.Context, app string, n int) (h []rollout.Ro
 	if n > 0 {
 		path += "?limit=" + strconv.Itoa(n)
 	}
-	var out struct {
-		Rollouts []rollout.Rollout `json:"rollouts"`
-	}
+	var out HistoryResponse
 	if err = c.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
 		return nil, nil, err
 	}

@@ -246,7 +246,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		if h == nil {
 			h = []rollout.Rollout{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"rollouts": h})
+		writeJSON(w, http.StatusOK, HistoryResponse{SchemaVersion: SchemaVersion, Rollouts: h})
 	})
 	mux.HandleFunc("POST /v1/apps/{app}/rollback", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
@@ -301,7 +301,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 			writeErr(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, reloadResponse{Notes: rp.Restart, Plan: rp})
+		writeJSON(w, http.StatusOK, reloadResponse{SchemaVersion: SchemaVersion, Notes: rp.Restart, Plan: rp})
 	})
 	m.siteRoutes(mux)           // static sites, see sites.go
 	m.siteAppRoutes(mux, token) // apps owned by sites, see siteapps.go

@@ -82,9 +82,9 @@ func parseLogsQuery(v url.Values) (LogsQuery, error) {
 // the live instances of the app, or the newest finished one when none is
 // live (a crash loop's last victim); with Instance, only that one. With
 // all, every instance the query's filters match.
-func (m *Mesh) logInstances(q LogsQuery, all bool) []agent.InstanceStatus {
-	var out []agent.InstanceStatus
-	newestDone := map[string]agent.InstanceStatus{}
+func (m *Mesh) logInstances(q LogsQuery, all bool) []InstanceStatus {
+	var out []InstanceStatus
+	newestDone := map[string]InstanceStatus{}
 	liveOn := map[string]bool{}
 	for _, in := range m.Status().Instances {
 		if in.App != q.App || (q.Node != "" && in.NodeID != q.Node) || in.Dir == "" {
@@ -172,7 +172,7 @@ func (m *Mesh) handleLogs(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	add := func(in agent.InstanceStatus, tail int, fromStart bool) {
+	add := func(in InstanceStatus, tail int, fromStart bool) {
 		for _, stream := range []string{"stdout", "stderr"} {
 			if q.Stream != "" && q.Stream != stream {
 				continue

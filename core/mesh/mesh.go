@@ -396,37 +396,39 @@ func (m *Mesh) Publish(path string) (string, error) {
 }
 
 // Status is a snapshot of the mesh for `mesh status`.
+// Its JSON is the control API's GET /v1/status (see SchemaVersion).
 type Status struct {
-	Started   time.Time                   `json:"started"`
-	Nodes     []string                    `json:"nodes"`
-	Apps      []AppStatus                 `json:"apps"`
-	Instances []agent.InstanceStatus      `json:"instances"`
-	Edge      map[string]edge.AppCounters `json:"edge"`
-	Plugins   []pluginhost.Status         `json:"plugins"`
+	SchemaVersion int                     `json:"schema_version"`
+	Started       time.Time               `json:"started"`
+	Nodes         []string                `json:"nodes"`
+	Apps          []AppStatus             `json:"apps"`
+	Instances     []InstanceStatus        `json:"instances"`
+	Edge          map[string]EdgeCounters `json:"edge"`
+	Plugins       []pluginhost.Status     `json:"plugins"`
 }
 
 // AppStatus is desired versus running state of one app.
 type AppStatus struct {
-	Name      string            `json:"name"`
-	Site      string            `json:"site,omitempty"` // the site that owns the app, when the mesh created it for one
-	Digest    string            `json:"digest"`
-	Min       int               `json:"min"`
-	Max       int               `json:"max"`
-	Restart   string            `json:"restart"`
-	Desired   int               `json:"desired"`
-	Ready     int               `json:"ready"`
-	Degraded  bool              `json:"degraded"` // fewer endpoints than Min
-	Endpoints []fabric.Endpoint `json:"endpoints"`
+	Name      string     `json:"name"`
+	Site      string     `json:"site,omitempty"` // the site that owns the app, when the mesh created it for one
+	Digest    string     `json:"digest"`
+	Min       int        `json:"min"`
+	Max       int        `json:"max"`
+	Restart   string     `json:"restart"`
+	Desired   int        `json:"desired"`
+	Ready     int        `json:"ready"`
+	Degraded  bool       `json:"degraded"` // fewer endpoints than Min
+	Endpoints []Endpoint `json:"endpoints"`
 	// Rollout is the app's rollout in progress, if any.
 	Rollout *rollout.Rollout `json:"rollout,omitempty"`
 }
 
 // Status returns the current state.
 func (m *Mesh) Status() Status {
-	st := Status{Started: m.started}
+	st := Status{SchemaVersion: SchemaVersion, Started: m.started}
 	st.Nodes = append(st.Nodes, m.nodes...)
 	for _, a := range m.agents {
-		st.Instances = append(st.Instances, a.Instances()...)
+		st.Instances = append(st.Instances, instanceViews(a.Instances())...)
 	}
 	if m.plug != nil {
 		st.Plugins = m.plug.statuses()
@@ -444,7 +446,7 @@ func (m *Mesh) Status() Status {
 	}
 	for _, p := range m.fabric.Plans() {
 		as := AppStatus{Name: p.AppName, Site: owners[p.AppName], Digest: p.Digest, Min: p.Min, Max: p.Max, Restart: p.Restart,
-			Desired: m.desired(p), Degraded: m.fabric.Degraded(p.AppName), Endpoints: m.fabric.Endpoints(p.AppName)}
+			Desired: m.desired(p), Degraded: m.fabric.Degraded(p.AppName), Endpoints: endpointViews(m.fabric.Endpoints(p.AppName))}
 		as.Rollout = m.activeRollout(p.AppName)
 		for _, in := range st.Instances {
 			if in.App == p.AppName && in.Digest == p.Digest && in.State == "ready" {
@@ -458,7 +460,7 @@ func (m *Mesh) Status() Status {
 	e := m.edge
 	m.mu.Unlock()
 	if e != nil {
-		st.Edge = e.Counters()
+		st.Edge = edgeViews(e.Counters())
 	}
 	return st
 }

@@ -33,6 +33,8 @@ const (
 
 // ReloadPlan is what applying mesh.hcl changes in a running mesh.
 type ReloadPlan struct {
+	// SchemaVersion is the JSON's version (see SchemaVersion).
+	SchemaVersion int `json:"schema_version"`
 	// ID names the plan's content: ReloadOptions.Expect applies a plan only
 	// while it is still this one.
 	ID          string     `json:"id"`
@@ -105,7 +107,7 @@ type planInput struct {
 
 // computePlan compares the file with what runs. It has no side effects.
 func computePlan(in planInput) ReloadPlan {
-	var rp ReloadPlan
+	rp := ReloadPlan{SchemaVersion: SchemaVersion}
 	for _, a := range in.next.Apps {
 		rp.Apps = append(rp.Apps, planApp(in, a))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/mycelium-mesh/mesh/core/mesh"
 	"github.com/mycelium-mesh/mesh/core/rollout"
 	"github.com/mycelium-mesh/mesh/internal/testutil"
 )
@@ -280,11 +281,18 @@ func TestHistoryAndRollback(t *testing.T) {
 
 	var h []rollout.Rollout
 	js := runCLI(t, "history", "billing", "-json", "-config", e.cfgPath)
-	var body struct{ Rollouts []rollout.Rollout }
-	if err := json.Unmarshal([]byte(js), &body); err != nil {
+	var body mesh.HistoryResponse
+	if err := json.Unmarshal([]byte(js), &body); err != nil || body.SchemaVersion != mesh.SchemaVersion {
 		t.Fatalf("history -json: %v\n%s", err, js)
 	}
 	h = body.Rollouts
+	// status -json speaks the same schema: snake_case keys and a version.
+	var st map[string]any
+	sj := runCLI(t, "status", "-json", "-config", e.cfgPath)
+	if err := json.Unmarshal([]byte(sj), &st); err != nil || st["schema_version"] != float64(mesh.SchemaVersion) ||
+		!strings.Contains(sj, `"node_id":`) || !strings.Contains(sj, `"requests":`) || strings.Contains(sj, `"NodeID"`) {
+		t.Fatalf("status -json: %v\n%s", err, sj)
+	}
 	if len(h) != 2 || h[0].Digest != d2 || h[0].State != rollout.Succeeded || h[0].Version != "v2.0.0" || h[0].Trigger != rollout.ByDeploy ||
 		h[1].Digest != d1 || h[1].State != rollout.Succeeded || h[1].Who != "config" || h[1].Ended.IsZero() {
 		t.Fatalf("history:\n%s", js)
