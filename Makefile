@@ -18,8 +18,10 @@ GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 
 all: build
 
+# -buildvcs=auto stamps the commit into `mesh version` from a git checkout,
+# whatever GOFLAGS the machine's go env sets.
 build:
-	$(GO) build -o $(BIN)/mesh ./cmd/mesh
+	$(GO) build -buildvcs=auto -o $(BIN)/mesh ./cmd/mesh
 	$(GO) build -o $(BIN)/hello ./workloads/hello
 
 vet:
