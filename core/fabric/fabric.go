@@ -504,106 +504,34 @@ func (f *Fabric) GetBudget(app string) (Budget, bool) {
 	return b, ok
 }
 
-func (f *Fabric) usageLocked(app string, extraNode string, extra *claim) Usage {
-	var u Usage
-	nodes := f.claims[app]
-	seen := false
-	for node, cs := range nodes {
-		if len(cs) == 0 {
-			continue
-		}
-		cpu, mem := 0, 0
+// appClaimsLocked gathers the claims of app for the admission rules.
+func (f *Fabric) appClaimsLocked(app string) AppClaims {
+	out := AppClaims{}
+	for node, cs := range f.claims[app] {
 		for c := range cs {
-			cpu, mem = max(cpu, c.cpu), max(mem, c.mem)
+			out[node] = append(out[node], ClaimSize{CPU: c.cpu, Mem: c.mem, Revoked: c.gone})
 		}
-		if extra != nil && node == extraNode {
-			cpu, mem = max(cpu, extra.cpu), max(mem, extra.mem)
-			seen = true
-		}
-		u.Instances++
-		u.CPUmilli += cpu
-		u.MemoryMB += mem
 	}
-	if extra != nil && !seen {
-		u.Instances++
-		u.CPUmilli += extra.cpu
-		u.MemoryMB += extra.mem
-	}
-	return u
+	return out
+}
+
+// limitsLocked are the limits of app from its plan and budget.
+func (f *Fabric) limitsLocked(app string) Limits {
+	p, ok := f.plans[app]
+	return LimitsOf(p, ok, f.budgets[app])
 }
 
 // Usage returns what the claims of app hold now.
 func (f *Fabric) Usage(app string) Usage {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.usageLocked(app, "", nil)
-}
-
-// instanceLimitLocked is min(Plan.Max, Budget.MaxInstances), 0 = none.
-func (f *Fabric) instanceLimitLocked(app string) int {
-	limit := 0
-	if p, ok := f.plans[app]; ok {
-		limit = p.Max
-	}
-	if b := f.budgets[app]; b.MaxInstances > 0 && (limit == 0 || b.MaxInstances < limit) {
-		limit = b.MaxInstances
-	}
-	return limit
-}
-
-// excessLocked returns the nodes of app in excess of its limits: nodes with
-// a claim that is not revoked are taken in node-ID order, each one sized by
-// the largest of its unrevoked claims (extra included on extraNode), and
-// from the first node whose admission would break a limit on, every node is
-// in excess. With the limits met by the total, no node is.
-func (f *Fabric) excessLocked(app, extraNode string, extra *claim) map[string]bool {
-	limit := f.instanceLimitLocked(app)
-	b := f.budgets[app]
-	if limit == 0 && b.CPUmilli == 0 && b.MemoryMB == 0 {
-		return nil
-	}
-	type nodeUse struct {
-		id       string
-		cpu, mem int
-	}
-	var nodes []nodeUse
-	for id, cs := range f.claims[app] {
-		u, held := nodeUse{id: id}, false
-		for c := range cs {
-			if !c.gone {
-				u.cpu, u.mem, held = max(u.cpu, c.cpu), max(u.mem, c.mem), true
-			}
-		}
-		if extra != nil && id == extraNode {
-			u.cpu, u.mem, held = max(u.cpu, extra.cpu), max(u.mem, extra.mem), true
-		}
-		if held {
-			nodes = append(nodes, u)
-		}
-	}
-	if extra != nil && f.claims[app][extraNode] == nil {
-		nodes = append(nodes, nodeUse{id: extraNode, cpu: extra.cpu, mem: extra.mem})
-	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].id < nodes[j].id })
-	var excess map[string]bool
-	count, cpu, mem := 0, 0, 0
-	for _, n := range nodes {
-		count, cpu, mem = count+1, cpu+n.cpu, mem+n.mem
-		if excess == nil && !(limit > 0 && count > limit || b.CPUmilli > 0 && cpu > b.CPUmilli || b.MemoryMB > 0 && mem > b.MemoryMB) {
-			continue
-		}
-		if excess == nil {
-			excess = map[string]bool{}
-		}
-		excess[n.id] = true
-	}
-	return excess
+	return f.appClaimsLocked(app).Usage("", nil)
 }
 
 // revokeExcessLocked revokes every claim of the nodes of app in excess of
 // its current limits.
 func (f *Fabric) revokeExcessLocked(app string) {
-	for node := range f.excessLocked(app, "", nil) {
+	for node := range f.appClaimsLocked(app).Excess(f.limitsLocked(app), "", nil) {
 		n := 0
 		for c := range f.claims[app][node] {
 			if !c.gone {
@@ -645,21 +573,11 @@ func (f *Fabric) Acquire(app, nodeID string, cpuMilli, memoryMB int) (*Lease, er
 	if f.closed {
 		return nil, ErrClosed
 	}
-	c := &claim{cpu: cpuMilli, mem: memoryMB, revoked: make(chan struct{})}
-	before := f.usageLocked(app, "", nil)
-	after := f.usageLocked(app, nodeID, c)
-	limit := f.instanceLimitLocked(app)
-	b := f.budgets[app]
-	switch {
-	case limit > 0 && after.Instances > before.Instances && after.Instances > limit:
-		return nil, fmt.Errorf("claim %s on %s: %d instances already, limit %d: %w", app, nodeID, before.Instances, limit, ErrBudgetExceeded)
-	case b.CPUmilli > 0 && after.CPUmilli > before.CPUmilli && after.CPUmilli > b.CPUmilli:
-		return nil, fmt.Errorf("claim %s on %s: cpu %dm would exceed budget %dm: %w", app, nodeID, after.CPUmilli, b.CPUmilli, ErrBudgetExceeded)
-	case b.MemoryMB > 0 && after.MemoryMB > before.MemoryMB && after.MemoryMB > b.MemoryMB:
-		return nil, fmt.Errorf("claim %s on %s: memory %dMB would exceed budget %dMB: %w", app, nodeID, after.MemoryMB, b.MemoryMB, ErrBudgetExceeded)
-	case f.excessLocked(app, nodeID, c)[nodeID]:
-		return nil, fmt.Errorf("claim %s on %s: node is beyond the lowered limits: %w", app, nodeID, ErrBudgetExceeded)
+	size := ClaimSize{CPU: cpuMilli, Mem: memoryMB}
+	if err := f.appClaimsLocked(app).Admit(app, nodeID, f.limitsLocked(app), size); err != nil {
+		return nil, err
 	}
+	c := &claim{cpu: cpuMilli, mem: memoryMB, revoked: make(chan struct{})}
 	nodes := f.claims[app]
 	if nodes == nil {
 		nodes = map[string]map[*claim]struct{}{}

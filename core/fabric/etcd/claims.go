@@ -3,7 +3,6 @@ package etcd
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -32,122 +31,23 @@ func (oc *ownClaim) revoke() {
 // race with another claim.
 const contention = 64
 
-// limits is what bounds an app: min(Plan.Max, Budget.MaxInstances) and the
-// budget's resources, 0 = none.
-type limits struct {
-	instances, cpu, mem int
-}
-
-func limitsOf(p fabric.Plan, hasPlan bool, b fabric.Budget) limits {
-	l := limits{cpu: b.CPUmilli, mem: b.MemoryMB}
-	if hasPlan {
-		l.instances = p.Max
-	}
-	if b.MaxInstances > 0 && (l.instances == 0 || b.MaxInstances < l.instances) {
-		l.instances = b.MaxInstances
-	}
-	return l
-}
-
-func (l limits) none() bool { return l.instances == 0 && l.cpu == 0 && l.mem == 0 }
-
-// usage counts nodes holding at least one claim, each sized by the largest
-// of its claims (revoked ones included, since their instances may still
-// run), plus extra on extraNode when extra is set.
-func usage(claims map[string]map[string]claimRec, extraNode string, extra *claimRec) fabric.Usage {
-	var u fabric.Usage
-	seen := false
+// sizes gathers one app's claims, node -> key -> record, for the admission
+// rules the embedded store uses too.
+func sizes(claims map[string]map[string]claimRec) fabric.AppClaims {
+	out := fabric.AppClaims{}
 	for node, cs := range claims {
-		if len(cs) == 0 {
-			continue
-		}
-		cpu, mem := 0, 0
 		for _, c := range cs {
-			cpu, mem = max(cpu, c.CPU), max(mem, c.Mem)
+			out[node] = append(out[node], fabric.ClaimSize(c))
 		}
-		if extra != nil && node == extraNode {
-			cpu, mem, seen = max(cpu, extra.CPU), max(mem, extra.Mem), true
-		}
-		u.Instances++
-		u.CPUmilli += cpu
-		u.MemoryMB += mem
-	}
-	if extra != nil && !seen {
-		u.Instances++
-		u.CPUmilli += extra.CPU
-		u.MemoryMB += extra.Mem
-	}
-	return u
-}
-
-// excess returns the nodes beyond the limits, decided as the embedded store
-// does: nodes with an unrevoked claim in node-ID order, each sized by its
-// largest unrevoked claim; from the first whose admission breaks a limit
-// on, every node is in excess.
-func excess(l limits, claims map[string]map[string]claimRec, extraNode string, extra *claimRec) map[string]bool {
-	if l.none() {
-		return nil
-	}
-	type nodeUse struct {
-		id       string
-		cpu, mem int
-	}
-	var nodes []nodeUse
-	for id, cs := range claims {
-		u, held := nodeUse{id: id}, false
-		for _, c := range cs {
-			if !c.Revoked {
-				u.cpu, u.mem, held = max(u.cpu, c.CPU), max(u.mem, c.Mem), true
-			}
-		}
-		if extra != nil && id == extraNode {
-			u.cpu, u.mem, held = max(u.cpu, extra.CPU), max(u.mem, extra.Mem), true
-		}
-		if held {
-			nodes = append(nodes, u)
-		}
-	}
-	if _, ok := claims[extraNode]; extra != nil && !ok {
-		nodes = append(nodes, nodeUse{id: extraNode, cpu: extra.CPU, mem: extra.Mem})
-	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].id < nodes[j].id })
-	var out map[string]bool
-	count, cpu, mem := 0, 0, 0
-	for _, n := range nodes {
-		count, cpu, mem = count+1, cpu+n.cpu, mem+n.mem
-		if out == nil && !(l.instances > 0 && count > l.instances || l.cpu > 0 && cpu > l.cpu || l.mem > 0 && mem > l.mem) {
-			continue
-		}
-		if out == nil {
-			out = map[string]bool{}
-		}
-		out[n.id] = true
 	}
 	return out
-}
-
-// admit says why a claim of rec on node is refused, or nil.
-func admit(app, node string, l limits, claims map[string]map[string]claimRec, rec claimRec) error {
-	before := usage(claims, "", nil)
-	after := usage(claims, node, &rec)
-	switch {
-	case l.instances > 0 && after.Instances > before.Instances && after.Instances > l.instances:
-		return fmt.Errorf("claim %s on %s: %d instances already, limit %d: %w", app, node, before.Instances, l.instances, fabric.ErrBudgetExceeded)
-	case l.cpu > 0 && after.CPUmilli > before.CPUmilli && after.CPUmilli > l.cpu:
-		return fmt.Errorf("claim %s on %s: cpu %dm would exceed budget %dm: %w", app, node, after.CPUmilli, l.cpu, fabric.ErrBudgetExceeded)
-	case l.mem > 0 && after.MemoryMB > before.MemoryMB && after.MemoryMB > l.mem:
-		return fmt.Errorf("claim %s on %s: memory %dMB would exceed budget %dMB: %w", app, node, after.MemoryMB, l.mem, fabric.ErrBudgetExceeded)
-	case excess(l, claims, node, &rec)[node]:
-		return fmt.Errorf("claim %s on %s: node is beyond the lowered limits: %w", app, node, fabric.ErrBudgetExceeded)
-	}
-	return nil
 }
 
 // Usage returns what the claims of app hold, as this Store last saw them.
 func (s *Store) Usage(app string) fabric.Usage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return usage(s.cache.claims[app], "", nil)
+	return sizes(s.cache.claims[app]).Usage("", nil)
 }
 
 // Acquire reserves an instance of app on nodeID, atomically across every
@@ -202,7 +102,7 @@ func (s *Store) Acquire(app, nodeID string, cpuMilli, memoryMB int) (*fabric.Lea
 			s.apply(&st, string(kv.Key), kv.Value)
 		}
 		claims = st.claims[app]
-		if err := admit(app, nodeID, limitsOf(p, hasPlan, b), claims, rec); err != nil {
+		if err := sizes(claims).Admit(app, nodeID, fabric.LimitsOf(p, hasPlan, b), fabric.ClaimSize(rec)); err != nil {
 			return nil, err
 		}
 		oc := &ownClaim{app: app, node: nodeID, rec: rec, lease: lease, revoked: make(chan struct{})}
@@ -264,7 +164,7 @@ func (s *Store) release(key string, oc *ownClaim) {
 // are in excess of its limits, and marks them revoked in etcd.
 func (s *Store) revokeExcessLocked(app string) {
 	p, hasPlan := s.cache.plans[app]
-	over := excess(limitsOf(p, hasPlan, s.cache.budgets[app]), s.cache.claims[app], "", nil)
+	over := sizes(s.cache.claims[app]).Excess(fabric.LimitsOf(p, hasPlan, s.cache.budgets[app]), "", nil)
 	for key, oc := range s.own {
 		if oc.app != app || !over[oc.node] || oc.gone || oc.releasing {
 			continue
