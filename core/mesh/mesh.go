@@ -264,6 +264,9 @@ func (m *Mesh) Run(ctx context.Context) error {
 	if err := m.applySites(); err != nil { // static sites, see sites.go
 		m.log.Error("static sites not served", "error", err)
 	}
+	if err := m.dropStaleSiteApps(""); err != nil { // apps a site moved away from before a stop
+		m.log.Error("site apps not withdrawn", "error", err)
+	}
 
 	cs, err := startControl(m, cfg.Control)
 	if err != nil {

@@ -249,6 +249,43 @@ func (m *Mesh) ownSiteApp(site, app string) error {
 	return nil
 }
 
+// dropStaleSiteAppsAfter withdraws, after d, the apps site owns that its
+// record no longer routes to. The record is read when the time comes, so a site moved back meanwhile
+// keeps its app. A mesh stopped before then withdraws them at its next
+// start (dropStaleSiteApps).
+func (m *Mesh) dropStaleSiteAppsAfter(site string, d time.Duration) {
+	time.AfterFunc(d, func() {
+		if err := m.dropStaleSiteApps(site); err != nil {
+			m.log.Warn("site app not withdrawn", "site", site, "error", err)
+		}
+	})
+}
+
+// dropStaleSiteApps withdraws the apps site owns that its record does not
+// route to; with site "", it does so for every site with a record.
+func (m *Mesh) dropStaleSiteApps(site string) error {
+	s, err := m.siteStore()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	keep := map[string]string{}
+	for _, a := range s.apps {
+		// A site without a record is in its first release (or was deleted,
+		// which withdrew its apps already): its app is left alone.
+		if rec, ok := s.sites[a.Site]; ok && (site == "" || a.Site == site) {
+			keep[a.Site] = rec.App
+		}
+	}
+	s.mu.Unlock()
+	for id, app := range keep {
+		if err := m.dropSiteApps(id, app); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // dropSiteApps withdraws the plans of the apps site owns, except keep, and
 // forgets them: the site was deleted, or now routes to another app (a new
 // hosting.projectName) or to a snapshot.

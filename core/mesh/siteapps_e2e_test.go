@@ -262,9 +262,12 @@ func TestSiteOwnedAppEndToEnd(t *testing.T) {
 	if a, ok := appStatus(st, "shop-next"); !ok || a.Site != "shop" {
 		t.Fatalf("shop-next %+v (found %v)", a, ok)
 	}
-	if _, ok := appStatus(st, "site-shop"); ok {
-		t.Fatal("site-shop still planned after the site moved to shop-next")
-	}
+	// The old app is withdrawn once requests routed to it had the warmup to
+	// finish.
+	waitFor(t, 10*time.Second, "site-shop withdrawn after the site moved to shop-next", func() bool {
+		_, ok := appStatus(e.status(), "site-shop")
+		return !ok
+	})
 
 	// An app block of the site's app's name is refused, naming the site.
 	e.extraApp = hosting + "app \"shop-next\" {\n  spore = \"billing-v1.spore\"\n}\n"

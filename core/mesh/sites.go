@@ -322,10 +322,10 @@ func (m *Mesh) siteRoutes(mux *http.ServeMux) {
 			return
 		}
 		m.log.Info("site set", "site", st.ID, "snapshot", st.Snapshot, "domains", strings.Join(st.Domains, ","))
-		if err := m.dropSiteApps(st.ID, st.App); err != nil { // an app it no longer routes to
-			writeJSON(w, http.StatusInternalServerError, apiError{Error: err.Error()})
-			return
-		}
+		// An app the site no longer routes to is withdrawn once the
+		// requests already routed to it had the warmup to finish, as a
+		// replaced instance drains.
+		m.dropStaleSiteAppsAfter(st.ID, m.Config().Warmup)
 		writeJSON(w, http.StatusOK, st)
 	}))
 	mux.HandleFunc("DELETE /v1/sites/{id}", withStore(func(w http.ResponseWriter, r *http.Request, s *siteStore) {
