@@ -119,16 +119,17 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 	}
 	// The rollout being replaced is judged first: one that reached its
 	// desired instances since the last step counts as succeeded (and as
-	// the last good digest), not as superseded.
+	// the last good digest), not as superseded. What that step changed is
+	// saved with the new rollout, in one synced write.
+	var judged *rollout.Rollout
 	if old := rs.active[req.App]; old != nil {
-		rs.stepOne(req.App, old, time.Now())
+		judged = rs.stepOne(req.App, old, time.Now(), true)
 	}
 	now := time.Now()
-	hist, err := rs.store.History(req.App, 0)
-	if err != nil {
-		return rollout.Rollout{}, err
+	lastGood := rs.store.LastGood(req.App, req.Digest)
+	if judged != nil && judged.Good() != "" && judged.Good() != req.Digest {
+		lastGood = judged.Good() // the newest, not on disk yet
 	}
-	lastGood := rollout.LastGood(hist, req.Digest)
 	if lastGood == "" && req.Previous != "" && req.Previous != req.Digest && rs.observe(req.App, req.Previous, now).Progress.Ready > 0 {
 		// No rollout of the app proved good (a data dir from before
 		// rollouts were recorded, or the first rollout replaced while its
@@ -146,12 +147,16 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 		State: rollout.Pending, Window: window, MinHealthy: minHealthy, Started: now, Deadline: now.Add(window),
 	}
 	// One synced write records the rollout as pending and the one it
-	// replaces as superseded, before the plan changes. Progressing is kept
-	// in memory until the watcher's next save: a mesh that dies before it
-	// resumes a pending rollout the plan names as progressing.
-	err = rs.store.Create(&r, func(nr *rollout.Rollout) []rollout.Rollout {
+	// replaces as superseded (or as the step above ended it), before the
+	// plan changes. Progressing is kept in memory until the watcher's next
+	// save: a mesh that dies before it resumes a pending rollout the plan
+	// names as progressing, and one the plan does not name as failed.
+	err := rs.store.Create(&r, func(nr *rollout.Rollout) []rollout.Rollout {
 		old := rs.active[req.App]
 		if old == nil {
+			if judged != nil {
+				return []rollout.Rollout{*judged}
+			}
 			return nil
 		}
 		o := *old
@@ -161,6 +166,12 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 		return []rollout.Rollout{o}
 	})
 	if err != nil {
+		if judged != nil {
+			// What the step changed must not be lost with the new rollout.
+			if serr := rs.store.Save(*judged); serr != nil {
+				rs.log.Error("save rollout", "id", judged.ID, "error", serr)
+			}
+		}
 		return rollout.Rollout{}, err
 	}
 	if old := rs.active[req.App]; old != nil {
@@ -205,13 +216,16 @@ func (rs *rollouts) step(now time.Time) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	for app, r := range rs.active {
-		rs.stepOne(app, r, now)
+		rs.stepOne(app, r, now, false)
 	}
 }
 
 // stepOne advances the active rollout r of app, saves what changed and
-// drops it from the active set once it ended. The caller holds mu.
-func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time) {
+// drops it from the active set once it ended. The caller holds mu. With
+// defer set, a change that publishes nothing is not saved but returned, for
+// the caller to save in its own transaction; a revert is always saved
+// before it is published.
+func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time, deferSave bool) (unsaved *rollout.Rollout) {
 	p, havePlan := rs.m.fabric.Plan(app)
 	if havePlan && r.State == rollout.Reverting && p.Digest == r.Digest {
 		// Reverting, but the plan still names the failed digest: the mesh
@@ -233,7 +247,10 @@ func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time) {
 	// Saved before a revert is published, so a mesh that dies in between
 	// publishes it when it resumes (above).
 	if r.State != before.State || r.Progress != before.Progress || r.Detail != before.Detail || !r.Deadline.Equal(before.Deadline) {
-		if err := rs.store.Save(*r); err != nil {
+		if deferSave && publish == "" {
+			cp := *r
+			unsaved = &cp
+		} else if err := rs.store.Save(*r); err != nil {
 			rs.log.Error("save rollout", "id", r.ID, "error", err)
 		}
 	}
@@ -246,6 +263,7 @@ func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time) {
 		delete(rs.active, app)
 		rs.log.Info("rollout ended", "id", r.ID, "app", app, "digest", r.Digest, "state", r.State, "detail", r.Detail, "took", r.Duration(now))
 	}
+	return unsaved
 }
 
 // publishRevert makes the plan of r's app name its last good digest again.

@@ -29,6 +29,7 @@ var (
 type Store struct {
 	db   *bolt.DB
 	keep int
+	good goodIndex
 }
 
 // ErrCorrupt is returned by Open when the store's file is damaged: not a
@@ -77,7 +78,12 @@ func Open(path string, keep int) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init rollout store %s: %w", path, err)
 	}
-	return &Store{db: db, keep: keep}, nil
+	st := &Store{db: db, keep: keep}
+	if err := db.View(st.good.load); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index rollout store %s: %w", path, err)
+	}
+	return st, nil
 }
 
 // checkRecords decodes every rollout and checks it against its key, and
@@ -163,7 +169,10 @@ func ParseID(id string) (uint64, error) {
 // has its ID. When the app then has more than the kept number of rollouts,
 // its oldest finished ones are dropped.
 func (s *Store) Create(r *Rollout, edit func(*Rollout) []Rollout) error {
+	var saved []Rollout // what the transaction wrote, for the index once it committed
+	var dropped []uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		saved, dropped = saved[:0], dropped[:0]
 		all := tx.Bucket(bucketRollouts)
 		seq, err := all.NextSequence()
 		if err != nil {
@@ -174,6 +183,7 @@ func (s *Store) Create(r *Rollout, edit func(*Rollout) []Rollout) error {
 		if err := putRollout(all, *r); err != nil {
 			return err
 		}
+		saved = append(saved, *r)
 		if edit != nil {
 			for _, o := range edit(r) {
 				if all.Get(seqKey(o.Seq)) == nil {
@@ -182,6 +192,7 @@ func (s *Store) Create(r *Rollout, edit func(*Rollout) []Rollout) error {
 				if err := putRollout(all, o); err != nil {
 					return err
 				}
+				saved = append(saved, o)
 			}
 		}
 		idx, err := tx.Bucket(bucketApps).CreateBucketIfNotExists([]byte(r.App))
@@ -191,17 +202,23 @@ func (s *Store) Create(r *Rollout, edit func(*Rollout) []Rollout) error {
 		if err := idx.Put(seqKey(seq), nil); err != nil {
 			return err
 		}
-		return s.pruneLocked(all, idx)
+		dropped, err = s.pruneLocked(all, idx, dropped)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("create rollout of %s: %w", r.App, err)
 	}
+	for _, o := range saved {
+		s.good.set(o)
+	}
+	s.good.drop(r.App, dropped)
 	return nil
 }
 
 // pruneLocked drops the oldest finished rollouts of one app index beyond
-// the kept number; an active rollout is never dropped.
-func (s *Store) pruneLocked(all, idx *bolt.Bucket) error {
+// the kept number; an active rollout is never dropped. It returns the
+// sequences it dropped, appended to dropped.
+func (s *Store) pruneLocked(all, idx *bolt.Bucket, dropped []uint64) ([]uint64, error) {
 	n := 0 // Stats would miss this transaction's writes
 	c := idx.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -217,13 +234,14 @@ func (s *Store) pruneLocked(all, idx *bolt.Bucket) error {
 	}
 	for _, k := range drop {
 		if err := idx.Delete(k); err != nil {
-			return err
+			return dropped, err
 		}
 		if err := all.Delete(k); err != nil {
-			return err
+			return dropped, err
 		}
+		dropped = append(dropped, binary.BigEndian.Uint64(k))
 	}
-	return nil
+	return dropped, nil
 }
 
 // Save replaces a stored rollout with r.
@@ -238,6 +256,7 @@ func (s *Store) Save(r Rollout) error {
 	if err != nil {
 		return fmt.Errorf("save rollout %s: %w", r.ID, err)
 	}
+	s.good.set(r)
 	return nil
 }
 
