@@ -363,7 +363,7 @@ func (f *Fabric) del(bucket []byte, key string) error {
 }
 
 // PublishPlan stores p and hands it to every subscriber. It never waits for
-// a subscriber to read.
+// a subscriber to read. Publishing the plan in force again writes nothing.
 func (f *Fabric) PublishPlan(p Plan) error {
 	if err := p.Validate(); err != nil {
 		return err
@@ -373,8 +373,12 @@ func (f *Fabric) PublishPlan(p Plan) error {
 	if f.isClosed() {
 		return ErrClosed
 	}
-	if err := f.put(bucketPlans, p.AppName, p); err != nil {
-		return fmt.Errorf("persist plan %s: %w", p.AppName, err)
+	// A plan equal to the stored one is on disk already: it is handed to
+	// the subscribers again without a synced write.
+	if cur, ok := f.Plan(p.AppName); !ok || cur != p {
+		if err := f.put(bucketPlans, p.AppName, p); err != nil {
+			return fmt.Errorf("persist plan %s: %w", p.AppName, err)
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
