@@ -24,6 +24,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -178,19 +180,20 @@ func main() {
 	}
 }
 
-// blobMax bounds /blob?size=; blob holds the bytes every answer slices.
+// blobMax bounds /blob?size=.
 const blobMax = 1 << 20
 
-var blob = func() []byte {
-	b := make([]byte, blobMax)
-	for i := range b {
-		b[i] = 'a' + byte(i%26)
-	}
-	return b
-}()
+// blobChunk is what /blob answers are cut from: the alphabet repeated 2520
+// times (63 KiB), a whole number of alphabets, so writing it again and again
+// continues the pattern. It is built on the first /blob request: an instance
+// never asked for one does not carry it.
+var blobChunk = sync.OnceValue(func() []byte {
+	return bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), 2520)
+})
 
 // serveBlob answers a fixed-size body, for load scenarios that need more
-// than a one-line answer: 16 KiB by default, or ?size=N bytes.
+// than a one-line answer: 16 KiB by default, or ?size=N bytes, in one write
+// up to the chunk's size.
 func serveBlob(w http.ResponseWriter, r *http.Request) {
 	size := 16 << 10
 	if s := r.URL.Query().Get("size"); s != "" {
@@ -203,7 +206,14 @@ func serveBlob(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(size))
-	_, _ = w.Write(blob[:size])
+	chunk := blobChunk()
+	for size > 0 {
+		n := min(size, len(chunk))
+		if _, err := w.Write(chunk[:n]); err != nil {
+			return
+		}
+		size -= n
+	}
 }
 
 func envOr(name, def string) string {
