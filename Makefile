@@ -19,10 +19,12 @@ GOFLAGS_TEST ?= -race -count=1 -timeout 20m
 all: build
 
 # -buildvcs=auto stamps the commit into `mesh version` from a git checkout,
-# whatever GOFLAGS the machine's go env sets.
+# whatever GOFLAGS the machine's go env sets. The sample workload is built
+# without cgo: a static binary maps no libc and has no relocated pages, so
+# each instance keeps less memory of its own.
 build:
 	$(GO) build -buildvcs=auto -o $(BIN)/mesh ./cmd/mesh
-	$(GO) build -o $(BIN)/hello ./workloads/hello
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/hello ./workloads/hello
 
 vet:
 	$(GO) vet ./...

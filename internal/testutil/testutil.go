@@ -35,7 +35,8 @@ var (
 
 // Build compiles the package at pkg (relative to the module root, e.g.
 // "./cmd/mesh") into dir and returns the binary's path. Results are cached per
-// process and directory.
+// process and directory. Sample workloads (./workloads/...) are built
+// without cgo, statically linked, as `make build` builds them.
 func Build(dir, pkg, name string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -50,6 +51,9 @@ func Build(dir, pkg, name string) (string, error) {
 	out := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = root
+	if strings.HasPrefix(pkg, "./workloads/") {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
