@@ -25,6 +25,7 @@ import (
 //
 //	GET  /v1/status                                Status
 //	POST /v1/deploy   {"app","digest","auto_revert"} {"plan","previous","rollout"}
+//	                  with Server-Timing: deploy;dur=MS, the server's time for the call
 //	GET  /v1/rollouts/{id}                         rollout.Rollout
 //	GET  /v1/apps/{app}/rollout                    the app's newest rollout.Rollout
 //	GET  /v1/apps/{app}/history?limit=N            {"rollouts":[...]} newest first
@@ -164,6 +165,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
+// serverTiming is a Server-Timing header value: name took d, in
+// milliseconds.
+func serverTiming(name string, d time.Duration) string {
+	return name + ";dur=" + strconv.FormatFloat(float64(d.Nanoseconds())/1e6, 'f', 3, 64)
+}
+
 func writeErr(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
@@ -189,6 +196,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		writeJSON(w, http.StatusOK, m.Status())
 	})
 	mux.HandleFunc("POST /v1/deploy", func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
 		var req DeployRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 			writeJSON(w, http.StatusBadRequest, apiError{Error: "decode request: " + err.Error()})
@@ -196,6 +204,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		}
 		req.Who = caller(r.Context(), token != "")
 		res, err := m.StartRollout(r.Context(), req)
+		w.Header().Set("Server-Timing", serverTiming("deploy", time.Since(t0)))
 		if err != nil {
 			writeErr(w, err)
 			return
