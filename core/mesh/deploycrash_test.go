@@ -131,3 +131,24 @@ func TestDeployKilledBetweenWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployIsOneStoreWrite deploys over a rollout that has reached its
+// instances since the watcher last looked: judging it succeeded, recording
+// that and recording the new rollout take one synced write of the rollout
+// store, and the new rollout's last good digest is the one just judged.
+func TestDeployIsOneStoreWrite(t *testing.T) {
+	w := newWatcherRig(t, t.TempDir())
+	first := w.begin(dGood)
+	w.setReady(dGood, 3) // reached, not stepped since
+	before := w.m.rollouts.store.Writes()
+	second := w.begin(dBroken)
+	if n := w.m.rollouts.store.Writes() - before; n != 1 {
+		t.Errorf("deploy took %d rollout store writes, want 1", n)
+	}
+	if got := w.get(first.ID); got.State != rollout.Succeeded {
+		t.Errorf("replaced rollout: %s (%s), want succeeded", got.State, got.Detail)
+	}
+	if second.LastGood != dGood {
+		t.Errorf("new rollout's last good: %q, want %q", second.LastGood, dGood)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mycelium-mesh/mesh/core/boltfile"
 	bolt "go.etcd.io/bbolt"
@@ -27,10 +28,15 @@ var (
 // transaction synced to disk before it returns, so a rollout recorded as
 // progressing is still there after the mesh is killed.
 type Store struct {
-	db   *bolt.DB
-	keep int
-	good goodIndex
+	db     *bolt.DB
+	keep   int
+	good   goodIndex
+	writes atomic.Uint64 // committed write transactions, see Writes
 }
+
+// Writes returns how many write transactions (each one synced to disk) the
+// store committed since it was opened: a deploy costs one.
+func (s *Store) Writes() uint64 { return s.writes.Load() }
 
 // ErrCorrupt is returned by Open when the store's file is damaged: not a
 // bbolt file, truncated, with broken pages, or with records that do not
@@ -208,6 +214,7 @@ func (s *Store) Create(r *Rollout, edit func(*Rollout) []Rollout) error {
 	if err != nil {
 		return fmt.Errorf("create rollout of %s: %w", r.App, err)
 	}
+	s.writes.Add(1)
 	for _, o := range saved {
 		s.good.set(o)
 	}
@@ -256,6 +263,7 @@ func (s *Store) Save(r Rollout) error {
 	if err != nil {
 		return fmt.Errorf("save rollout %s: %w", r.ID, err)
 	}
+	s.writes.Add(1)
 	s.good.set(r)
 	return nil
 }
