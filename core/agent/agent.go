@@ -62,6 +62,14 @@
 // creating one and writing the record) are killed too. On Linux workloads also get
 // SIGKILL when the mesh process dies. The package runs on Unix systems;
 // identifying leftovers by process start time needs Linux /proc.
+//
+// With Options.Adopt the opposite holds on purpose: workloads outlive the
+// agent (no death signal; their logs go through a small relay process of
+// their own, see logrelay.go), a stopping agent leaves its ready instances
+// serving with their endpoints registered, and the next Start adopts each
+// recorded workload that is still the same process (pidfd and start time),
+// still in its cgroup, and still what the plan wants, instead of stopping
+// it: an agent restart or upgrade then costs no request (see adopt.go).
 package agent
 
 import (
@@ -154,6 +162,15 @@ type Options struct {
 	// there joins its cgroups through the shim before it starts. Without
 	// it such machines are contained by process group.
 	ShimCommand []string
+	// Adopt lets workloads outlive the agent: they get no death signal,
+	// their logs go through a relay process (LogRelayCommand), a stopping
+	// agent leaves its ready instances running, and the next Start adopts
+	// those that still match their record and plan instead of stopping
+	// them (adopt.go).
+	Adopt bool
+	// LogRelayCommand is the command that runs RunLogRelay, e.g. the mesh
+	// binary and LogRelayArg; required with Adopt.
+	LogRelayCommand []string
 
 	forceV1 bool // tests: track on the v1 freezer even where cgroup2 works
 }
@@ -255,6 +272,8 @@ func New(opts Options) (*Agent, error) {
 		return nil, errors.New("agent: negative duration")
 	case opts.MaxPids < 0:
 		return nil, errors.New("agent: negative pids limit")
+	case opts.Adopt && len(opts.LogRelayCommand) == 0:
+		return nil, errors.New("agent: adopting workloads needs a log relay command")
 	}
 	if opts.HealthPath == "" {
 		opts.HealthPath = DefaultHealthPath
@@ -316,17 +335,22 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 	}
 	defer lock.Close()
-	if err := a.clearLeftovers(); err != nil {
+	adopted, err := a.clearLeftovers()
+	if err != nil {
 		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 	}
-	a.clearLeftoverGroups()
+	keepDirs := map[string]bool{}
+	for _, ad := range adopted {
+		keepDirs[ad.rec.Instance] = true
+	}
+	a.clearLeftoverGroups(keepDirs)
 	// Per-node extractions of earlier versions are not used any more;
 	// shared copies left by a previous run are extracted again when first
 	// needed (shared.go).
 	if err := os.RemoveAll(filepath.Join(a.nodeDir, "spores")); err != nil {
 		return fmt.Errorf("agent %s: clear old spores: %w", a.opts.NodeID, err)
 	}
-	a.pruneOldInstanceDirs(a.plannedApps())
+	a.pruneOldInstanceDirs(a.plannedApps(), keepDirs)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -335,6 +359,9 @@ func (a *Agent) Start(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	var result error
+	for _, ad := range adopted {
+		a.startAdopted(runCtx, &wg, ad)
+	}
 loop:
 	for {
 		select {
@@ -367,12 +394,44 @@ loop:
 	}
 	cancel()
 	wg.Wait()
-	a.dropUnusedSpores(true)
+	// With Adopt, the copies that running workloads were started from stay
+	// for them (and for the next run): only the unneeded ones go.
+	a.dropUnusedSpores(!a.opts.Adopt)
 	if a.cg != nil {
 		a.cg.RemoveScope(a.cgroupScope())
 	}
 	a.log.Info("agent stopped")
 	return result
+}
+
+// startAdopted starts the controller of an adopted workload's app with the
+// workload as its starting instance, before any plan is delivered.
+func (a *Agent) startAdopted(ctx context.Context, wg *sync.WaitGroup, ad *adoptee) {
+	var plan fabric.Plan
+	found := false
+	for _, p := range a.opts.Fabric.Plans() {
+		if p.AppName == ad.rec.App && !p.Deleted() {
+			plan, found = p, true
+		}
+	}
+	if !found || plan.Digest != ad.rec.Digest {
+		// Changed between the check and now: stop it as a leftover.
+		ad.release()
+		a.stopLeftover(ad.rec)
+		a.removeRecord(ad.rec.Instance)
+		return
+	}
+	a.mu.Lock()
+	c := newAppCtl(a, ad.rec.App)
+	a.apps[ad.rec.App] = c
+	a.mu.Unlock()
+	c.plan, c.havePlan = plan, true
+	c.adopt(ad)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.run(ctx)
+	}()
 }
 
 // Instances returns the live instances of this node and the last few that
@@ -610,11 +669,17 @@ func (a *Agent) instanceDirs() map[string][]string {
 // post-mortem reads) and removes the rest, and removes every directory of
 // an app that is no longer planned, so restarts and removed apps do not
 // grow the run directory forever.
-func (a *Agent) pruneOldInstanceDirs(planned map[string]bool) {
-	for app, dirs := range a.instanceDirs() {
+func (a *Agent) pruneOldInstanceDirs(planned, running map[string]bool) {
+	for app, all := range a.instanceDirs() {
 		keep := keepFinished
 		if !planned[app] {
 			keep = 0
+		}
+		var dirs []string
+		for _, d := range all {
+			if !running[filepath.Base(d)] { // an adopted instance's own
+				dirs = append(dirs, d)
+			}
 		}
 		for _, d := range dirs[min(len(dirs), keep):] {
 			if err := os.RemoveAll(d); err != nil {

@@ -130,6 +130,10 @@ type AgentsConfig struct {
 	// its cgroup (enforce_nutrients, default off).
 	EnforceNutrients bool
 	MaxPids          int // pids limit per instance with EnforceNutrients (max_pids); 0 = DefaultMaxPids
+	// Adopt (adopt, default off) lets workloads outlive the mesh: a
+	// stopping or crashed mesh leaves them serving, and the next start
+	// adopts those that still match their record and plan.
+	Adopt bool
 }
 
 // HealthConfig is the health block: how agents check instances.

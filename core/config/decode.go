@@ -106,7 +106,7 @@ var (
 		{Name: "socket"}, {Name: "listen"}, {Name: "token"},
 	}}
 	agentsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "health_timeout"}, {Name: "enforce_nutrients"}, {Name: "max_pids"}},
+		Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "health_timeout"}, {Name: "enforce_nutrients"}, {Name: "max_pids"}, {Name: "adopt"}},
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "node", LabelNames: []string{"id"}}},
 	}
 	nodeSchema   = &hcl.BodySchema{}

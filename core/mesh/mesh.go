@@ -230,6 +230,8 @@ func (m *Mesh) Run(ctx context.Context) error {
 			Logs:             m.logPolicy,
 			Secrets:          []string{cfg.Control.Token},
 			ShimCommand:      []string{m.opts.SelfExe, agent.ShimArg},
+			Adopt:            cfg.Agents.Adopt,
+			LogRelayCommand:  []string{m.opts.SelfExe, agent.LogRelayArg},
 		})
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", node, err)
