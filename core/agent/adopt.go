@@ -44,6 +44,9 @@ type adoptee struct {
 	rec   record
 	pid   *pidHandle
 	group *cgroup.Group // nil when contained by process group
+	// settle tells Agent.Adopted that this adoption is registered or
+	// given up; safe to call more than once.
+	settle func()
 }
 
 // adoptable checks r for adoption (see above). It returns the adoptee, or

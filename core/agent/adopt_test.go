@@ -83,7 +83,12 @@ func TestAdoptAfterAgentRestart(t *testing.T) {
 			}
 
 			a2 := e.startAgent("n1", adopting(t, tc.noCgroups))
-			s2 := a2.readyWith(t, "billing", d, 10*time.Second)
+			select {
+			case <-a2.Adopted():
+			case <-time.After(10 * time.Second):
+				t.Fatal("adoption never settled")
+			}
+			s2 := a2.readyWith(t, "billing", d, time.Second)
 			if s2.PID != s1.PID || s2.Instance != s1.Instance || s2.URL != s1.URL {
 				t.Fatalf("not adopted: before %d %s %s, after %d %s %s", s1.PID, s1.Instance, s1.URL, s2.PID, s2.Instance, s2.URL)
 			}

@@ -223,6 +223,9 @@ type Agent struct {
 	// two versions) starts from an extracted spore. Guarded by sporesMu.
 	previous map[string]recentDigests
 	sporeGC  chan struct{} // kickSporeGC
+
+	adopting sync.WaitGroup // adoptions not yet registered or given up
+	adoptedC chan struct{}  // closed once every adoption settled (Adopted)
 }
 
 // extracted is a spore unpacked on this node; mu serialises its extraction.
@@ -306,6 +309,7 @@ func New(opts Options) (*Agent, error) {
 		spores:   map[string]*extracted{},
 		previous: map[string]recentDigests{},
 		sporeGC:  make(chan struct{}, 1),
+		adoptedC: make(chan struct{}),
 	}, nil
 }
 
@@ -362,6 +366,10 @@ func (a *Agent) Start(ctx context.Context) error {
 	for _, ad := range adopted {
 		a.startAdopted(runCtx, &wg, ad)
 	}
+	go func() {
+		a.adopting.Wait()
+		close(a.adoptedC)
+	}()
 loop:
 	for {
 		select {
@@ -407,6 +415,8 @@ loop:
 // startAdopted starts the controller of an adopted workload's app with the
 // workload as its starting instance, before any plan is delivered.
 func (a *Agent) startAdopted(ctx context.Context, wg *sync.WaitGroup, ad *adoptee) {
+	a.adopting.Add(1)
+	ad.settle = sync.OnceFunc(a.adopting.Done)
 	var plan fabric.Plan
 	found := false
 	for _, p := range a.opts.Fabric.Plans() {
@@ -419,6 +429,7 @@ func (a *Agent) startAdopted(ctx context.Context, wg *sync.WaitGroup, ad *adopte
 		ad.release()
 		a.stopLeftover(ad.rec)
 		a.removeRecord(ad.rec.Instance)
+		ad.settle()
 		return
 	}
 	a.mu.Lock()
@@ -433,6 +444,12 @@ func (a *Agent) startAdopted(ctx context.Context, wg *sync.WaitGroup, ad *adopte
 		c.run(ctx)
 	}()
 }
+
+// Adopted is closed once Start has looked at the workloads a previous run
+// left and every one it adopted is registered as an endpoint again or
+// given up; a mesh waits for it before its edge takes traffic, so that a
+// restart costs no request.
+func (a *Agent) Adopted() <-chan struct{} { return a.adoptedC }
 
 // Instances returns the live instances of this node and the last few that
 // stopped or failed, sorted by app and start.

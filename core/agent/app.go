@@ -373,6 +373,9 @@ func (c *appCtl) onReady(inst *instance) {
 	inst.setState(StateReady, "")
 	c.a.opts.Fabric.RegisterEndpoint(ep)
 	inst.log.Info("endpoint register", "url", ep.URL)
+	if inst.adopted != nil {
+		inst.adopted.settle()
+	}
 	if old := c.active; old != nil {
 		// The new endpoint replaced the old one in the fabric; the old
 		// instance keeps serving requests already routed to it while it drains.
@@ -383,6 +386,9 @@ func (c *appCtl) onReady(inst *instance) {
 
 func (c *appCtl) onOver(out *outcome) {
 	inst := out.inst
+	if inst.adopted != nil {
+		defer inst.adopted.settle()
+	}
 	delete(c.live, inst)
 	delete(c.draining, inst)
 	inst.giveBack()

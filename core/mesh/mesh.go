@@ -249,6 +249,15 @@ func (m *Mesh) Run(ctx context.Context) error {
 		}(a)
 	}
 
+	// Workloads adopted from a previous run are registered again before
+	// the edge takes traffic, so a restart costs no request.
+	for _, a := range m.agents {
+		select {
+		case <-a.Adopted():
+		case <-time.After(cfg.Agents.HealthTimeout + time.Second):
+		case <-ctx.Done():
+		}
+	}
 	e, err := edge.New(m.edgeOptions(cfg))
 	if err != nil {
 		cancel()
