@@ -42,7 +42,7 @@ const (
 // They may be referenced, or configured with a plugin block, without a
 // command.
 var BundledPlugins = map[string][]string{
-	KindRepo:     {"fs"},
+	KindRepo:     {"fs", "http"},
 	KindBalancer: {"round-robin", "least-loaded"},
 	KindHealth:   {"http", "tcp"},
 	KindHosting:  {"local-static", "mesh-app", "s3-static", "cloudflare-pages"},
