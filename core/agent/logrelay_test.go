@@ -115,4 +115,3 @@ func TestFileTail(t *testing.T) {
 		t.Fatalf("missing file: %q", got)
 	}
 }
-
