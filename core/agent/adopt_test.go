@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -258,5 +260,46 @@ func writeRecordFile(t *testing.T, e *env, r record) {
 func writeRaw(t *testing.T, e *env, instance string, data []byte) {
 	if err := os.WriteFile(recordFile(e, instance), data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A workload whose signer is no longer trusted is not kept by adoption: its
+// spore is verified again against the keys of the new run, the workload is
+// stopped, and nothing is launched in its place.
+func TestAdoptVerifiesTrustAgain(t *testing.T) {
+	e := newEnv(t)
+	d := e.spore("v1", nil)
+	e.publish(fabric.Plan{Digest: d, Restart: fabric.RestartAlways})
+	a1 := e.startAgent("n1", adopting(t, false))
+	s1 := a1.readyWith(t, "billing", d, 10*time.Second)
+	a1.detachStop(t)
+
+	other, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adopt := adopting(t, false)
+	a2 := e.startAgent("n1", func(o *Options) {
+		adopt(o)
+		o.Trusted = []ed25519.PublicKey{other}
+	})
+	select {
+	case <-a2.Adopted():
+	case <-time.After(10 * time.Second):
+		t.Fatal("adoption never settled")
+	}
+	waitFor(t, 10*time.Second, "untrusted workload stopped", func() bool { return !pidAlive(s1.PID) })
+	waitFor(t, 10*time.Second, "fresh start refused", func() bool { return len(a2.inState("billing", StateFailed)) > 0 })
+	if ready := a2.inState("billing", StateReady); len(ready) > 0 {
+		t.Fatalf("an instance of an untrusted spore is ready: %+v", ready)
+	}
+	var adopted InstanceStatus
+	for _, s := range a2.Instances() {
+		if s.Instance == s1.Instance {
+			adopted = s
+		}
+	}
+	if !strings.Contains(adopted.LastError, "verify") {
+		t.Errorf("adopted instance given up with %q, want the verification error", adopted.LastError)
 	}
 }
