@@ -412,45 +412,6 @@ loop:
 	return result
 }
 
-// startAdopted starts the controller of an adopted workload's app with the
-// workload as its starting instance, before any plan is delivered.
-func (a *Agent) startAdopted(ctx context.Context, wg *sync.WaitGroup, ad *adoptee) {
-	a.adopting.Add(1)
-	ad.settle = sync.OnceFunc(a.adopting.Done)
-	var plan fabric.Plan
-	found := false
-	for _, p := range a.opts.Fabric.Plans() {
-		if p.AppName == ad.rec.App && !p.Deleted() {
-			plan, found = p, true
-		}
-	}
-	if !found || plan.Digest != ad.rec.Digest {
-		// Changed between the check and now: stop it as a leftover.
-		ad.release()
-		a.stopLeftover(ad.rec)
-		a.removeRecord(ad.rec.Instance)
-		ad.settle()
-		return
-	}
-	a.mu.Lock()
-	c := newAppCtl(a, ad.rec.App)
-	a.apps[ad.rec.App] = c
-	a.mu.Unlock()
-	c.plan, c.havePlan = plan, true
-	c.adopt(ad)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.run(ctx)
-	}()
-}
-
-// Adopted is closed once Start has looked at the workloads a previous run
-// left and every one it adopted is registered as an endpoint again or
-// given up; a mesh waits for it before its edge takes traffic, so that a
-// restart costs no request.
-func (a *Agent) Adopted() <-chan struct{} { return a.adoptedC }
-
 // Instances returns the live instances of this node and the last few that
 // stopped or failed, sorted by app and start.
 func (a *Agent) Instances() []InstanceStatus {
