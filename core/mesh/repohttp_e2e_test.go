@@ -46,14 +46,10 @@ grace    = "2s"
 min_healthy = "0s"
 trusted_keys = ["dev.pub"]
 repo {
-  dir     = "repo"
-  backend = "http"
-}
-plugin "repo" "http" {
-  config {
-    url        = "http://%s"
-    token_file = "token"
-  }
+  dir        = "repo"
+  backend    = "http"
+  url        = "http://%s"
+  token_file = "token"
 }
 control { socket = "control.sock" }
 edge { listen = %q }
@@ -66,6 +62,7 @@ app "billing" {
 	if err := os.WriteFile(b.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	runCLI(t, "validate", b.cfgPath)
 	b.launch()
 	b.waitReady(30 * time.Second)
 	resp, err := http.Get(b.edgeURL + "/billing/hello")
