@@ -62,6 +62,14 @@
 // creating one and writing the record) are killed too. On Linux workloads also get
 // SIGKILL when the mesh process dies. The package runs on Unix systems;
 // identifying leftovers by process start time needs Linux /proc.
+//
+// With Options.Adopt the opposite holds on purpose: workloads outlive the
+// agent (no death signal; their logs go through a small relay process of
+// their own, see logrelay.go), a stopping agent leaves its ready instances
+// serving with their endpoints registered, and the next Start adopts each
+// recorded workload that is still the same process (pidfd and start time),
+// still in its cgroup, and still what the plan wants, instead of stopping
+// it: an agent restart or upgrade then costs no request (see adopt.go).
 package agent
 
 import (
@@ -154,6 +162,15 @@ type Options struct {
 	// there joins its cgroups through the shim before it starts. Without
 	// it such machines are contained by process group.
 	ShimCommand []string
+	// Adopt lets workloads outlive the agent: they get no death signal,
+	// their logs go through a relay process (LogRelayCommand), a stopping
+	// agent leaves its ready instances running, and the next Start adopts
+	// those that still match their record and plan instead of stopping
+	// them (adopt.go).
+	Adopt bool
+	// LogRelayCommand is the command that runs RunLogRelay, e.g. the mesh
+	// binary and LogRelayArg; required with Adopt.
+	LogRelayCommand []string
 
 	forceV1 bool // tests: track on the v1 freezer even where cgroup2 works
 }
@@ -206,6 +223,9 @@ type Agent struct {
 	// two versions) starts from an extracted spore. Guarded by sporesMu.
 	previous map[string]recentDigests
 	sporeGC  chan struct{} // kickSporeGC
+
+	adopting sync.WaitGroup // adoptions not yet registered or given up
+	adoptedC chan struct{}  // closed once every adoption settled (Adopted)
 }
 
 // extracted is a spore unpacked on this node; mu serialises its extraction.
@@ -255,6 +275,8 @@ func New(opts Options) (*Agent, error) {
 		return nil, errors.New("agent: negative duration")
 	case opts.MaxPids < 0:
 		return nil, errors.New("agent: negative pids limit")
+	case opts.Adopt && len(opts.LogRelayCommand) == 0:
+		return nil, errors.New("agent: adopting workloads needs a log relay command")
 	}
 	if opts.HealthPath == "" {
 		opts.HealthPath = DefaultHealthPath
@@ -287,6 +309,7 @@ func New(opts Options) (*Agent, error) {
 		spores:   map[string]*extracted{},
 		previous: map[string]recentDigests{},
 		sporeGC:  make(chan struct{}, 1),
+		adoptedC: make(chan struct{}),
 	}, nil
 }
 
@@ -316,17 +339,22 @@ func (a *Agent) Start(ctx context.Context) error {
 		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 	}
 	defer lock.Close()
-	if err := a.clearLeftovers(); err != nil {
+	adopted, err := a.clearLeftovers()
+	if err != nil {
 		return fmt.Errorf("agent %s: %w", a.opts.NodeID, err)
 	}
-	a.clearLeftoverGroups()
+	keepDirs := map[string]bool{}
+	for _, ad := range adopted {
+		keepDirs[ad.rec.Instance] = true
+	}
+	a.clearLeftoverGroups(keepDirs)
 	// Per-node extractions of earlier versions are not used any more;
 	// shared copies left by a previous run are extracted again when first
 	// needed (shared.go).
 	if err := os.RemoveAll(filepath.Join(a.nodeDir, "spores")); err != nil {
 		return fmt.Errorf("agent %s: clear old spores: %w", a.opts.NodeID, err)
 	}
-	a.pruneOldInstanceDirs(a.plannedApps())
+	a.pruneOldInstanceDirs(a.plannedApps(), keepDirs)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -335,6 +363,13 @@ func (a *Agent) Start(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	var result error
+	for _, ad := range adopted {
+		a.startAdopted(runCtx, &wg, ad)
+	}
+	go func() {
+		a.adopting.Wait()
+		close(a.adoptedC)
+	}()
 loop:
 	for {
 		select {
@@ -367,7 +402,9 @@ loop:
 	}
 	cancel()
 	wg.Wait()
-	a.dropUnusedSpores(true)
+	// With Adopt, the copies that running workloads were started from stay
+	// for them (and for the next run): only the unneeded ones go.
+	a.dropUnusedSpores(!a.opts.Adopt)
 	if a.cg != nil {
 		a.cg.RemoveScope(a.cgroupScope())
 	}
@@ -610,11 +647,17 @@ func (a *Agent) instanceDirs() map[string][]string {
 // post-mortem reads) and removes the rest, and removes every directory of
 // an app that is no longer planned, so restarts and removed apps do not
 // grow the run directory forever.
-func (a *Agent) pruneOldInstanceDirs(planned map[string]bool) {
-	for app, dirs := range a.instanceDirs() {
+func (a *Agent) pruneOldInstanceDirs(planned, running map[string]bool) {
+	for app, all := range a.instanceDirs() {
 		keep := keepFinished
 		if !planned[app] {
 			keep = 0
+		}
+		var dirs []string
+		for _, d := range all {
+			if !running[filepath.Base(d)] { // an adopted instance's own
+				dirs = append(dirs, d)
+			}
 		}
 		for _, d := range dirs[min(len(dirs), keep):] {
 			if err := os.RemoveAll(d); err != nil {

@@ -124,8 +124,16 @@ func (c *appCtl) run(ctx context.Context) {
 }
 
 // shutdown stops every instance of the app and waits for them to be over.
+// With Adopt the ready instance is left running for the next run instead.
 func (c *appCtl) shutdown() {
 	c.havePlan = false
+	if c.a.opts.Adopt && c.active != nil {
+		inst := c.active
+		c.active = nil
+		delete(c.live, inst)
+		inst.detach()
+		inst.log.Info("agent stopping: workload left running for the next run to adopt", "pid", inst.status().PID)
+	}
 	c.stopAll("mesh stopping")
 	for len(c.live) > 0 {
 		ev := <-c.events
@@ -206,6 +214,9 @@ func (c *appCtl) launch(digest string) {
 		released: make(chan struct{}),
 		tail:     &lineTail{},
 	}
+	if c.a.opts.Adopt {
+		inst.detached, inst.relayed = make(chan struct{}), true
+	}
 	inst.onRevoke = func() { c.post(event{kind: evRevoked, inst: inst}) }
 	inst.log = c.log.With("digest", digest, "instance", inst.id)
 	c.pending = inst
@@ -214,14 +225,25 @@ func (c *appCtl) launch(digest string) {
 	c.all = append(c.all, inst)
 	c.mu.Unlock()
 	port := c.plan.Port
+	c.supervise(inst, func() *outcome { return inst.start(port) })
+}
+
+// supervise runs start (a launch or an adoption) for inst in a goroutine
+// of its own, reports its outcome and, once it is ready, its exit; an
+// instance detached when the agent stops is no longer reported.
+func (c *appCtl) supervise(inst *instance, start func() *outcome) {
 	go func() {
-		defer cancel()
-		if out := inst.start(port); out != nil {
+		defer inst.cancel()
+		if out := start(); out != nil {
 			c.post(event{kind: evOver, inst: inst, out: out})
 			return
 		}
 		c.post(event{kind: evReady, inst: inst})
-		<-inst.exited
+		select {
+		case <-inst.exited:
+		case <-inst.detached:
+			return
+		}
 		// Withdraw the endpoint at once, without waiting for the run loop; only
 		// this instance's own endpoint is removed, never a successor's.
 		if ep := inst.registered(); ep.URL != "" && c.a.opts.Fabric.RemoveEndpoint(ep) {
@@ -351,6 +373,9 @@ func (c *appCtl) onReady(inst *instance) {
 	inst.setState(StateReady, "")
 	c.a.opts.Fabric.RegisterEndpoint(ep)
 	inst.log.Info("endpoint register", "url", ep.URL)
+	if inst.adopted != nil {
+		inst.adopted.settle()
+	}
 	if old := c.active; old != nil {
 		// The new endpoint replaced the old one in the fabric; the old
 		// instance keeps serving requests already routed to it while it drains.
@@ -361,6 +386,9 @@ func (c *appCtl) onReady(inst *instance) {
 
 func (c *appCtl) onOver(out *outcome) {
 	inst := out.inst
+	if inst.adopted != nil {
+		defer inst.adopted.settle()
+	}
 	delete(c.live, inst)
 	delete(c.draining, inst)
 	inst.giveBack()
@@ -384,6 +412,12 @@ func (c *appCtl) onOver(out *outcome) {
 	st := inst.status()
 	wasPending, wasActive := c.pending == inst, c.active == inst
 	switch {
+	case wasPending && inst.adopted != nil:
+		// An adoption that did not work out is no start of the plan: the
+		// restart policy does not apply, a fresh instance is launched.
+		c.pending = nil
+		inst.setState(StateStopped, errText(out.err))
+		inst.log.Warn("adoption given up: launching a fresh instance", "error", out.err)
 	case wasPending:
 		c.pending = nil
 		inst.setState(StateFailed, errText(out.err))

@@ -106,8 +106,9 @@ func (i *instance) newGroup(m spore.Manifest) (*cgroup.Group, error) {
 
 // clearLeftoverGroups kills and removes the cgroups of this node's scope
 // that no record accounted for: a crash between creating a group and
-// writing the record, or records lost with the disk.
-func (a *Agent) clearLeftoverGroups() {
+// writing the record, or records lost with the disk. The groups of adopted
+// instances (keep, by instance ID) stay.
+func (a *Agent) clearLeftoverGroups(keep map[string]bool) {
 	if a.cg == nil {
 		return
 	}
@@ -117,6 +118,9 @@ func (a *Agent) clearLeftoverGroups() {
 		return
 	}
 	for _, l := range left {
+		if keep[l.Name] {
+			continue
+		}
 		n, err := a.cg.RemovePaths(l.Paths)
 		if err != nil {
 			a.log.Warn("remove leftover cgroup", "instance", l.Name, "error", err)

@@ -38,6 +38,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, RunShim(os.Args[2:]))
 		os.Exit(127)
 	}
+	if len(os.Args) > 1 && os.Args[1] == LogRelayArg {
+		// The test binary stands in for `mesh log-relay`.
+		if err := RunLogRelay(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(runTests(m))
 }
 

@@ -70,6 +70,16 @@ type instance struct {
 	exited   chan struct{} // closed once the process is reaped
 	exitErr  error         // from cmd.Wait, valid after exited
 	stopOnce sync.Once
+
+	// relayed: a log relay process holds the workload's pipes (Adopt),
+	// so the stderr tail is read back from stderr.log. Set before the
+	// instance is shared, like the fields above mu.
+	relayed bool
+	// adopted is set for a workload a previous run started (adopt.go).
+	adopted *adoptee
+	// detached is closed when the agent stops and leaves the instance
+	// running for the next run to adopt; nil without Adopt.
+	detached chan struct{}
 }
 
 // outcome is what an instance reports to its app when it is over.
@@ -113,7 +123,7 @@ func (i *instance) status() InstanceStatus {
 		App: i.app, NodeID: i.a.opts.NodeID, Instance: i.id, Digest: i.digest,
 		State: i.state, PID: i.pid, Port: i.port, URL: i.url,
 		Restarts: i.restarts, LastError: i.lastError, Since: i.since,
-		Containment: i.a.contain, Limits: i.limits.String(), StderrTail: i.tail.last(stderrTailLines),
+		Containment: i.a.contain, Limits: i.limits.String(), StderrTail: i.stderrLast(stderrTailLines),
 		Dir: i.dir(),
 	}
 }
@@ -138,15 +148,7 @@ func (i *instance) start(port int) *outcome {
 	i.mu.Lock()
 	i.lease = lease
 	i.mu.Unlock()
-	go func() {
-		select {
-		case <-lease.Revoked():
-			if i.onRevoke != nil {
-				i.onRevoke()
-			}
-		case <-i.released:
-		}
-	}()
+	i.watchRevoke(lease)
 
 	if err := i.launch(dir, m, port); err != nil {
 		i.log.Error("launch failed", "error", err)
@@ -176,6 +178,30 @@ func (i *instance) start(port int) *outcome {
 	return nil
 }
 
+// watchRevoke reports a revocation of lease through onRevoke until the
+// claim is given back.
+func (i *instance) watchRevoke(lease *fabric.Lease) {
+	go func() {
+		select {
+		case <-lease.Revoked():
+			if i.onRevoke != nil {
+				i.onRevoke()
+			}
+		case <-i.released:
+		}
+	}()
+}
+
+// stderrLast returns up to n of the last lines the workload wrote to
+// stderr: kept in memory when the agent copies the stream, read back from
+// stderr.log when a relay does.
+func (i *instance) stderrLast(n int) []string {
+	if i.relayed {
+		return fileTail(filepath.Join(i.dir(), "stderr.log"), n)
+	}
+	return i.tail.last(n)
+}
+
 // dir is the instance directory: working directory and logs.
 func (i *instance) dir() string { return filepath.Join(i.a.nodeDir, i.id) }
 
@@ -188,17 +214,30 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 		return fmt.Errorf("create instance dir: %w", err)
 	}
 	pol := a.logPolicy(i.app)
-	stdout, stdoutDone, err := streamPipe(filepath.Join(dir, "stdout.log"), pol, nil)
-	if err != nil {
-		return err
+	var stdout, stderr *os.File
+	if a.opts.Adopt {
+		r, err := a.startRelay(dir, pol)
+		if err != nil {
+			return err
+		}
+		defer r.closeWriters()
+		stdout, stderr = r.stdout, r.stderr
+		i.logsDone = []<-chan struct{}{r.done}
+	} else {
+		var stdoutDone, stderrDone <-chan struct{}
+		var err error
+		stdout, stdoutDone, err = streamPipe(filepath.Join(dir, "stdout.log"), pol, nil)
+		if err != nil {
+			return err
+		}
+		defer stdout.Close()
+		stderr, stderrDone, err = streamPipe(filepath.Join(dir, "stderr.log"), pol, i.tail)
+		if err != nil {
+			return err
+		}
+		defer stderr.Close()
+		i.logsDone = []<-chan struct{}{stdoutDone, stderrDone}
 	}
-	defer stdout.Close()
-	stderr, stderrDone, err := streamPipe(filepath.Join(dir, "stderr.log"), pol, i.tail)
-	if err != nil {
-		return err
-	}
-	defer stderr.Close()
-	i.logsDone = []<-chan struct{}{stdoutDone, stderrDone}
 
 	port, err := i.pickPort(wantPort)
 	if err != nil {
@@ -241,6 +280,9 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 			cmd.Env = append(cmd.Env, shimEnv+"="+strings.Join(join, "\n"))
 		}
 		cmd.SysProcAttr = procAttr(group)
+		if a.opts.Adopt {
+			outliveAgent(cmd.SysProcAttr)
+		}
 		return cmd
 	}
 	i.log.Info("launch start", "port", port, "dir", dir, "containment", a.contain)
@@ -278,7 +320,8 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 	// record is never one this agent has already released.
 	st, err := readProcStat(pid)
 	if err == nil {
-		rec := record{PID: pid, PGID: pid, StartTime: st.StartTime, Dir: dir, App: i.app, Digest: i.digest, Instance: i.id}
+		rec := record{PID: pid, PGID: pid, StartTime: st.StartTime, Dir: dir, App: i.app, Digest: i.digest, Instance: i.id,
+			Port: port, Logs: []string{filepath.Join(dir, "stdout.log"), filepath.Join(dir, "stderr.log")}, Relayed: i.relayed}
 		if group != nil {
 			rec.Cgroups = group.Paths()
 		}
@@ -296,6 +339,12 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 		// holds, so no signal ever reaches a reaped and reused pid. With a
 		// cgroup, everything in it is killed, setsid escapees included.
 		held := waitExited(pid)
+		if i.isDetached() {
+			// Left running for the next run, which adopted it (or will
+			// stop it): its cgroup, port and record are not ours any more.
+			_ = cmd.Wait()
+			return
+		}
 		i.mu.Lock()
 		if group != nil {
 			if _, err := group.Kill(context.Background()); err != nil {
@@ -452,6 +501,10 @@ func (i *instance) signal(sig syscall.Signal) {
 	if i.pid <= 0 || i.reaped {
 		return // never started, or reaped: the pid may belong to someone else now
 	}
+	if i.adopted != nil {
+		i.signalAdopted(sig)
+		return
+	}
 	if err := syscall.Kill(-i.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		i.log.Warn("signal workload", "signal", sig, "pid", i.pid, "error", err)
 	}
@@ -503,7 +556,7 @@ func (i *instance) stderrQuote() string {
 		case <-t.C:
 		}
 	}
-	return strings.Join(i.tail.last(stderrQuoteLines), " | ")
+	return strings.Join(i.stderrLast(stderrQuoteLines), " | ")
 }
 
 // StderrTail returns up to n of the last lines the instance wrote to
@@ -521,7 +574,7 @@ func (a *Agent) StderrTail(instanceID string, n int) ([]string, bool) {
 		for _, x := range c.all {
 			if x.id == instanceID {
 				c.mu.Unlock()
-				return x.tail.last(n), true
+				return x.stderrLast(n), true
 			}
 		}
 		c.mu.Unlock()

@@ -26,6 +26,13 @@ type record struct {
 	// Cgroups are the instance's cgroup directories, tracking group
 	// first; empty when it was contained by process group.
 	Cgroups []string `json:"cgroups,omitempty"`
+	// Port is the loopback port the workload serves on; Logs are its
+	// stdout and stderr files; Relayed tells that a log relay process,
+	// not the agent, holds the read ends of its pipes, so the workload
+	// survives the agent and can be adopted (adopt.go).
+	Port    int      `json:"port,omitempty"`
+	Logs    []string `json:"logs,omitempty"`
+	Relayed bool     `json:"relayed,omitempty"`
 }
 
 func (a *Agent) recordsDir() string { return filepath.Join(a.nodeDir, "instances") }
@@ -61,15 +68,18 @@ func (a *Agent) removeRecord(instance string) {
 // reused pid is never signalled. Each such group gets SIGTERM, then SIGKILL
 // after the grace period. Processes the workload forked are found by their
 // group and start time and killed too, also when the recorded leader itself
-// is already gone.
-func (a *Agent) clearLeftovers() error {
+// is already gone. With Options.Adopt, records whose workload the agent can
+// take over (adoptable) are kept and returned instead, one per app.
+func (a *Agent) clearLeftovers() ([]*adoptee, error) {
 	entries, err := os.ReadDir(a.recordsDir())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("read instance records: %w", err)
+		return nil, fmt.Errorf("read instance records: %w", err)
 	}
+	var adopted []*adoptee
+	taken := map[string]bool{}
 	var wg sync.WaitGroup
 	for _, e := range entries {
 		path := filepath.Join(a.recordsDir(), e.Name())
@@ -101,6 +111,16 @@ func (a *Agent) clearLeftovers() error {
 			_ = os.Remove(path)
 			continue
 		}
+		if a.opts.Adopt {
+			ad, why := a.adoptable(r, taken)
+			if ad != nil {
+				taken[r.App] = true
+				adopted = append(adopted, ad)
+				a.log.Info("adopting workload of a previous run", "app", r.App, "instance", r.Instance, "pid", r.PID, "port", r.Port)
+				continue
+			}
+			a.log.Warn("not adopting workload of a previous run", "app", r.App, "instance", r.Instance, "pid", r.PID, "reason", why)
+		}
 		a.log.Warn("stopping leftover workload of a previous run", "app", r.App, "instance", r.Instance, "pid", r.PID)
 		wg.Add(1)
 		go func() {
@@ -110,7 +130,7 @@ func (a *Agent) clearLeftovers() error {
 		}()
 	}
 	wg.Wait()
-	return nil
+	return adopted, nil
 }
 
 // sameProcess reports whether r.PID is still the live process r describes.
@@ -156,7 +176,15 @@ func (a *Agent) killRecordRemains(r record) int {
 // not signalled as a whole: once the leader is gone the id may be reused.
 // Each process is checked again right before it is signalled. It returns how
 // many processes were signalled.
+//
+// When the recorded leader's pid is alive as the leader of its own group
+// but with another start time, the pid was reused, which the kernel allows
+// only once no process of the old group is left: every member of that group
+// then belongs to someone else, and none is signalled.
 func killGroupRemains(r record) int {
+	if st, err := readProcStat(r.PGID); err == nil && st.PGID == r.PGID && st.StartTime != r.StartTime {
+		return 0
+	}
 	killed := 0
 	for pass := 0; pass < 10; pass++ {
 		pids := groupMembers(r.PGID, r.StartTime)

@@ -95,3 +95,7 @@ func waitExited(pid int) bool {
 		}
 	}
 }
+
+// outliveAgent drops the death signal from attr: a workload an agent may
+// adopt after a restart must survive the agent.
+func outliveAgent(attr *syscall.SysProcAttr) { attr.Pdeathsig = 0 }

@@ -31,3 +31,6 @@ func readProcStat(pid int) (procStat, error) {
 // waitExited cannot wait without reaping here; the group of an exited
 // workload is then not killed, since its id may already be reused.
 func waitExited(pid int) bool { return false }
+
+// outliveAgent does nothing: there is no death signal here.
+func outliveAgent(*syscall.SysProcAttr) {}

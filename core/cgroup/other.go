@@ -31,6 +31,8 @@ func (m *Manager) RemoveScope(string)                {}
 func (m *Manager) Create(scope, name string, lim Limits) (*Group, error) {
 	return nil, ErrUnavailable
 }
+func (m *Manager) Open([]string) (*Group, error)   { return nil, ErrUnavailable }
+func (g *Group) Holds(int) bool                    { return false }
 func (g *Group) FD() int                           { return -1 }
 func (g *Group) Close()                            {}
 func (g *Group) Dir() string                       { return "" }

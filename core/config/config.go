@@ -42,7 +42,7 @@ const (
 // They may be referenced, or configured with a plugin block, without a
 // command.
 var BundledPlugins = map[string][]string{
-	KindRepo:     {"fs"},
+	KindRepo:     {"fs", "http"},
 	KindBalancer: {"round-robin", "least-loaded"},
 	KindHealth:   {"http", "tcp"},
 	KindHosting:  {"local-static", "mesh-app", "s3-static", "cloudflare-pages"},
@@ -130,6 +130,10 @@ type AgentsConfig struct {
 	// its cgroup (enforce_nutrients, default off).
 	EnforceNutrients bool
 	MaxPids          int // pids limit per instance with EnforceNutrients (max_pids); 0 = DefaultMaxPids
+	// Adopt (adopt, default off) lets workloads outlive the mesh: a
+	// stopping or crashed mesh leaves them serving, and the next start
+	// adopts those that still match their record and plan.
+	Adopt bool
 }
 
 // HealthConfig is the health block: how agents check instances.

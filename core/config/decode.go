@@ -106,7 +106,7 @@ var (
 		{Name: "socket"}, {Name: "listen"}, {Name: "token"},
 	}}
 	agentsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "health_timeout"}, {Name: "enforce_nutrients"}, {Name: "max_pids"}},
+		Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "health_timeout"}, {Name: "enforce_nutrients"}, {Name: "max_pids"}, {Name: "adopt"}},
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "node", LabelNames: []string{"id"}}},
 	}
 	nodeSchema   = &hcl.BodySchema{}
@@ -455,13 +455,19 @@ func (d *decoder) logLevel(attrs hcl.Attributes, cfg *Config) {
 }
 
 func (d *decoder) repo(b *hcl.Block, cfg *Config) {
-	c := d.content(b.Body, repoSchema)
+	// Attributes other than dir and backend configure the backend plugin
+	// in place (see repoBackendInline).
+	c, rest, diags := b.Body.PartialContent(repoSchema)
+	d.diags = append(d.diags, diags...)
 	if c == nil {
 		return
 	}
 	d.path(c.Attributes, "dir", &cfg.Repo.Dir, false)
 	if rng, ok := d.str(c.Attributes, "backend", &cfg.Repo.Backend); ok && cfg.Repo.Backend != "" {
+		d.repoBackendInline(cfg, rest, rng)
 		d.pluginRef(cfg, KindRepo, cfg.Repo.Backend, rng)
+	} else {
+		d.repoBackendInline(cfg, rest, b.DefRange)
 	}
 }
 

@@ -63,9 +63,11 @@ func (d *decoder) appLogs(blocks hcl.Blocks, app *AppConfig) {
 	}
 }
 
-// agentsLimits decodes enforce_nutrients and max_pids of the agents block.
+// agentsLimits decodes enforce_nutrients, max_pids and adopt of the agents
+// block.
 func (d *decoder) agentsLimits(attrs hcl.Attributes, cfg *Config) {
 	d.boolean(attrs, "enforce_nutrients", &cfg.Agents.EnforceNutrients)
+	d.boolean(attrs, "adopt", &cfg.Agents.Adopt)
 	if rng, ok := d.integer(attrs, "max_pids", &cfg.Agents.MaxPids); ok && cfg.Agents.MaxPids < 1 {
 		d.errorf(rng, "Invalid max_pids", "max_pids must be at least 1; got %d.", cfg.Agents.MaxPids)
 		cfg.Agents.MaxPids = 0

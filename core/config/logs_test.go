@@ -49,6 +49,8 @@ func TestLogsAndEnforcement(t *testing.T) {
   logs {}
 }`, LogsConfig{}, false, 0, "Duplicate logs block"},
 		{"bad max_pids", `agents { max_pids = 0 }`, LogsConfig{}, false, 0, "Invalid max_pids"},
+		{"adopt", `agents { adopt = true }`, LogsConfig{}, false, 0, ""},
+		{"bad adopt", `agents { adopt = "yes" }`, LogsConfig{}, false, 0, "adopt"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,6 +63,9 @@ func TestLogsAndEnforcement(t *testing.T) {
 			}
 			if diags.HasErrors() {
 				t.Fatal(diags)
+			}
+			if cfg.Agents.Adopt != strings.Contains(tc.src, "adopt = true") {
+				t.Fatalf("agents adopt %v for %s", cfg.Agents.Adopt, tc.src)
 			}
 			if cfg.Agents.EnforceNutrients != tc.enforce || cfg.Agents.MaxPids != tc.maxPids {
 				t.Fatalf("agents %+v", cfg.Agents)

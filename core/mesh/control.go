@@ -32,6 +32,7 @@ import (
 //	POST /v1/apps/{app}/rollback {"to"}            {"plan","previous","rollout"}
 //	GET  /v1/rollout?app=&digest=                  RolloutState, judged from the agents now
 //	POST /v1/spores   (spore bytes)       {"digest"}: verified, then published
+//	GET  /v1/spores/{digest}              the spore's bytes (HEAD: whether held)
 //	POST /v1/reload   [{"plan_only","expect"}] {"notes":[...],"plan":ReloadPlan}
 //	GET  /v1/logs?app=&node=&instance=&stream=&tail=&follow=   workload log lines (text)
 //
@@ -312,6 +313,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, reloadResponse{SchemaVersion: SchemaVersion, Notes: rp.Restart, Plan: rp})
 	})
+	m.sporeRoutes(mux)          // the repo, for agents on other hosts, see sporeserve.go
 	m.siteRoutes(mux)           // static sites, see sites.go
 	m.siteAppRoutes(mux, token) // apps owned by sites, see siteapps.go
 	if token == "" {

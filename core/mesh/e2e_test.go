@@ -60,6 +60,7 @@ type env struct {
 	edgeExtra    string // more attributes of the edge block
 	nofile       int    // open file limit (soft and hard) of mesh run; 0 = inherited
 	minHealthy   string // the top-level min_healthy; "0s" (off) unless a test sets it
+	agentsExtra  string // more attributes of the agents block
 }
 
 type syncBuffer = testutil.SyncBuffer
@@ -118,14 +119,16 @@ edge {
   listen = %q
   admin  = %q
 %s}
-agents { count = 3 }
+agents {
+  count = 3
+%s}
 app "billing" {
   spore   = "billing-v1.spore"
   max     = %d
   restart = %q
 %s}
 %s
-`, e.warmup, e.minHealthy, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.admin, e.edgeExtra, e.maxInst, e.restart, e.appExtra, e.extraApp)
+`, e.warmup, e.minHealthy, e.controlExtra, strings.TrimPrefix(e.edgeURL, "http://"), e.admin, e.edgeExtra, e.agentsExtra, e.maxInst, e.restart, e.appExtra, e.extraApp)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
 		e.t.Fatal(err)
 	}

@@ -230,6 +230,8 @@ func (m *Mesh) Run(ctx context.Context) error {
 			Logs:             m.logPolicy,
 			Secrets:          []string{cfg.Control.Token},
 			ShimCommand:      []string{m.opts.SelfExe, agent.ShimArg},
+			Adopt:            cfg.Agents.Adopt,
+			LogRelayCommand:  []string{m.opts.SelfExe, agent.LogRelayArg},
 		})
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", node, err)
@@ -247,6 +249,15 @@ func (m *Mesh) Run(ctx context.Context) error {
 		}(a)
 	}
 
+	// Workloads adopted from a previous run are registered again before
+	// the edge takes traffic, so a restart costs no request.
+	for _, a := range m.agents {
+		select {
+		case <-a.Adopted():
+		case <-time.After(cfg.Agents.HealthTimeout + time.Second):
+		case <-ctx.Done():
+		}
+	}
 	e, err := edge.New(m.edgeOptions(cfg))
 	if err != nil {
 		cancel()

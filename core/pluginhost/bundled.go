@@ -12,6 +12,7 @@ import (
 	"github.com/mycelium-mesh/mesh/plugins/hostings3"
 	"github.com/mycelium-mesh/mesh/plugins/leastloaded"
 	"github.com/mycelium-mesh/mesh/plugins/repofs"
+	"github.com/mycelium-mesh/mesh/plugins/repohttp"
 	"github.com/mycelium-mesh/mesh/plugins/roundrobin"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
@@ -24,7 +25,8 @@ const ServeArg = "plugin-serve"
 // into mesh.
 var bundled = map[string]map[string]func() sdk.Plugin{
 	sdk.KindRepo: {
-		repofs.Name: func() sdk.Plugin { return repofs.New() },
+		repofs.Name:   func() sdk.Plugin { return repofs.New() },
+		repohttp.Name: func() sdk.Plugin { return repohttp.New() },
 	},
 	sdk.KindBalancer: {
 		roundrobin.Name:  func() sdk.Plugin { return roundrobin.New() },

@@ -116,7 +116,7 @@ func TestBundledSchemaWithoutLaunch(t *testing.T) {
 			t.Errorf("IsBundled(%s, %s) = false", info.Kind, info.Name)
 		}
 	}
-	if len(pluginhost.Bundled()) != 9 {
+	if len(pluginhost.Bundled()) != 10 {
 		t.Fatalf("bundled: %v", pluginhost.Bundled())
 	}
 	if s, ok := pluginhost.BundledSchema(sdk.KindRepo, "fs"); !ok || len(s.Attributes) != 1 || !s.Attributes[0].Required {
