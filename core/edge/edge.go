@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mycelium-mesh/mesh/core/config/defaults"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/fdlimit"
 	"github.com/mycelium-mesh/mesh/sdk"
@@ -128,6 +129,9 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-*, X-Real-IP and
 	// Forwarded headers are passed on; from anyone else they are replaced.
 	TrustedProxies []netip.Prefix
+	// Events, when set, receives endpoint.ejected and endpoint.returned
+	// from passive health checking. It must not block.
+	Events events.Sink
 
 	// DisableIdempotentRetry stops replaying GET/HEAD/OPTIONS requests that
 	// already reached an endpoint. Requests that never reached one (connect

@@ -71,6 +71,7 @@ type Event struct {
 	Digest   string
 	Rollout  string // the rollout's ID
 	State    string // the instance's or rollout's state after the event
+	Plugin   string // "kind/name" of a plugin event
 	PID      int
 	URL      string // the endpoint's URL
 	Ready    int    // rollout progress: ready instances of the digest
