@@ -23,6 +23,7 @@ import (
 	"github.com/mycelium-mesh/mesh/core/agent"
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/edge"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/fdlimit"
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
@@ -80,6 +81,8 @@ type Mesh struct {
 	// verified remembers the repo spores deploys verified, by digest and
 	// trusted-key set (deploy.go).
 	verified spore.VerifyCache
+
+	events *events.Bus // the event stream (events.go)
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -128,6 +131,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	}
 
 	m := &Mesh{opts: opts, log: log, cfg: cfg, pluginsFP: pluginsFingerprint(cfg), trust: trust, published: map[string]time.Time{}}
+	m.events = events.New(0, 0)
 	ok := false
 	defer func() {
 		if !ok {
@@ -152,6 +156,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open fabric: %w", err)
 	}
+	m.fabric = eventFabric{Store: m.fabric, emit: m.events.Sink()} // plan writes become events
 	if err := checkState(cfg, m.fabric); err != nil {
 		return nil, err
 	}
@@ -159,7 +164,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"))
+	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"), m.events.Sink())
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +235,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 			Logs:             m.logPolicy,
 			Secrets:          []string{cfg.Control.Token},
 			ShimCommand:      []string{m.opts.SelfExe, agent.ShimArg},
+			Events:           m.events.Sink(),
 		})
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", node, err)
@@ -340,6 +346,7 @@ func (m *Mesh) edgeOptions(cfg *config.Config) edge.Options {
 		StreamIdleTimeout:  cfg.Edge.StreamIdleTimeout,
 		MaxConnections:     cfg.Edge.MaxConnections,
 		TrustedProxies:     cfg.Edge.TrustedProxies,
+		Events:             m.events.Sink(),
 	}
 }
 
