@@ -94,6 +94,9 @@ type Options struct {
 	// Collectors are served on /metrics beside the edge's own metrics
 	// (the mesh adds instance, rollout and plugin state).
 	Collectors []prometheus.Collector
+	// AdminHandler, when set, serves every path of the admin listener
+	// but /metrics (the mesh's web console).
+	AdminHandler http.Handler
 
 	LogInterval    time.Duration // counters log line (10s)
 	ReportInterval time.Duration // load reports to the balancer (500ms)
@@ -313,7 +316,7 @@ func (e *Edge) Start(addr string) error {
 		}
 		e.adminLn = aln
 		e.admin = &http.Server{
-			Handler:           e.metrics.handler(),
+			Handler:           e.metrics.handler(e.opts.AdminHandler),
 			ReadHeaderTimeout: defaults.AdminReadHeaderTimeout,
 			IdleTimeout:       defaults.AdminIdleTimeout,
 			ErrorLog:          e.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
