@@ -22,6 +22,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/core/agent"
 	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/console"
 	"github.com/mycelium-mesh/mesh/core/edge"
 	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
@@ -82,7 +83,8 @@ type Mesh struct {
 	// trusted-key set (deploy.go).
 	verified spore.VerifyCache
 
-	events *events.Bus // the event stream (events.go)
+	events  *events.Bus      // the event stream (events.go)
+	samples *console.Sampler // per-app traffic for the console's charts (console.go)
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -267,6 +269,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.edge = e
 	m.mu.Unlock()
+	go m.samples.Run(runCtx)
 	if err := m.applySites(); err != nil { // static sites, see sites.go
 		m.log.Error("static sites not served", "error", err)
 	}
@@ -347,6 +350,7 @@ func (m *Mesh) edgeOptions(cfg *config.Config) edge.Options {
 		MaxConnections:     cfg.Edge.MaxConnections,
 		TrustedProxies:     cfg.Edge.TrustedProxies,
 		Events:             m.events.Sink(),
+		AdminHandler:       m.consoleHandler(cfg),
 	}
 }
 
