@@ -52,7 +52,8 @@
     const pct = desired > 0 ? Math.min(100, Math.round((100 * ready) / desired)) : 0;
     const bar = el("span", { class: "bar" }, el("span"));
     bar.firstChild.style.width = pct + "%";
-    return [bar, el("span", { "data-field": "progress" }, ready + "/" + desired)];
+    const proving = (p && p.proving) || 0;
+    return [bar, el("span", { "data-field": "progress" }, ready + "/" + desired + (proving ? " (" + proving + " proving)" : ""))];
   }
 
   // spark draws the values as an SVG line scaled to their maximum.
@@ -64,6 +65,7 @@
     svg.setAttribute("preserveAspectRatio", "none");
     const path = document.createElementNS(ns, "path");
     const max = Math.max(1e-9, ...values);
+    if (values.length === 1) values = [values[0], values[0]];
     const n = values.length;
     let d = "";
     values.forEach((v, i) => {
@@ -82,7 +84,7 @@
   function chartCell(points, field, kind) {
     const values = points.map((p) => p[field] || 0);
     const last = values.length ? values[values.length - 1] : 0;
-    return el("td", { "data-field": kind }, spark(values, kind), el("span", { class: "num" }, last.toFixed(last >= 100 ? 0 : 1)));
+    return el("td", { class: "chart", "data-field": kind }, spark(values, kind), el("span", { class: "num" }, last.toFixed(last >= 100 ? 0 : 1)));
   }
 
   function renderApps(st) {
@@ -125,7 +127,7 @@
           stateCell(i.state),
           el("td", { "data-field": "pid" }, i.pid || ""),
           el("td", { "data-field": "port" }, i.port || ""),
-          el("td", { "data-field": "uptime" }, i.state === "ready" || i.state === "draining" ? ago(i.since) : ""),
+          el("td", { "data-field": "uptime", title: "since " + i.state }, i.state === "ready" ? ago(i.since) : ""),
           el("td", { "data-field": "restarts" }, i.restarts),
           el("td", { class: "err", "data-field": "last_error", title: i.last_error || "" }, i.last_error || "")));
       parts.push(el("h3", {}, app),
