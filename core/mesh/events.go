@@ -107,7 +107,9 @@ func rolloutEvent(t events.Type, r *rollout.Rollout) events.Event {
 // emitStep reports what one step of the watcher changed in r (before is r
 // as it was): progress, a revert, its end.
 func (rs *rollouts) emitStep(before rollout.Rollout, r *rollout.Rollout, reverted bool) {
-	if r.Progress != before.Progress && !r.State.Terminal() {
+	// A step that also moved the rollout to another state says so by that
+	// state's event; progress alone is reported within a state.
+	if r.Progress != before.Progress && r.State == before.State {
 		rs.m.emit(rolloutEvent(events.RolloutProgressed, r))
 	}
 	if reverted {
