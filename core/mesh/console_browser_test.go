@@ -282,4 +282,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the page was reloaded (marker %q)", got)
 	}
 	b.check(origin)
+
+	// The mesh stops at once with the page still following its events:
+	// the stream ends, so the admin listener's shutdown waits for nothing.
+	e.stop()
+	if strings.Contains(e.logs.String(), "edge shutdown") {
+		t.Errorf("the open console held the shutdown up:\n%s", e.logs.String())
+	}
 }

@@ -200,6 +200,8 @@ func (m *Mesh) handleEvents(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-m.quit: // nil, never ready, in a Mesh that New did not make
+			return
 		case e, ok := <-sub.C():
 			if !ok || write(e) != nil {
 				return

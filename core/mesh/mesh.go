@@ -85,6 +85,9 @@ type Mesh struct {
 
 	events  *events.Bus      // the event stream (events.go)
 	samples *console.Sampler // per-app traffic for the console's charts (console.go)
+	// quit closes when Run starts stopping, ending the event streams it
+	// serves (the admin listener's shutdown would otherwise wait for them).
+	quit chan struct{}
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -133,7 +136,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	}
 
 	m := &Mesh{opts: opts, log: log, cfg: cfg, pluginsFP: pluginsFingerprint(cfg), trust: trust, published: map[string]time.Time{}}
-	m.events = events.New(0, 0)
+	m.events, m.quit = events.New(0, 0), make(chan struct{})
 	ok := false
 	defer func() {
 		if !ok {
@@ -303,6 +306,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	}
 
 	m.log.Info("stopping mesh")
+	close(m.quit)
 	stopWatch()
 	<-watched
 	m.control.close()
