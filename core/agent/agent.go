@@ -89,6 +89,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/core/cgroup"
 	"github.com/mycelium-mesh/mesh/core/config/defaults"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/spore"
 	"github.com/mycelium-mesh/mesh/sdk"
@@ -171,6 +172,10 @@ type Options struct {
 	// LogRelayCommand is the command that runs RunLogRelay, e.g. the mesh
 	// binary and LogRelayArg; required with Adopt.
 	LogRelayCommand []string
+	// Events, when set, receives what happens to the instances and
+	// endpoints of this node (launched, healthy, unhealthy, exited,
+	// restarted; endpoint registered and removed). It must not block.
+	Events events.Sink
 
 	forceV1 bool // tests: track on the v1 freezer even where cgroup2 works
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 )
 
@@ -248,6 +249,7 @@ func (c *appCtl) supervise(inst *instance, start func() *outcome) {
 		// this instance's own endpoint is removed, never a successor's.
 		if ep := inst.registered(); ep.URL != "" && c.a.opts.Fabric.RemoveEndpoint(ep) {
 			inst.log.Info("endpoint deregistered", "url", ep.URL)
+			inst.emitEndpoint(events.EndpointRemoved, ep.URL)
 		}
 		err := inst.exitErr
 		if err != nil && inst.getState() == StateReady {
@@ -302,6 +304,7 @@ func (i *instance) registered() fabric.Endpoint {
 func (c *appCtl) deregister(inst *instance) {
 	if ep := inst.registered(); ep.URL != "" && c.a.opts.Fabric.RemoveEndpoint(ep) {
 		inst.log.Info("endpoint deregistered", "url", ep.URL)
+		inst.emitEndpoint(events.EndpointRemoved, ep.URL)
 	}
 }
 
@@ -376,6 +379,7 @@ func (c *appCtl) onReady(inst *instance) {
 	if inst.adopted != nil {
 		inst.adopted.settle()
 	}
+	inst.emitEndpoint(events.EndpointRegistered, ep.URL)
 	if old := c.active; old != nil {
 		// The new endpoint replaced the old one in the fabric; the old
 		// instance keeps serving requests already routed to it while it drains.
@@ -432,6 +436,7 @@ func (c *appCtl) onOver(out *outcome) {
 		}
 		inst.setState(state, errText(out.err))
 		inst.log.Warn("process exit", "pid", st.PID, "status", exitText(out.err))
+		inst.emit(events.InstanceExited, exitText(out.err))
 		inst.mu.Lock()
 		ran := time.Since(inst.readyAt)
 		inst.mu.Unlock()
@@ -442,6 +447,9 @@ func (c *appCtl) onOver(out *outcome) {
 		}
 		if inst.getState() != StateFailed {
 			inst.setState(StateStopped, "")
+		}
+		if st.PID > 0 {
+			inst.emit(events.InstanceExited, exitText(out.err))
 		}
 	}
 	c.pruneFinished()
@@ -488,6 +496,10 @@ func (c *appCtl) applyPolicy(clean bool, ranFor time.Duration) {
 	c.restarts++
 	c.holdUntil = time.Now().Add(c.backoff)
 	c.log.Info("restarting", "restart", policy, "in", c.backoff, "restarts", c.restarts)
+	if c.a.opts.Events != nil {
+		c.a.opts.Events(events.Event{Type: events.InstanceRestarted, App: c.name, Node: c.a.opts.NodeID, Digest: c.plan.Digest,
+			Detail: fmt.Sprintf("restart %s: restart %d in %s", policy, c.restarts, c.backoff)})
+	}
 	c.backoff = min(c.backoff*2, restartMaxBackoff)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mycelium-mesh/mesh/core/cgroup"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/spore"
 	"github.com/mycelium-mesh/mesh/sdk"
@@ -136,6 +137,7 @@ func (i *instance) start(port int) *outcome {
 	dir, m, err := a.prepare(i.ctx, i.digest)
 	if err != nil {
 		i.log.Error("spore not usable", "error", err)
+		i.emit(events.InstanceUnhealthy, "spore not usable: "+err.Error())
 		return &outcome{inst: i, failed: true, err: err}
 	}
 	if err := i.ctx.Err(); err != nil {
@@ -152,13 +154,16 @@ func (i *instance) start(port int) *outcome {
 
 	if err := i.launch(dir, m, port); err != nil {
 		i.log.Error("launch failed", "error", err)
+		i.emit(events.InstanceUnhealthy, "launch failed: "+err.Error())
 		i.giveBack()
 		return &outcome{inst: i, failed: true, err: err}
 	}
+	i.emit(events.InstanceLaunched, "")
 	if err := i.waitHealthy(); err != nil {
 		aborted := i.ctx.Err() != nil
 		if !aborted {
 			i.log.Warn("health fail", "error", err, "timeout", a.opts.HealthTimeout)
+			i.emit(events.InstanceUnhealthy, err.Error())
 		}
 		i.kill()
 		<-i.exited
@@ -175,6 +180,7 @@ func (i *instance) start(port int) *outcome {
 	i.readyAt = time.Now()
 	i.mu.Unlock()
 	i.log.Info("health ok", "url", i.url, "pid", i.pid)
+	i.emit(events.InstanceHealthy, "")
 	return nil
 }
 

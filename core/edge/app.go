@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
@@ -254,6 +255,7 @@ func (a *app) tend(now time.Time) (pending bool) {
 			}
 			ep.ejectedAt, ep.ejectedUntil = now, now.Add(d)
 			a.e.log.Warn("endpoint ejected", "app", a.name, "node", ep.id, "url", ep.url, "for", d)
+			a.e.opts.Events.Emit(events.Event{Type: events.EndpointEjected, App: a.name, Node: ep.id, URL: ep.url, Detail: "ejected for " + d.String()})
 			rebuild = true
 		case ep.ejected.Load() && !now.Before(ep.ejectedUntil):
 			ep.ejectedAt = time.Time{}
@@ -262,6 +264,7 @@ func (a *app) tend(now time.Time) (pending bool) {
 			ep.consec5xx.Store(0)
 			ep.ejected.Store(false)
 			a.e.log.Info("endpoint returned", "app", a.name, "node", ep.id, "url", ep.url)
+			a.e.opts.Events.Emit(events.Event{Type: events.EndpointReturned, App: a.name, Node: ep.id, URL: ep.url})
 			rebuild = true
 		case !ep.ejected.Load() && !ep.returnedAt.IsZero():
 			if now.Sub(ep.returnedAt) >= o.SlowStart {

@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mycelium-mesh/mesh/core/config/defaults"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/fdlimit"
 	"github.com/mycelium-mesh/mesh/sdk"
@@ -93,6 +94,9 @@ type Options struct {
 	// Collectors are served on /metrics beside the edge's own metrics
 	// (the mesh adds instance, rollout and plugin state).
 	Collectors []prometheus.Collector
+	// AdminHandler, when set, serves every path of the admin listener
+	// but /metrics (the mesh's web console).
+	AdminHandler http.Handler
 
 	LogInterval    time.Duration // counters log line (10s)
 	ReportInterval time.Duration // load reports to the balancer (500ms)
@@ -128,6 +132,9 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-*, X-Real-IP and
 	// Forwarded headers are passed on; from anyone else they are replaced.
 	TrustedProxies []netip.Prefix
+	// Events, when set, receives endpoint.ejected and endpoint.returned
+	// from passive health checking. It must not block.
+	Events events.Sink
 
 	// DisableIdempotentRetry stops replaying GET/HEAD/OPTIONS requests that
 	// already reached an endpoint. Requests that never reached one (connect
@@ -309,7 +316,7 @@ func (e *Edge) Start(addr string) error {
 		}
 		e.adminLn = aln
 		e.admin = &http.Server{
-			Handler:           e.metrics.handler(),
+			Handler:           e.metrics.handler(e.opts.AdminHandler),
 			ReadHeaderTimeout: defaults.AdminReadHeaderTimeout,
 			IdleTimeout:       defaults.AdminIdleTimeout,
 			ErrorLog:          e.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),

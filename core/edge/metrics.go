@@ -2,19 +2,27 @@ package edge
 
 import (
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
 // metrics is the edge's own Prometheus registry (never the global one, so
 // several edges can live in one process).
+//
+// Every per-app series only grows for the life of the edge: apps are never
+// dropped, and the requests sent to an app's endpoints are also counted per
+// app (mesh_edge_app_endpoint_requests_total), so a deploy that replaces
+// every endpoint, whose per-endpoint series then go away, takes nothing
+// from the app's totals.
 type metrics struct {
 	reg              *prometheus.Registry
 	requests         *prometheus.CounterVec
 	duration         *prometheus.HistogramVec
 	inFlight         *prometheus.GaugeVec
-	endpointRequests *prometheus.CounterVec
+	endpointRequests *endpointCounters
 }
 
 var classes = [6]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -29,18 +37,15 @@ func newMetrics() *metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mesh_edge_request_duration_seconds",
 			Help:    "Time from request arrival to the end of the response, by app.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: LatencyBounds(),
 		}, []string{"app"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mesh_edge_in_flight",
 			Help: "Requests in flight through the edge, by app.",
 		}, []string{"app"}),
-		endpointRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mesh_edge_endpoint_requests_total",
-			Help: "Requests sent to each endpoint, by app and endpoint URL.",
-		}, []string{"app", "endpoint"}),
+		endpointRequests: newEndpointCounters(),
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.endpointRequests)
+	m.reg.MustRegister(m.requests, m.duration, m.inFlight, m.endpointRequests.perEndpoint, m.endpointRequests.perApp)
 	return m
 }
 
@@ -54,8 +59,148 @@ func (m *metrics) forApp(app string) appMetrics {
 	return am
 }
 
-// handler serves the registry in the Prometheus text format at /metrics.
-func (m *metrics) handler() http.Handler {
+// endpointCounters count the requests sent to each endpoint, and to all the
+// endpoints an app ever had. The series of an endpoint goes when the
+// endpoint leaves the routing table; the app's total stays and keeps
+// counting, requests still finishing on the removed endpoint included.
+type endpointCounters struct {
+	perEndpoint *prometheus.CounterVec
+	perApp      *prometheus.CounterVec
+}
+
+func newEndpointCounters() *endpointCounters {
+	return &endpointCounters{
+		perEndpoint: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mesh_edge_endpoint_requests_total",
+			Help: "Requests sent to each endpoint in the routing table, by app and endpoint URL; the series goes with the endpoint (see mesh_edge_app_endpoint_requests_total).",
+		}, []string{"app", "endpoint"}),
+		perApp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mesh_edge_app_endpoint_requests_total",
+			Help: "Requests sent to the endpoints of an app, those since replaced or removed included: it never drops when endpoints change.",
+		}, []string{"app"}),
+	}
+}
+
+// WithLabelValues returns the counter of the endpoint url of app; every
+// increment also counts in the app's total.
+func (c *endpointCounters) WithLabelValues(app, url string) prometheus.Counter {
+	return teeCounter{Counter: c.perEndpoint.WithLabelValues(app, url), app: c.perApp.WithLabelValues(app)}
+}
+
+// DeleteLabelValues drops the series of the endpoint url of app; the
+// app's total keeps what it counted.
+func (c *endpointCounters) DeleteLabelValues(app, url string) bool {
+	return c.perEndpoint.DeleteLabelValues(app, url)
+}
+
+// teeCounter is an endpoint's counter that also counts in its app's.
+type teeCounter struct {
+	prometheus.Counter
+	app prometheus.Counter
+}
+
+func (t teeCounter) Inc() {
+	t.Counter.Inc()
+	t.app.Inc()
+}
+
+func (t teeCounter) Add(v float64) {
+	t.Counter.Add(v)
+	t.app.Add(v)
+}
+
+// AppTotals are an app's totals from the edge's metrics at one moment.
+// Every field only grows; the difference of two samples is what happened
+// between them.
+type AppTotals struct {
+	Requests   uint64 // answered, every status class
+	Errors5xx  uint64 // answered with a 5xx status
+	Upstream   uint64 // sent to an endpoint, replaced endpoints included
+	LatencySum float64
+	// Buckets are the cumulative counts of the request duration
+	// histogram, one per upper bound in LatencyBounds, then +Inf.
+	Buckets []uint64
+}
+
+// LatencyBounds are the upper bounds, in seconds, of AppTotals.Buckets.
+func LatencyBounds() []float64 {
+	return []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+}
+
+// Totals returns the totals of every app the edge knows, read from its
+// metrics (a few microseconds per app; never on the request path).
+func (e *Edge) Totals() map[string]AppTotals {
+	return e.metrics.totals()
+}
+
+func (m *metrics) totals() map[string]AppTotals {
+	out := map[string]AppTotals{}
+	get := func(app string) AppTotals { return out[app] }
+	for _, mt := range collect(m.requests) {
+		app, class := label(mt, "app"), label(mt, "code_class")
+		t := get(app)
+		n := uint64(mt.GetCounter().GetValue())
+		t.Requests += n
+		if class == "5xx" {
+			t.Errors5xx += n
+		}
+		out[app] = t
+	}
+	for _, mt := range collect(m.endpointRequests.perApp) {
+		app := label(mt, "app")
+		t := get(app)
+		t.Upstream = uint64(mt.GetCounter().GetValue())
+		out[app] = t
+	}
+	for _, mt := range collect(m.duration) {
+		app := label(mt, "app")
+		t := get(app)
+		h := mt.GetHistogram()
+		t.LatencySum = h.GetSampleSum()
+		t.Buckets = t.Buckets[:0]
+		for _, b := range h.GetBucket() {
+			t.Buckets = append(t.Buckets, b.GetCumulativeCount())
+		}
+		t.Buckets = append(t.Buckets, h.GetSampleCount())
+		out[app] = t
+	}
+	return out
+}
+
+// collect reads every metric c holds.
+func collect(c prometheus.Collector) []*dto.Metric {
+	ch := make(chan prometheus.Metric, 64)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.Collect(ch)
+		close(ch)
+	}()
+	var out []*dto.Metric
+	for pm := range ch {
+		var mt dto.Metric
+		if err := pm.Write(&mt); err == nil {
+			out = append(out, &mt)
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+func label(mt *dto.Metric, name string) string {
+	for _, lp := range mt.GetLabel() {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
+}
+
+// handler serves the registry in the Prometheus text format at /metrics
+// and, when extra is set, every other path through extra (the mesh's
+// console).
+func (m *metrics) handler(extra http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		mfs, err := m.reg.Gather()
@@ -72,5 +217,8 @@ func (m *metrics) handler() http.Handler {
 			}
 		}
 	})
+	if extra != nil {
+		mux.Handle("/", extra)
+	}
 	return mux
 }

@@ -35,6 +35,7 @@ import (
 //	GET  /v1/spores/{digest}              the spore's bytes (HEAD: whether held)
 //	POST /v1/reload   [{"plan_only","expect"}] {"notes":[...],"plan":ReloadPlan}
 //	GET  /v1/logs?app=&node=&instance=&stream=&tail=&follow=   workload log lines (text)
+//	GET  /v1/events?app=&tail=&follow=     events as JSON lines (EventLine), or SSE
 //
 // It listens on a unix socket (mode 0600) and, when configured, on a TCP
 // address where every request must carry `Authorization: Bearer <token>`.
@@ -44,6 +45,10 @@ import (
 const maxSporeUpload = 4 << 30
 
 type controlServer struct {
+	// ctx ends when the server closes, so streams that follow (logs,
+	// events) end then instead of holding the shutdown up.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	servers []*http.Server
 	addrs   []string
 	socket  string
@@ -51,6 +56,7 @@ type controlServer struct {
 
 func startControl(m *Mesh, cc config.ControlConfig) (*controlServer, error) {
 	cs := &controlServer{}
+	cs.ctx, cs.cancel = context.WithCancel(context.Background())
 	if cc.Socket != "" {
 		if err := os.MkdirAll(filepath.Dir(cc.Socket), 0o700); err != nil {
 			return nil, fmt.Errorf("control socket dir: %w", err)
@@ -135,7 +141,8 @@ func removeStaleSocket(path string) error {
 }
 
 func (cs *controlServer) serve(ln net.Listener, h http.Handler, addr string) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ConnContext: connCaller}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ConnContext: connCaller,
+		BaseContext: func(net.Listener) context.Context { return cs.ctx }}
 	cs.servers = append(cs.servers, srv)
 	cs.addrs = append(cs.addrs, addr)
 	go func() { _ = srv.Serve(ln) }()
@@ -144,6 +151,7 @@ func (cs *controlServer) serve(ln net.Listener, h http.Handler, addr string) {
 func (cs *controlServer) describe() string { return strings.Join(cs.addrs, ",") }
 
 func (cs *controlServer) close() {
+	cs.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, s := range cs.servers {
@@ -300,6 +308,7 @@ func (m *Mesh) controlHandler(token string) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"digest": d})
 	})
 	mux.HandleFunc("GET /v1/logs", m.handleLogs)
+	mux.HandleFunc("GET /v1/events", m.handleEvents)
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		var opts ReloadOptions
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&opts); err != nil && !errors.Is(err, io.EOF) {

@@ -22,7 +22,9 @@ import (
 
 	"github.com/mycelium-mesh/mesh/core/agent"
 	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/console"
 	"github.com/mycelium-mesh/mesh/core/edge"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/fdlimit"
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
@@ -80,6 +82,12 @@ type Mesh struct {
 	// verified remembers the repo spores deploys verified, by digest and
 	// trusted-key set (deploy.go).
 	verified spore.VerifyCache
+
+	events  *events.Bus      // the event stream (events.go)
+	samples *console.Sampler // per-app traffic for the console's charts (console.go)
+	// quit closes when Run starts stopping, ending the event streams it
+	// serves (the admin listener's shutdown would otherwise wait for them).
+	quit chan struct{}
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -128,6 +136,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	}
 
 	m := &Mesh{opts: opts, log: log, cfg: cfg, pluginsFP: pluginsFingerprint(cfg), trust: trust, published: map[string]time.Time{}}
+	m.events, m.quit = events.New(0, 0), make(chan struct{})
 	ok := false
 	defer func() {
 		if !ok {
@@ -152,6 +161,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open fabric: %w", err)
 	}
+	m.fabric = eventFabric{Store: m.fabric, emit: m.events.Sink()} // plan writes become events
 	if err := checkState(cfg, m.fabric); err != nil {
 		return nil, err
 	}
@@ -159,7 +169,7 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"))
+	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"), m.events.Sink())
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +242,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 			ShimCommand:      []string{m.opts.SelfExe, agent.ShimArg},
 			Adopt:            cfg.Agents.Adopt,
 			LogRelayCommand:  []string{m.opts.SelfExe, agent.LogRelayArg},
+			Events:           m.events.Sink(),
 		})
 		if err != nil {
 			return fmt.Errorf("agent %s: %w", node, err)
@@ -272,6 +283,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.edge = e
 	m.mu.Unlock()
+	go m.samples.Run(runCtx)
 	if err := m.applySites(); err != nil { // static sites, see sites.go
 		m.log.Error("static sites not served", "error", err)
 	}
@@ -305,6 +317,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 	}
 
 	m.log.Info("stopping mesh")
+	close(m.quit)
 	stopWatch()
 	<-watched
 	m.control.close()
@@ -351,6 +364,8 @@ func (m *Mesh) edgeOptions(cfg *config.Config) edge.Options {
 		StreamIdleTimeout:  cfg.Edge.StreamIdleTimeout,
 		MaxConnections:     cfg.Edge.MaxConnections,
 		TrustedProxies:     cfg.Edge.TrustedProxies,
+		Events:             m.events.Sink(),
+		AdminHandler:       m.consoleHandler(cfg),
 	}
 }
 

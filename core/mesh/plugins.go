@@ -8,6 +8,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/edge"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
@@ -33,8 +34,8 @@ func specFor(cfg *config.Config, kind, name string) pluginhost.Spec {
 	return pluginhost.Spec{Kind: kind, Name: name}
 }
 
-func startPlugins(ctx context.Context, cfg *config.Config, selfExe string, log hclog.Logger) (*plugins, error) {
-	host, err := pluginhost.New(pluginhost.Options{Logger: log, SelfExe: selfExe, EvalContext: config.EvalContext(), Secrets: []string{cfg.Control.Token}})
+func startPlugins(ctx context.Context, cfg *config.Config, selfExe string, log hclog.Logger, sink events.Sink) (*plugins, error) {
+	host, err := pluginhost.New(pluginhost.Options{Logger: log, SelfExe: selfExe, EvalContext: config.EvalContext(), Secrets: []string{cfg.Control.Token}, Events: sink})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 
 	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/repo"
 	"github.com/mycelium-mesh/mesh/core/spore"
@@ -507,6 +508,8 @@ func (m *Mesh) ReloadWith(ctx context.Context, opts ReloadOptions) (ReloadPlan, 
 		e.SetApps(edgeApps(now))
 	}
 	m.log.Info("configuration reloaded", "plan", rp.ID, "apps", len(cfg.Apps), "restart_needed", len(rp.Restart))
+	m.emit(events.Event{Type: events.ReloadApplied,
+		Detail: fmt.Sprintf("plan %s: %d apps, %d changes need a restart", rp.ID, len(cfg.Apps), len(rp.Restart))})
 	return rp, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mycelium-mesh/mesh/core/config"
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/core/fabric"
 	"github.com/mycelium-mesh/mesh/core/rollout"
 	"github.com/mycelium-mesh/mesh/core/spore"
@@ -176,11 +177,15 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 	}
 	if old := rs.active[req.App]; old != nil {
 		rs.log.Info("rollout superseded", "id", old.ID, "by", r.ID)
+		e := rolloutEvent(events.RolloutCompleted, old)
+		e.State, e.Detail = string(rollout.Superseded), "superseded by "+r.ID
+		rs.m.emit(e)
 		rs.ended[endedKey{req.App, rollout.Superseded}]++
 		delete(rs.active, req.App)
 	}
 	if err := publish(); err != nil {
 		rs.finish(&r, rollout.Failed, time.Now(), "publish plan: "+err.Error())
+		rs.m.emit(rolloutEvent(events.RolloutCompleted, &r))
 		return r, err
 	}
 	if err := r.To(rollout.Progressing, time.Now(), ""); err != nil {
@@ -189,6 +194,7 @@ func (rs *rollouts) begin(req rolloutStart, publish func() error) (rollout.Rollo
 	cp := r
 	rs.active[req.App] = &cp
 	rs.log.Info("rollout started", "id", r.ID, "app", r.App, "digest", r.Digest, "last_good", r.LastGood, "who", r.Who, "deadline", window)
+	rs.m.emit(rolloutEvent(events.RolloutStarted, &r))
 	select {
 	case rs.kick <- struct{}{}:
 	default:
@@ -254,6 +260,7 @@ func (rs *rollouts) stepOne(app string, r *rollout.Rollout, now time.Time, defer
 			rs.log.Error("save rollout", "id", r.ID, "error", err)
 		}
 	}
+	rs.emitStep(before, r, publish != "")
 	if publish != "" {
 		rs.log.Warn("rollout failed, reverting", "id", r.ID, "app", app, "digest", r.Digest, "to", publish, "why", r.Detail)
 		rs.publishRevert(r)

@@ -27,6 +27,7 @@ var jsonDocuments = []struct {
 	{"history", HistoryResponse{}},        // GET /v1/apps/{app}/history, mesh history -json
 	{"reload_plan", ReloadPlan{}},         // mesh reload -json
 	{"reload_response", reloadResponse{}}, // POST /v1/reload
+	{"event", EventLine{}},                // each line of GET /v1/events, mesh events -json
 }
 
 var snakeKey = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
@@ -57,6 +58,10 @@ func jsonKeys(t reflect.Type, prefix string, out *[]string) {
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" {
+			continue
+		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			jsonKeys(f.Type, prefix, out) // encoding/json lifts its fields
 			continue
 		}
 		if name == "" {

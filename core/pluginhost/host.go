@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
@@ -84,6 +85,9 @@ type Options struct {
 	// EvalContext evaluates expressions in config blocks. Default nil
 	// (constants only).
 	EvalContext *hcl.EvalContext
+	// Events, when set, receives a plugin.restarted event each time a
+	// plugin process was restarted. It must not block.
+	Events events.Sink
 }
 
 // Spec names one plugin to load, as written in mesh.hcl:

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
@@ -539,6 +540,8 @@ func (p *Plugin) supervise() {
 			n := p.restarts
 			p.mu.Unlock()
 			p.logger.Info("plugin restarted", "pid", next.pid, "restarts", n)
+			p.h.opts.Events.Emit(events.Event{Type: events.PluginRestarted, Plugin: p.kind + "/" + p.name, PID: next.pid, State: string(StateRunning),
+				Detail: fmt.Sprintf("%s plugin %q restarted (%d restarts)", p.kind, p.name, n)})
 			break
 		}
 	}
