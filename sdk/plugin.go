@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -169,21 +170,75 @@ func (s *baseServer) GetInfo(context.Context, *pb.GetInfoRequest) (*pb.GetInfoRe
 }
 
 func (s *baseServer) GetSchema(context.Context, *pb.GetSchemaRequest) (*pb.GetSchemaResponse, error) {
-	sc := s.impl.Schema()
-	out := &pb.GetSchemaResponse{}
+	attrs, blocks, err := schemaToWire(s.impl.Schema())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	return &pb.GetSchemaResponse{Attributes: attrs, Blocks: blocks}, nil
+}
+
+// schemaToWire encodes a schema, nested blocks included.
+func schemaToWire(sc Schema) ([]*pb.SchemaAttribute, []*pb.SchemaBlock, error) {
+	var attrs []*pb.SchemaAttribute
 	for _, a := range sc.Attributes {
 		pa := &pb.SchemaAttribute{Name: a.Name, Type: string(a.Type), Required: a.Required, Description: a.Description,
 			Min: a.Min, Max: a.Max, OneOf: a.OneOf}
 		if a.Default != nil {
 			b, err := json.Marshal(a.Default)
 			if err != nil {
-				return nil, status.Errorf(codes.Internal, "encode default of %q: %v", a.Name, err)
+				return nil, nil, fmt.Errorf("encode default of %q: %w", a.Name, err)
 			}
 			pa.DefaultJson = string(b)
 		}
-		out.Attributes = append(out.Attributes, pa)
+		attrs = append(attrs, pa)
 	}
-	return out, nil
+	var blocks []*pb.SchemaBlock
+	for _, b := range sc.Blocks {
+		ba, bb, err := schemaToWire(b.Schema)
+		if err != nil {
+			return nil, nil, fmt.Errorf("block %q: %w", b.Name, err)
+		}
+		blocks = append(blocks, &pb.SchemaBlock{Name: b.Name, Description: b.Description, Repeated: b.Repeated,
+			Required: b.Required, Attributes: ba, Blocks: bb})
+	}
+	return attrs, blocks, nil
+}
+
+// schemaFromWire decodes what schemaToWire encoded.
+func schemaFromWire(attrs []*pb.SchemaAttribute, blocks []*pb.SchemaBlock) (Schema, error) {
+	var s Schema
+	for _, a := range attrs {
+		attr := Attribute{Name: a.Name, Type: AttrType(a.Type), Required: a.Required, Description: a.Description,
+			Min: a.Min, Max: a.Max, OneOf: a.OneOf}
+		if a.DefaultJson != "" {
+			var v any
+			if err := unmarshalNumbers([]byte(a.DefaultJson), &v); err != nil {
+				return Schema{}, fmt.Errorf("default of %q: %w", a.Name, err)
+			}
+			if n, ok := normalizeValue(attr.Type, v); ok {
+				v = n
+			}
+			attr.Default = v
+		}
+		s.Attributes = append(s.Attributes, attr)
+	}
+	for _, b := range blocks {
+		sub, err := schemaFromWire(b.Attributes, b.Blocks)
+		if err != nil {
+			return Schema{}, fmt.Errorf("block %q: %w", b.Name, err)
+		}
+		s.Blocks = append(s.Blocks, Block{Name: b.Name, Description: b.Description, Repeated: b.Repeated,
+			Required: b.Required, Schema: sub})
+	}
+	return s, nil
+}
+
+// unmarshalNumbers is json.Unmarshal keeping numbers as json.Number, so
+// that large whole numbers arrive exact.
+func unmarshalNumbers(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	return d.Decode(v)
 }
 
 func (s *baseServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -195,25 +250,6 @@ func (s *baseServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 		return nil, wireError(err)
 	}
 	return &pb.ConfigureResponse{}, nil
-}
-
-// normalizeConfig turns JSON-decoded lists into []string for list(string)
-// attributes and numbers into int64 for int ones, so plugins see the
-// documented Go types.
-func normalizeConfig(c Config, s Schema) Config {
-	for _, a := range s.Attributes {
-		switch a.Type {
-		case TypeStringList:
-			if _, ok := c[a.Name].([]any); ok {
-				c[a.Name] = c.StringList(a.Name, nil)
-			}
-		case TypeInt:
-			if n, ok := c.intValue(a.Name); ok {
-				c[a.Name] = n
-			}
-		}
-	}
-	return c
 }
 
 // baseClient implements the base calls on the client side.
@@ -236,26 +272,9 @@ func (c *baseClient) GetSchema(ctx context.Context) (Schema, error) {
 	if err != nil {
 		return Schema{}, fmt.Errorf("get schema: %w", remoteError(err))
 	}
-	var s Schema
-	for _, a := range r.Attributes {
-		attr := Attribute{Name: a.Name, Type: AttrType(a.Type), Required: a.Required, Description: a.Description,
-			Min: a.Min, Max: a.Max, OneOf: a.OneOf}
-		if a.DefaultJson != "" {
-			var v any
-			if err := json.Unmarshal([]byte(a.DefaultJson), &v); err != nil {
-				return Schema{}, fmt.Errorf("get schema: default of %q: %w", a.Name, err)
-			}
-			switch attr.Type {
-			case TypeStringList:
-				v = Config{"v": v}.StringList("v", nil)
-			case TypeInt:
-				if n, ok := (Config{"v": v}).intValue("v"); ok {
-					v = n
-				}
-			}
-			attr.Default = v
-		}
-		s.Attributes = append(s.Attributes, attr)
+	s, err := schemaFromWire(r.Attributes, r.Blocks)
+	if err != nil {
+		return Schema{}, fmt.Errorf("get schema: %w", err)
 	}
 	return s, nil
 }

@@ -39,7 +39,7 @@ var ErrNotValidated = errors.New("the plugin does not check configurations witho
 func (s *baseServer) decodeConfig(req *pb.ConfigureRequest) (Config, error) {
 	cfg := Config{}
 	if len(req.ConfigJson) > 0 {
-		if err := json.Unmarshal(req.ConfigJson, &cfg); err != nil {
+		if err := unmarshalNumbers(req.ConfigJson, &cfg); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "decode config: %v", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/hclconfig"
 )
 
 // Check is the one validation of a plugin block, shared by `mesh validate`
@@ -94,9 +95,9 @@ func orDash(s string) string {
 }
 
 // rejection is the diagnostic of a configuration the plugin refused. An
-// sdk.AttributeError points at that attribute's value in mesh.hcl (or at
-// the block when the attribute was left to its default); any other error
-// at the plugin block.
+// sdk.AttributeError points at that attribute's value in mesh.hcl, nested
+// blocks included (or at the block when the attribute was left to its
+// default); any other error at the plugin block.
 func (p *Plugin) rejection(err error) hcl.Diagnostics {
 	var ae *sdk.AttributeError
 	if !errors.As(err, &ae) {
@@ -105,14 +106,8 @@ func (p *Plugin) rejection(err error) hcl.Diagnostics {
 	}
 	summary := fmt.Sprintf("Invalid value for %q", ae.Attribute)
 	detail := fmt.Sprintf("The plugin refuses this value: %v.", ae.Err)
-	if p.spec.Config != nil {
-		content, _, _ := p.spec.Config.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: ae.Attribute}}})
-		if content != nil {
-			if attr, ok := content.Attributes[ae.Attribute]; ok {
-				rng := attr.Expr.Range()
-				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}}
-			}
-		}
+	if rng, ok := hclconfig.Locate(p.spec.Config, ae.Attribute); ok {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}}
 	}
 	return blockDiags(p.spec, summary, fmt.Sprintf("The plugin refuses %s, left to its default: %v.", ae.Attribute, ae.Err))
 }

@@ -34,6 +34,13 @@ func (b *base) Schema() sdk.Schema {
 		{Name: "wait", Type: sdk.TypeDuration, Default: "1s"},
 		{Name: "count", Type: sdk.TypeInt, Default: int64(5), Min: new(1.0), Max: new(10.0)},
 		{Name: "mode", Type: sdk.TypeString, OneOf: []string{"fast", "fair"}},
+		{Name: "weights", Type: sdk.TypeIntMap, Default: map[string]int64{"a": 1 << 60}, Min: new(0.0)},
+		{Name: "ports", Type: sdk.TypeIntList},
+	}, Blocks: []sdk.Block{
+		{Name: "backend", Repeated: true, Description: "one upstream", Schema: sdk.Schema{
+			Attributes: []sdk.Attribute{{Name: "url", Type: sdk.TypeString, Required: true}},
+			Blocks:     []sdk.Block{{Name: "tls", Required: true}},
+		}},
 	}}
 }
 
@@ -132,7 +139,9 @@ func TestBaseCalls(t *testing.T) {
 func TestConfigureTypes(t *testing.T) {
 	impl := &health{base: base{kind: sdk.KindHealth}}
 	c := plugintest.Health(t, impl)
-	in := sdk.Config{"names": []string{"a", "b"}, "limit": 3.0, "wait": "2s", "count": int64(4)}
+	in := sdk.Config{"names": []string{"a", "b"}, "limit": 3.0, "wait": "2s", "count": int64(4),
+		"weights": map[string]int64{"big": 1<<62 + 1}, "ports": []int64{80, 443},
+		"backend": []sdk.Config{{"url": "http://a", "tls": sdk.Config{}}, {"url": "http://b"}}}
 	if err := c.Configure(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
