@@ -1,13 +1,28 @@
-// Package plugintest serves a plugin implementation over real gRPC inside
-// the test process (go-plugin's test connection) and hands back the client
-// the host would use, so plugin authors can unit-test their plugin through
-// the same encoding, streams and error mapping as in production.
+// Package plugintest tests a plugin the way the mesh host runs it.
 //
-//	func TestCheck(t *testing.T) {
-//		hc := plugintest.Health(t, myhealth.New())
-//		if err := hc.Configure(ctx, sdk.Config{"path": "/ready"}); err != nil { ... }
-//		res, err := hc.Check(ctx, sdk.HealthCheck{URL: srv.URL, Timeout: time.Second})
+// The main tool is Run: it starts the test binary itself as the plugin's
+// process through go-plugin (handshake, AutoMTLS, gRPC, as the host does)
+// and configures it from an HCL snippet, the inside of the plugin's
+// `config { }` block, decoded by the host's own decoder (package
+// sdk/hclconfig): schema checks, defaults, nested blocks, and TypePath
+// values made absolute against the snippet's directory. Mistakes come back
+// as the diagnostics `mesh validate` would print, at their line. The
+// plugin's log and go-plugin's reach t.Log.
+//
+//	func TestMain(m *testing.M) { plugintest.Main(m, func() sdk.Plugin { return &lb{} }) }
+//
+//	func TestWeights(t *testing.T) {
+//		p := plugintest.Run(t)
+//		p.MustConfigure(`weights = { "node-1" = 5 }`)
+//		pol, err := p.Balancer().Balance(ctx, state)
+//		...
+//		err = p.Configure(`weights = { "node-1" = -1 }`)
+//		// err names mesh.hcl line 1; plugintest.Line(err) == 1
 //	}
+//
+// Start, Health, Balancer and Repo serve an implementation inside the test
+// process instead (go-plugin's in-memory gRPC connection), for quick
+// tests of the calls themselves; they take an sdk.Config, not HCL.
 package plugintest
 
 import (

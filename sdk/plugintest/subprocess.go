@@ -1,9 +1,11 @@
 package plugintest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,11 +25,14 @@ const envServe = "MYCELIUM_PLUGINTEST_SERVE"
 //		plugintest.ServeIfLaunched(func() sdk.Plugin { return mylb.New() })
 //		os.Exit(m.Run())
 //	}
-func ServeIfLaunched(newImpl func() sdk.Plugin) {
+func ServeIfLaunched(newPlugin func() sdk.Plugin) {
+	implMu.Lock()
+	newImpl = newPlugin
+	implMu.Unlock()
 	if os.Getenv(envServe) != "1" {
 		return
 	}
-	sdk.Serve(newImpl())
+	sdk.Serve(newPlugin())
 	os.Exit(0)
 }
 
@@ -57,18 +62,25 @@ func LaunchPID(t testing.TB, kind string) (sdk.Plugin, int) {
 func launch(t testing.TB, kind string) (sdk.Plugin, int, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envServe+"=1")
+	w := &testWriter{t: t}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.VersionedClientPlugins(sdk.SupportedAPIVersions),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		// go-plugin re-logs the plugin's own lines through this logger,
+		// so both reach the test log.
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:   "plugintest",
-			Level:  hclog.Warn,
-			Output: testWriter{t},
+			Level:  hclog.Debug,
+			Output: w,
 		}),
 	})
+	// Cleanups run last-in first-out: the process is gone before the
+	// writer stops, and a line that still arrives is dropped rather than
+	// logged to a finished test.
+	t.Cleanup(w.stop)
 	t.Cleanup(client.Kill)
 	rpc, err := client.Client()
 	if err != nil {
@@ -89,10 +101,24 @@ func launch(t testing.TB, kind string) (sdk.Plugin, int, error) {
 	return p, pid, nil
 }
 
-// testWriter sends the plugin's log lines to the test log.
-type testWriter struct{ t testing.TB }
+// testWriter sends the plugin's log lines to the test log until stop.
+type testWriter struct {
+	mu      sync.Mutex
+	t       testing.TB
+	stopped bool
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", p)
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	}
 	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
 }
