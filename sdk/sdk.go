@@ -3,9 +3,10 @@
 // A plugin is a separate executable that serves one plugin kind (repo backend,
 // balancer, health checker or hosting backend) over gRPC through
 // hashicorp/go-plugin. The mesh host launches it, negotiates the API version,
-// hands it its configuration and then calls it. The sdk never imports the mesh
-// engine: building a plugin pulls in only this package, its protobuf
-// definitions and go-plugin.
+// hands it its configuration and then calls it. The sdk is a Go module of
+// its own (github.com/mycelium-mesh/mesh/sdk) that never imports the mesh
+// engine: building a plugin pulls in only this module (its protobuf
+// definitions included), go-plugin, gRPC and HCL.
 //
 // # Life of a plugin
 //

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/sdk"
 	"github.com/mycelium-mesh/mesh/sdk/hclconfig"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
 // Check is the one validation of a plugin block, shared by `mesh validate`
@@ -53,7 +54,7 @@ func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.D
 	if diags.HasErrors() {
 		return inst.info, diags, nil
 	}
-	remote, ok := inst.shim.(sdk.Remote)
+	remote, ok := inst.shim.(pluginclient.Remote)
 	if !ok {
 		return inst.info, blockDiags(spec, "Plugin cannot validate", fmt.Sprintf("%s: client %T cannot ask the plugin.", p.where(), inst.shim)), nil
 	}
@@ -62,7 +63,7 @@ func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.D
 	verr := remote.ValidateConfig(cctx, cfg)
 	switch {
 	case verr == nil:
-	case errors.Is(verr, sdk.ErrNotValidated):
+	case errors.Is(verr, pluginclient.ErrNotValidated):
 		d := blockDiags(spec, "Config checked against the schema only",
 			fmt.Sprintf("The %s plugin %q (version %s) does not check a configuration without applying it, so values it would refuse show only when mesh runs: %v.",
 				p.kind, p.name, orDash(inst.info.Version), verr))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/sdk"
 	"github.com/mycelium-mesh/mesh/sdk/hclconfig"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
 // callTimeout bounds each base call the harness makes, as the host's do.
@@ -38,7 +39,7 @@ func Main(m *testing.M, newPlugin func() sdk.Plugin) {
 // and configured from HCL the way the host configures it.
 type Plugin struct {
 	t      testing.TB
-	client sdk.Plugin
+	client pluginclient.Remote
 	pid    int
 	schema sdk.Schema
 	// File is where config snippets count as written: relative TypePath
@@ -72,7 +73,7 @@ func Run(t testing.TB) *Plugin {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	schema, err := client.(sdk.Remote).GetSchema(ctx)
+	schema, err := client.GetSchema(ctx)
 	if err != nil {
 		t.Fatalf("plugintest: %v", err)
 	}
@@ -114,10 +115,10 @@ func (p *Plugin) Configure(src string) error {
 
 // Validate is Configure through ValidateConfig: what `mesh validate`
 // asks. A plugin that does not implement sdk.ConfigValidator gives an
-// error wrapping sdk.ErrNotValidated.
+// error wrapping pluginclient.ErrNotValidated.
 func (p *Plugin) Validate(src string) error {
 	return p.send(src, func(ctx context.Context, cfg sdk.Config) error {
-		return p.client.(sdk.Remote).ValidateConfig(ctx, cfg)
+		return p.client.ValidateConfig(ctx, cfg)
 	})
 }
 
@@ -141,7 +142,7 @@ func (p *Plugin) send(src string, call func(context.Context, sdk.Config) error) 
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	err := call(ctx, cfg)
-	if err == nil || errors.Is(err, sdk.ErrNotValidated) {
+	if err == nil || errors.Is(err, pluginclient.ErrNotValidated) {
 		return err
 	}
 	var ae *sdk.AttributeError

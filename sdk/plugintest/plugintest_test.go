@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/internal/hostapi"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 	"github.com/mycelium-mesh/mesh/sdk/plugintest"
 )
 
@@ -188,7 +190,7 @@ func TestBalancer(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Balance(ctx, st); !errors.Is(err, sdk.ErrStreamClosed) {
+	if _, err := c.Balance(ctx, st); !errors.Is(err, pluginclient.ErrStreamClosed) {
 		t.Fatalf("after Close: %v, want ErrStreamClosed", err)
 	}
 }
@@ -234,15 +236,15 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
-func TestServerPluginSetRefusesMismatch(t *testing.T) {
+func TestStartRefusesMismatch(t *testing.T) {
 	// Declares balancer, implements only health.
 	type liar struct{ health }
 	l := &liar{health{base{kind: sdk.KindBalancer}}}
-	if _, err := sdk.ServerPluginSet(l); err == nil || !strings.Contains(err.Error(), "does not implement sdk.Balancer") {
+	if _, err := hostapi.ServerPluginSet(l); err == nil || !strings.Contains(err.Error(), "does not implement sdk.Balancer") {
 		t.Fatalf("err %v", err)
 	}
 	unknown := &health{base{kind: "cache"}}
-	if _, err := sdk.ServerPluginSet(unknown); err == nil || !strings.Contains(err.Error(), "unknown kind") {
+	if _, err := hostapi.ServerPluginSet(unknown); err == nil || !strings.Contains(err.Error(), "unknown kind") {
 		t.Fatalf("err %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
 // envServe marks a test binary re-executed by Launch.
@@ -40,7 +41,7 @@ func ServeIfLaunched(newPlugin func() sdk.Plugin) {
 // same go-plugin handshake, AutoMTLS and gRPC transport the mesh host uses,
 // and returns the dispensed client of the given kind. TestMain must call
 // ServeIfLaunched. The process is killed when the test ends.
-func Launch(t testing.TB, kind string) sdk.Plugin {
+func Launch(t testing.TB, kind string) pluginclient.Remote {
 	t.Helper()
 	p, _, err := launch(t, kind)
 	if err != nil {
@@ -50,7 +51,7 @@ func Launch(t testing.TB, kind string) sdk.Plugin {
 }
 
 // LaunchPID is Launch that also returns the plugin's process id.
-func LaunchPID(t testing.TB, kind string) (sdk.Plugin, int) {
+func LaunchPID(t testing.TB, kind string) (pluginclient.Remote, int) {
 	t.Helper()
 	p, pid, err := launch(t, kind)
 	if err != nil {
@@ -59,13 +60,13 @@ func LaunchPID(t testing.TB, kind string) (sdk.Plugin, int) {
 	return p, pid
 }
 
-func launch(t testing.TB, kind string) (sdk.Plugin, int, error) {
+func launch(t testing.TB, kind string) (pluginclient.Remote, int, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envServe+"=1")
 	w := &testWriter{t: t}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: sdk.VersionedClientPlugins(sdk.SupportedAPIVersions),
+		HandshakeConfig:  pluginclient.Handshake,
+		VersionedPlugins: pluginclient.VersionedPlugins(pluginclient.APIVersions),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -90,9 +91,9 @@ func launch(t testing.TB, kind string) (sdk.Plugin, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("dispense %s: %w", kind, err)
 	}
-	p, ok := raw.(sdk.Plugin)
+	p, ok := raw.(pluginclient.Remote)
 	if !ok {
-		return nil, 0, fmt.Errorf("dispensed %T is not an sdk.Plugin", raw)
+		return nil, 0, fmt.Errorf("dispensed %T is not a pluginclient.Remote", raw)
 	}
 	pid := 0
 	if rc := client.ReattachConfig(); rc != nil {

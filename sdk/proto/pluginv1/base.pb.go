@@ -574,7 +574,7 @@ const file_base_proto_rawDesc = "" +
 	"\aGetInfo\x12\".mycelium.plugin.v1.GetInfoRequest\x1a#.mycelium.plugin.v1.GetInfoResponse\x12X\n" +
 	"\tGetSchema\x12$.mycelium.plugin.v1.GetSchemaRequest\x1a%.mycelium.plugin.v1.GetSchemaResponse\x12X\n" +
 	"\tConfigure\x12$.mycelium.plugin.v1.ConfigureRequest\x1a%.mycelium.plugin.v1.ConfigureResponse\x12b\n" +
-	"\x0eValidateConfig\x12$.mycelium.plugin.v1.ConfigureRequest\x1a*.mycelium.plugin.v1.ValidateConfigResponseB7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
+	"\x0eValidateConfig\x12$.mycelium.plugin.v1.ConfigureRequest\x1a*.mycelium.plugin.v1.ValidateConfigResponseB;Z9github.com/mycelium-mesh/mesh/sdk/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_base_proto_rawDescOnce sync.Once
