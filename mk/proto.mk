@@ -1,10 +1,10 @@
-# Protobuf code generation for the plugin API (proto/pluginv1).
+# Protobuf code generation for the plugin API (sdk/proto/pluginv1).
 # `make proto` installs the pinned generators and regenerates the Go code,
 # which is committed.
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
-PROTO_DIR                  := proto/pluginv1
+PROTO_DIR                  := sdk/proto/pluginv1
 PROTO_GOBIN                ?= $(shell go env GOPATH)/bin
 
 .PHONY: proto proto-tools

@@ -22,8 +22,11 @@ import (
 // attribute's name, the plugin's name and the position itself, so none of
 // them needs repeating.
 type AttributeError struct {
-	Attribute string // the attribute's name, as declared in the Schema
-	Err       error  // what is wrong with its value
+	// Attribute is the attribute's name, as declared in the Schema; in a
+	// nested block, its path: "cache.dir", or "backend[1].weight" for the
+	// second of repeated blocks (counting from 0).
+	Attribute string
+	Err       error // what is wrong with its value
 }
 
 func (e *AttributeError) Error() string { return e.Attribute + ": " + e.Err.Error() }

@@ -9,18 +9,18 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "github.com/mycelium-mesh/mesh/proto/pluginv1"
+	"github.com/mycelium-mesh/mesh/sdk/internal/hostapi"
+	pb "github.com/mycelium-mesh/mesh/sdk/proto/pluginv1"
 )
 
-// ErrStreamClosed is returned by BalancerClient.Balance when the stream to
-// the plugin broke while the call waited for its policy.
-var ErrStreamClosed = errors.New("balancer stream closed")
+// errStreamClosed is what Balance returns when the stream broke.
+var errStreamClosed = hostapi.ErrStreamClosed
 
-// BalancerClient is the host side of a balancer plugin. It implements
+// balancerClient is the host side of a balancer plugin. It implements
 // Balancer and Remote. All Balance calls share one long-lived bidirectional
 // stream, opened on first use and reopened after it breaks; answers are
 // matched to calls by sequence number, so concurrent calls are safe.
-type BalancerClient struct {
+type balancerClient struct {
 	baseClient
 	client pb.BalancerClient
 
@@ -39,9 +39,9 @@ type balanceResult struct {
 	err    error
 }
 
-// NewBalancerClient returns a balancer client on an established connection.
-func NewBalancerClient(cc *grpc.ClientConn) *BalancerClient {
-	return &BalancerClient{
+// newBalancerClient returns a balancer client on an established connection.
+func newBalancerClient(cc *grpc.ClientConn) *balancerClient {
+	return &balancerClient{
 		baseClient: baseClient{base: pb.NewBaseClient(cc)},
 		client:     pb.NewBalancerClient(cc),
 		pending:    map[uint64]chan balanceResult{},
@@ -50,12 +50,12 @@ func NewBalancerClient(cc *grpc.ClientConn) *BalancerClient {
 
 // Balance sends s on the stream and waits for the plugin's policy or the
 // end of ctx.
-func (c *BalancerClient) Balance(ctx context.Context, s AppState) (Policy, error) {
+func (c *balancerClient) Balance(ctx context.Context, s AppState) (Policy, error) {
 	ch := make(chan balanceResult, 1)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return Policy{}, fmt.Errorf("balance %s: %w", s.App, ErrStreamClosed)
+		return Policy{}, fmt.Errorf("balance %s: %w", s.App, errStreamClosed)
 	}
 	if c.stream == nil {
 		sctx, cancel := context.WithCancel(context.Background())
@@ -104,7 +104,7 @@ func (c *BalancerClient) Balance(ctx context.Context, s AppState) (Policy, error
 	}
 }
 
-func (c *BalancerClient) drop(seq uint64) {
+func (c *balancerClient) drop(seq uint64) {
 	c.mu.Lock()
 	delete(c.pending, seq)
 	c.mu.Unlock()
@@ -112,14 +112,14 @@ func (c *BalancerClient) drop(seq uint64) {
 
 // receive delivers policies to waiting calls until the stream breaks, then
 // fails every pending call so none waits for an answer that cannot come.
-func (c *BalancerClient) receive(st pb.Balancer_BalanceClient) {
+func (c *balancerClient) receive(st pb.Balancer_BalanceClient) {
 	for {
 		p, err := st.Recv()
 		if err != nil {
 			if err == io.EOF {
-				err = ErrStreamClosed
+				err = errStreamClosed
 			} else {
-				err = fmt.Errorf("%w: %w", ErrStreamClosed, remoteError(err))
+				err = fmt.Errorf("%w: %w", errStreamClosed, remoteError(err))
 			}
 			c.mu.Lock()
 			if c.stream == st {
@@ -148,8 +148,8 @@ func (c *BalancerClient) receive(st pb.Balancer_BalanceClient) {
 	}
 }
 
-// Close ends the stream. Pending calls fail with ErrStreamClosed.
-func (c *BalancerClient) Close() error {
+// Close ends the stream. Pending calls fail with errStreamClosed.
+func (c *balancerClient) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true

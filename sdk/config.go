@@ -19,17 +19,8 @@ func (c Config) String(name, def string) string {
 // Number returns the number attribute name, or def when it is absent or not
 // a number.
 func (c Config) Number(name string, def float64) float64 {
-	switch v := c[name].(type) {
-	case float64:
-		return v
-	case float32:
-		return float64(v)
-	case int:
-		return float64(v)
-	case int64:
-		return float64(v)
-	case uint32:
-		return float64(v)
+	if f, ok := toFloat(c[name]); ok {
+		return f
 	}
 	return def
 }
@@ -37,30 +28,10 @@ func (c Config) Number(name string, def float64) float64 {
 // Int returns the int attribute name, or def when it is absent or not a
 // whole number.
 func (c Config) Int(name string, def int64) int64 {
-	if n, ok := c.intValue(name); ok {
+	if n, ok := toInt(c[name]); ok {
 		return n
 	}
 	return def
-}
-
-// intValue reads a whole number of any Go numeric type, JSON's float64
-// included.
-func (c Config) intValue(name string) (int64, bool) {
-	switch v := c[name].(type) {
-	case int64:
-		return v, true
-	case int:
-		return int64(v), true
-	case int32:
-		return int64(v), true
-	case uint32:
-		return int64(v), true
-	case float64:
-		if v == math.Trunc(v) && math.Abs(v) <= 1<<53 {
-			return int64(v), true
-		}
-	}
-	return 0, false
 }
 
 // Bool returns the bool attribute name, or def when it is absent or not a
@@ -120,7 +91,8 @@ func (s Schema) Attribute(name string) (Attribute, bool) {
 }
 
 // WithDefaults returns a copy of c in which every attribute of s that is
-// absent from c and has a default carries that default.
+// absent from c and has a default carries that default, in the nested
+// blocks written as well.
 func (c Config) WithDefaults(s Schema) Config {
 	out := make(Config, len(c)+len(s.Attributes))
 	for k, v := range c {
@@ -131,65 +103,81 @@ func (c Config) WithDefaults(s Schema) Config {
 			out[a.Name] = a.Default
 		}
 	}
+	for _, b := range s.Blocks {
+		if b.Repeated {
+			if list, ok := asConfigList(out[b.Name]); ok {
+				filled := make([]Config, len(list))
+				for i, e := range list {
+					filled[i] = e.WithDefaults(b.Schema)
+				}
+				out[b.Name] = filled
+			}
+		} else if one, ok := asConfig(out[b.Name]); ok {
+			out[b.Name] = one.WithDefaults(b.Schema)
+		}
+	}
 	return out
 }
 
 // Validate checks a schema for mistakes an author can make: empty or
-// duplicate names, unknown types, a default of the wrong type.
+// duplicate names, unknown types, constraints that do not fit the type, a
+// default of the wrong type; in nested blocks too.
 func (s Schema) Validate() error {
+	return s.validate("schema: ")
+}
+
+func (s Schema) validate(prefix string) error {
 	seen := map[string]bool{}
 	for _, a := range s.Attributes {
 		if a.Name == "" {
-			return fmt.Errorf("schema: attribute with empty name")
+			return fmt.Errorf("%sattribute with empty name", prefix)
 		}
 		if seen[a.Name] {
-			return fmt.Errorf("schema: attribute %q declared twice", a.Name)
+			return fmt.Errorf("%sattribute %q declared twice", prefix, a.Name)
 		}
 		seen[a.Name] = true
-		switch a.Type {
-		case TypeString, TypeNumber, TypeInt, TypeBool, TypeDuration, TypeStringList, TypePath:
-		default:
-			return fmt.Errorf("schema: attribute %q: unknown type %q", a.Name, a.Type)
+		if !a.Type.known() {
+			return fmt.Errorf("%sattribute %q: unknown type %q", prefix, a.Name, a.Type)
 		}
-		if (a.Min != nil || a.Max != nil) && a.Type != TypeNumber && a.Type != TypeInt {
-			return fmt.Errorf("schema: attribute %q: min and max apply to number and int only, not %s", a.Name, a.Type)
+		_, elem := a.Type.split()
+		if (a.Min != nil || a.Max != nil) && elem != TypeNumber && elem != TypeInt {
+			return fmt.Errorf("%sattribute %q: min and max apply to number and int (or lists and maps of them) only, not %s", prefix, a.Name, a.Type)
 		}
 		if a.Min != nil && a.Max != nil && *a.Min > *a.Max {
-			return fmt.Errorf("schema: attribute %q: min %v is above max %v", a.Name, *a.Min, *a.Max)
+			return fmt.Errorf("%sattribute %q: min %v is above max %v", prefix, a.Name, *a.Min, *a.Max)
 		}
-		if len(a.OneOf) > 0 && a.Type != TypeString {
-			return fmt.Errorf("schema: attribute %q: one_of applies to string only, not %s", a.Name, a.Type)
+		if len(a.OneOf) > 0 && elem != TypeString {
+			return fmt.Errorf("%sattribute %q: one_of applies to string (or lists and maps of strings) only, not %s", prefix, a.Name, a.Type)
 		}
 		if a.Default == nil {
 			continue
 		}
-		ok := false
-		switch a.Type {
-		case TypeString, TypePath:
-			_, ok = a.Default.(string)
-		case TypeNumber:
-			ok = Config{"v": a.Default}.Number("v", -1) == Config{"v": a.Default}.Number("v", -2)
-		case TypeInt:
-			_, ok = Config{"v": a.Default}.intValue("v")
-		case TypeBool:
-			_, ok = a.Default.(bool)
-		case TypeDuration:
-			if s, isStr := a.Default.(string); isStr {
-				_, err := time.ParseDuration(s)
-				ok = err == nil
-			}
-		case TypeStringList:
-			ok = Config{"v": a.Default}.StringList("v", nil) != nil
+		v, ok := normalizeValue(a.Type, a.Default)
+		if ok && a.Type == TypeDuration {
+			_, err := time.ParseDuration(v.(string))
+			ok = err == nil
 		}
 		if !ok {
 			article := "a"
 			if a.Type == TypeInt {
 				article = "an"
 			}
-			return fmt.Errorf("schema: attribute %q: default %v is not %s %s", a.Name, a.Default, article, a.Type)
+			return fmt.Errorf("%sattribute %q: default %v is not %s %s", prefix, a.Name, a.Default, article, a.Type)
 		}
-		if msg := a.Check(a.Default); msg != "" {
-			return fmt.Errorf("schema: attribute %q: default %v: %s", a.Name, a.Default, msg)
+		if msg := a.Check(v); msg != "" {
+			return fmt.Errorf("%sattribute %q: default %v: %s", prefix, a.Name, a.Default, msg)
+		}
+	}
+	for _, b := range s.Blocks {
+		if b.Name == "" {
+			return fmt.Errorf("%sblock with empty name", prefix)
+		}
+		if seen[b.Name] {
+			return fmt.Errorf("%sname %q declared twice", prefix, b.Name)
+		}
+		seen[b.Name] = true
+		if err := b.Schema.validate(fmt.Sprintf("%sblock %q: ", prefix, b.Name)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -197,12 +185,18 @@ func (s Schema) Validate() error {
 
 // Check says what is wrong with v against the attribute's Min, Max and
 // OneOf, or "" when nothing is. v is a decoded value of the attribute's
-// type.
+// type; for a list or map every element is checked.
 func (a Attribute) Check(v any) string {
+	container, elem := a.Type.split()
+	if container != "" {
+		return checkElements(v, func(e any) string {
+			return Attribute{Type: elem, Min: a.Min, Max: a.Max, OneOf: a.OneOf}.Check(e)
+		})
+	}
 	if a.Type == TypeNumber || a.Type == TypeInt {
-		f := Config{"v": v}.Number("v", math.NaN())
-		if n, ok := v.(int64); ok {
-			f = float64(n)
+		f, ok := toFloat(v)
+		if !ok {
+			f = math.NaN()
 		}
 		low := a.Min != nil && f < *a.Min
 		high := a.Max != nil && f > *a.Max

@@ -92,9 +92,23 @@ func TestSchemaValidate(t *testing.T) {
 		{"int default a fraction", []sdk.Attribute{{Name: "a", Type: sdk.TypeInt, Default: 2.5}}, "not an int"},
 		{"default below min", []sdk.Attribute{{Name: "a", Type: sdk.TypeInt, Default: 0, Min: new(1.0)}}, "at least 1"},
 		{"min above max", []sdk.Attribute{{Name: "a", Type: sdk.TypeNumber, Min: new(2.0), Max: new(1.0)}}, "above max"},
-		{"bounds on a string", []sdk.Attribute{{Name: "a", Type: sdk.TypeString, Min: new(1.0)}}, "number and int only"},
-		{"one_of on a number", []sdk.Attribute{{Name: "a", Type: sdk.TypeNumber, OneOf: []string{"x"}}}, "string only"},
+		{"bounds on a string", []sdk.Attribute{{Name: "a", Type: sdk.TypeString, Min: new(1.0)}}, "apply to number and int"},
+		{"one_of on a number", []sdk.Attribute{{Name: "a", Type: sdk.TypeNumber, OneOf: []string{"x"}}}, "applies to string"},
 		{"default not one of", []sdk.Attribute{{Name: "a", Type: sdk.TypeString, Default: "slow", OneOf: []string{"fast", "fair"}}}, "must be one of"},
+		{"lists and maps with defaults", []sdk.Attribute{
+			{Name: "li", Type: sdk.TypeIntList, Default: []int64{1, 2}, Min: new(0.0)},
+			{Name: "ln", Type: sdk.TypeNumberList, Default: []float64{0.5}},
+			{Name: "lb", Type: sdk.TypeBoolList, Default: []bool{true}},
+			{Name: "ms", Type: sdk.TypeStringMap, Default: map[string]string{"a": "fast"}, OneOf: []string{"fast"}},
+			{Name: "mi", Type: sdk.TypeIntMap, Default: map[string]int{"a": 1}},
+			{Name: "mn", Type: sdk.TypeNumberMap},
+			{Name: "mb", Type: sdk.TypeBoolMap, Default: map[string]any{"x": false}},
+		}, ""},
+		{"list default of the wrong element type", []sdk.Attribute{{Name: "a", Type: sdk.TypeIntList, Default: []string{"1"}}}, "is not a list(int)"},
+		{"map default element below min", []sdk.Attribute{{Name: "a", Type: sdk.TypeIntMap, Default: map[string]int64{"x": -1}, Min: new(0.0)}}, `element "x" must be at least 0`},
+		{"bounds on a list of strings", []sdk.Attribute{{Name: "a", Type: sdk.TypeStringList, Max: new(1.0)}}, "apply to number and int"},
+		{"list of durations", []sdk.Attribute{{Name: "a", Type: "list(duration)"}}, "unknown type"},
+		{"map of lists", []sdk.Attribute{{Name: "a", Type: "map(list(string))"}}, "unknown type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,6 +121,36 @@ func TestSchemaValidate(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Fatalf("err %v, want it to mention %q", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestSchemaValidateBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    sdk.Schema
+		err  string
+	}{
+		{"nested", sdk.Schema{Blocks: []sdk.Block{{Name: "backend", Repeated: true, Schema: sdk.Schema{
+			Attributes: []sdk.Attribute{{Name: "url", Type: sdk.TypeString, Required: true}},
+			Blocks:     []sdk.Block{{Name: "tls"}}}}}}, ""},
+		{"empty block name", sdk.Schema{Blocks: []sdk.Block{{}}}, "block with empty name"},
+		{"block named like an attribute", sdk.Schema{Attributes: []sdk.Attribute{{Name: "x", Type: sdk.TypeBool}},
+			Blocks: []sdk.Block{{Name: "x"}}}, `name "x" declared twice`},
+		{"mistake inside a block", sdk.Schema{Blocks: []sdk.Block{{Name: "b", Schema: sdk.Schema{
+			Attributes: []sdk.Attribute{{Name: "n", Type: sdk.TypeInt, Default: "one"}}}}}}, `block "b": attribute "n": default one is not an int`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.s.Validate()
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err %v, want it to mention %q", err, tc.err)
 			}
 		})
 	}

@@ -7,23 +7,23 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "github.com/mycelium-mesh/mesh/proto/pluginv1"
+	pb "github.com/mycelium-mesh/mesh/sdk/proto/pluginv1"
 )
 
-// HealthClient is the host side of a health checker plugin. It implements
+// healthClient is the host side of a health checker plugin. It implements
 // HealthChecker and Remote.
-type HealthClient struct {
+type healthClient struct {
 	baseClient
 	client pb.HealthClient
 }
 
-// NewHealthClient returns a health client on an established connection.
-func NewHealthClient(cc *grpc.ClientConn) *HealthClient {
-	return &HealthClient{baseClient: baseClient{base: pb.NewBaseClient(cc)}, client: pb.NewHealthClient(cc)}
+// newHealthClient returns a health client on an established connection.
+func newHealthClient(cc *grpc.ClientConn) *healthClient {
+	return &healthClient{baseClient: baseClient{base: pb.NewBaseClient(cc)}, client: pb.NewHealthClient(cc)}
 }
 
 // Check asks the plugin to check one instance.
-func (c *HealthClient) Check(ctx context.Context, hc HealthCheck) (HealthResult, error) {
+func (c *healthClient) Check(ctx context.Context, hc HealthCheck) (HealthResult, error) {
 	r, err := c.client.Check(ctx, &pb.CheckRequest{Url: hc.URL, Path: hc.Path, TimeoutMs: hc.Timeout.Milliseconds()})
 	if err != nil {
 		return HealthResult{}, fmt.Errorf("health check %s: %w", hc.URL, remoteError(err))

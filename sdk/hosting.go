@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/mycelium-mesh/mesh/proto/pluginv1"
+	pb "github.com/mycelium-mesh/mesh/sdk/proto/pluginv1"
 )
 
 // KindHosting is the plugin kind of hosting backends (site provisioning).
@@ -163,38 +163,38 @@ type PurchaseInfo struct {
 	Domain   string `json:"domain"`
 }
 
-// HostingPlugin is the go-plugin GRPCPlugin of the hosting kind.
-type HostingPlugin struct {
+// hostingPlugin is the go-plugin GRPCPlugin of the hosting kind.
+type hostingPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl HostingBackend
 }
 
 // GRPCServer registers the base and hosting services.
-func (p *HostingPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (p *hostingPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	pb.RegisterBaseServer(s, &baseServer{impl: p.Impl})
 	pb.RegisterHostingServer(s, &hostingServer{impl: p.Impl})
 	return nil
 }
 
-// GRPCClient returns a *HostingClient.
-func (p *HostingPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return NewHostingClient(cc), nil
+// GRPCClient returns a *hostingClient.
+func (p *hostingPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return newHostingClient(cc), nil
 }
 
-// HostingClient is the host side of a hosting plugin. It implements
+// hostingClient is the host side of a hosting plugin. It implements
 // HostingBackend's calls and Remote.
-type HostingClient struct {
+type hostingClient struct {
 	baseClient
 	client pb.HostingClient
 }
 
-// NewHostingClient returns a hosting client on an established connection.
-func NewHostingClient(cc *grpc.ClientConn) *HostingClient {
-	return &HostingClient{baseClient: baseClient{base: pb.NewBaseClient(cc)}, client: pb.NewHostingClient(cc)}
+// newHostingClient returns a hosting client on an established connection.
+func newHostingClient(cc *grpc.ClientConn) *hostingClient {
+	return &hostingClient{baseClient: baseClient{base: pb.NewBaseClient(cc)}, client: pb.NewHostingClient(cc)}
 }
 
 // Observe asks the plugin what exists for the site.
-func (c *HostingClient) Observe(ctx context.Context, req HostingRequest) ([]HostingResource, error) {
+func (c *hostingClient) Observe(ctx context.Context, req HostingRequest) ([]HostingResource, error) {
 	r, err := toPBRequest(req)
 	if err != nil {
 		return nil, err
@@ -207,7 +207,7 @@ func (c *HostingClient) Observe(ctx context.Context, req HostingRequest) ([]Host
 }
 
 // Plan asks the plugin for the actions that reach the desired state.
-func (c *HostingClient) Plan(ctx context.Context, req HostingRequest, actual []HostingResource) ([]HostingAction, error) {
+func (c *hostingClient) Plan(ctx context.Context, req HostingRequest, actual []HostingResource) ([]HostingAction, error) {
 	r, err := toPBRequest(req)
 	if err != nil {
 		return nil, err
@@ -221,7 +221,7 @@ func (c *HostingClient) Plan(ctx context.Context, req HostingRequest, actual []H
 
 // Apply asks the plugin to perform actions; done is called for each one
 // the plugin reports performed, as it reports it.
-func (c *HostingClient) Apply(ctx context.Context, req HostingRequest, actions []HostingAction, done func(HostingAction)) error {
+func (c *hostingClient) Apply(ctx context.Context, req HostingRequest, actions []HostingAction, done func(HostingAction)) error {
 	r, err := toPBRequest(req)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,62 +13,45 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/mycelium-mesh/mesh/proto/pluginv1"
+	"github.com/mycelium-mesh/mesh/sdk/internal/hostapi"
+	pb "github.com/mycelium-mesh/mesh/sdk/proto/pluginv1"
 )
 
-// Handshake is shared by the host and every plugin. A process started
-// without the magic cookie refuses to serve, so running a plugin by hand
-// prints a note instead of hanging.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  APIVersion,
-	MagicCookieKey:   "MYCELIUM_PLUGIN",
-	MagicCookieValue: "d6c1f0a2-mycelium-mesh-plugin",
-}
-
-// SupportedAPIVersions lists the plugin API versions this sdk implements.
-var SupportedAPIVersions = []uint32{APIVersion}
+// supportedAPIVersions lists the plugin API versions this sdk implements.
+var supportedAPIVersions = hostapi.APIVersions
 
 // ChunkSize is the largest data payload of one repo stream message.
 const ChunkSize = 64 << 10
 
-// DefaultCallTimeout bounds Info and Schema, which take no context.
-const DefaultCallTimeout = 5 * time.Second
+// defaultCallTimeout bounds Info and Schema, which take no context.
+const defaultCallTimeout = 5 * time.Second
 
-// Remote is implemented by every client the sdk dispenses. It offers the
-// base calls with a context and an error, which Info and Schema cannot.
-type Remote interface {
-	GetInfo(ctx context.Context) (Info, error)
-	GetSchema(ctx context.Context) (Schema, error)
-	// ValidateConfig asks whether the plugin would accept cfg, without
-	// applying it (see ConfigValidator).
-	ValidateConfig(ctx context.Context, cfg Config) error
+func init() {
+	hostapi.ClientPluginSet = clientPluginSet
+	hostapi.ServerPluginSet = func(impl any) (plugin.PluginSet, error) {
+		p, ok := impl.(Plugin)
+		if !ok {
+			return nil, fmt.Errorf("%T is not an sdk.Plugin", impl)
+		}
+		return serverPluginSet(p)
+	}
 }
 
-// ClientPluginSet is the go-plugin set a host dispenses from: one entry per
+// clientPluginSet is the go-plugin set a host dispenses from: one entry per
 // plugin kind, keyed by the Kind* constants.
-func ClientPluginSet() plugin.PluginSet {
+func clientPluginSet() plugin.PluginSet {
 	return plugin.PluginSet{
-		KindRepo:     &RepoPlugin{},
-		KindBalancer: &BalancerPlugin{},
-		KindHealth:   &HealthPlugin{},
-		KindHosting:  &HostingPlugin{},
+		KindRepo:     &repoPlugin{},
+		KindBalancer: &balancerPlugin{},
+		KindHealth:   &healthPlugin{},
+		KindHosting:  &hostingPlugin{},
 	}
 }
 
-// VersionedClientPlugins maps each API version to ClientPluginSet, for
-// plugin.ClientConfig.VersionedPlugins.
-func VersionedClientPlugins(versions []uint32) map[int]plugin.PluginSet {
-	out := make(map[int]plugin.PluginSet, len(versions))
-	for _, v := range versions {
-		out[int(v)] = ClientPluginSet()
-	}
-	return out
-}
-
-// ServerPluginSet returns the go-plugin set that serves impl: a single
+// serverPluginSet returns the go-plugin set that serves impl: a single
 // entry for the kind impl.Info() declares. It fails when impl does not
 // implement the interface of that kind.
-func ServerPluginSet(impl Plugin) (plugin.PluginSet, error) {
+func serverPluginSet(impl Plugin) (plugin.PluginSet, error) {
 	info := impl.Info()
 	switch info.Kind {
 	case KindRepo:
@@ -75,82 +59,82 @@ func ServerPluginSet(impl Plugin) (plugin.PluginSet, error) {
 		if !ok {
 			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.RepoBackend", info.Name, info.Kind)
 		}
-		return plugin.PluginSet{KindRepo: &RepoPlugin{Impl: r}}, nil
+		return plugin.PluginSet{KindRepo: &repoPlugin{Impl: r}}, nil
 	case KindBalancer:
 		b, ok := impl.(Balancer)
 		if !ok {
 			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.Balancer", info.Name, info.Kind)
 		}
-		return plugin.PluginSet{KindBalancer: &BalancerPlugin{Impl: b}}, nil
+		return plugin.PluginSet{KindBalancer: &balancerPlugin{Impl: b}}, nil
 	case KindHealth:
 		h, ok := impl.(HealthChecker)
 		if !ok {
 			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.HealthChecker", info.Name, info.Kind)
 		}
-		return plugin.PluginSet{KindHealth: &HealthPlugin{Impl: h}}, nil
+		return plugin.PluginSet{KindHealth: &healthPlugin{Impl: h}}, nil
 	case KindHosting:
 		h, ok := impl.(HostingBackend)
 		if !ok {
 			return nil, fmt.Errorf("plugin %q declares kind %q but does not implement sdk.HostingBackend", info.Name, info.Kind)
 		}
-		return plugin.PluginSet{KindHosting: &HostingPlugin{Impl: h}}, nil
+		return plugin.PluginSet{KindHosting: &hostingPlugin{Impl: h}}, nil
 	}
 	return nil, fmt.Errorf("plugin %q declares unknown kind %q (want %s, %s, %s or %s)", info.Name, info.Kind, KindRepo, KindBalancer, KindHealth, KindHosting)
 }
 
-// RepoPlugin is the go-plugin GRPCPlugin of the repo kind. Impl is set on
+// repoPlugin is the go-plugin GRPCPlugin of the repo kind. Impl is set on
 // the plugin side only.
-type RepoPlugin struct {
+type repoPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl RepoBackend
 }
 
 // GRPCServer registers the base and repo services.
-func (p *RepoPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (p *repoPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	pb.RegisterBaseServer(s, &baseServer{impl: p.Impl})
 	pb.RegisterRepoServer(s, &repoServer{impl: p.Impl})
 	return nil
 }
 
-// GRPCClient returns a *RepoClient.
-func (p *RepoPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return NewRepoClient(cc), nil
+// GRPCClient returns a *repoClient.
+func (p *repoPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return newRepoClient(cc), nil
 }
 
-// BalancerPlugin is the go-plugin GRPCPlugin of the balancer kind.
-type BalancerPlugin struct {
+// balancerPlugin is the go-plugin GRPCPlugin of the balancer kind.
+type balancerPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl Balancer
 }
 
 // GRPCServer registers the base and balancer services.
-func (p *BalancerPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (p *balancerPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	pb.RegisterBaseServer(s, &baseServer{impl: p.Impl})
 	pb.RegisterBalancerServer(s, &balancerServer{impl: p.Impl})
 	return nil
 }
 
-// GRPCClient returns a *BalancerClient.
-func (p *BalancerPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return NewBalancerClient(cc), nil
+// GRPCClient returns a *balancerClient.
+func (p *balancerPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return newBalancerClient(cc), nil
 }
 
-// HealthPlugin is the go-plugin GRPCPlugin of the health kind.
-type HealthPlugin struct {
+// healthPlugin is the go-plugin GRPCPlugin of the health kind.
+type healthPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	Impl HealthChecker
 }
 
 // GRPCServer registers the base and health services.
-func (p *HealthPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+func (p *healthPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	pb.RegisterBaseServer(s, &baseServer{impl: p.Impl})
 	pb.RegisterHealthServer(s, &healthServer{impl: p.Impl})
 	return nil
 }
 
-// GRPCClient returns a *HealthClient.
-func (p *HealthPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
-	return NewHealthClient(cc), nil
+// GRPCClient returns a *healthClient.
+func (p *healthPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (any, error) {
+	return newHealthClient(cc), nil
 }
 
 // baseServer serves the Base service for any kind.
@@ -163,27 +147,81 @@ func (s *baseServer) GetInfo(context.Context, *pb.GetInfoRequest) (*pb.GetInfoRe
 	i := s.impl.Info()
 	vs := i.APIVersions
 	if len(vs) == 0 {
-		vs = SupportedAPIVersions
+		vs = supportedAPIVersions
 	}
 	return &pb.GetInfoResponse{Kind: i.Kind, Name: i.Name, Version: i.Version, ApiVersions: vs}, nil
 }
 
 func (s *baseServer) GetSchema(context.Context, *pb.GetSchemaRequest) (*pb.GetSchemaResponse, error) {
-	sc := s.impl.Schema()
-	out := &pb.GetSchemaResponse{}
+	attrs, blocks, err := schemaToWire(s.impl.Schema())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	return &pb.GetSchemaResponse{Attributes: attrs, Blocks: blocks}, nil
+}
+
+// schemaToWire encodes a schema, nested blocks included.
+func schemaToWire(sc Schema) ([]*pb.SchemaAttribute, []*pb.SchemaBlock, error) {
+	var attrs []*pb.SchemaAttribute
 	for _, a := range sc.Attributes {
 		pa := &pb.SchemaAttribute{Name: a.Name, Type: string(a.Type), Required: a.Required, Description: a.Description,
 			Min: a.Min, Max: a.Max, OneOf: a.OneOf}
 		if a.Default != nil {
 			b, err := json.Marshal(a.Default)
 			if err != nil {
-				return nil, status.Errorf(codes.Internal, "encode default of %q: %v", a.Name, err)
+				return nil, nil, fmt.Errorf("encode default of %q: %w", a.Name, err)
 			}
 			pa.DefaultJson = string(b)
 		}
-		out.Attributes = append(out.Attributes, pa)
+		attrs = append(attrs, pa)
 	}
-	return out, nil
+	var blocks []*pb.SchemaBlock
+	for _, b := range sc.Blocks {
+		ba, bb, err := schemaToWire(b.Schema)
+		if err != nil {
+			return nil, nil, fmt.Errorf("block %q: %w", b.Name, err)
+		}
+		blocks = append(blocks, &pb.SchemaBlock{Name: b.Name, Description: b.Description, Repeated: b.Repeated,
+			Required: b.Required, Attributes: ba, Blocks: bb})
+	}
+	return attrs, blocks, nil
+}
+
+// schemaFromWire decodes what schemaToWire encoded.
+func schemaFromWire(attrs []*pb.SchemaAttribute, blocks []*pb.SchemaBlock) (Schema, error) {
+	var s Schema
+	for _, a := range attrs {
+		attr := Attribute{Name: a.Name, Type: AttrType(a.Type), Required: a.Required, Description: a.Description,
+			Min: a.Min, Max: a.Max, OneOf: a.OneOf}
+		if a.DefaultJson != "" {
+			var v any
+			if err := unmarshalNumbers([]byte(a.DefaultJson), &v); err != nil {
+				return Schema{}, fmt.Errorf("default of %q: %w", a.Name, err)
+			}
+			if n, ok := normalizeValue(attr.Type, v); ok {
+				v = n
+			}
+			attr.Default = v
+		}
+		s.Attributes = append(s.Attributes, attr)
+	}
+	for _, b := range blocks {
+		sub, err := schemaFromWire(b.Attributes, b.Blocks)
+		if err != nil {
+			return Schema{}, fmt.Errorf("block %q: %w", b.Name, err)
+		}
+		s.Blocks = append(s.Blocks, Block{Name: b.Name, Description: b.Description, Repeated: b.Repeated,
+			Required: b.Required, Schema: sub})
+	}
+	return s, nil
+}
+
+// unmarshalNumbers is json.Unmarshal keeping numbers as json.Number, so
+// that large whole numbers arrive exact.
+func unmarshalNumbers(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	return d.Decode(v)
 }
 
 func (s *baseServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
@@ -195,25 +233,6 @@ func (s *baseServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 		return nil, wireError(err)
 	}
 	return &pb.ConfigureResponse{}, nil
-}
-
-// normalizeConfig turns JSON-decoded lists into []string for list(string)
-// attributes and numbers into int64 for int ones, so plugins see the
-// documented Go types.
-func normalizeConfig(c Config, s Schema) Config {
-	for _, a := range s.Attributes {
-		switch a.Type {
-		case TypeStringList:
-			if _, ok := c[a.Name].([]any); ok {
-				c[a.Name] = c.StringList(a.Name, nil)
-			}
-		case TypeInt:
-			if n, ok := c.intValue(a.Name); ok {
-				c[a.Name] = n
-			}
-		}
-	}
-	return c
 }
 
 // baseClient implements the base calls on the client side.
@@ -236,26 +255,9 @@ func (c *baseClient) GetSchema(ctx context.Context) (Schema, error) {
 	if err != nil {
 		return Schema{}, fmt.Errorf("get schema: %w", remoteError(err))
 	}
-	var s Schema
-	for _, a := range r.Attributes {
-		attr := Attribute{Name: a.Name, Type: AttrType(a.Type), Required: a.Required, Description: a.Description,
-			Min: a.Min, Max: a.Max, OneOf: a.OneOf}
-		if a.DefaultJson != "" {
-			var v any
-			if err := json.Unmarshal([]byte(a.DefaultJson), &v); err != nil {
-				return Schema{}, fmt.Errorf("get schema: default of %q: %w", a.Name, err)
-			}
-			switch attr.Type {
-			case TypeStringList:
-				v = Config{"v": v}.StringList("v", nil)
-			case TypeInt:
-				if n, ok := (Config{"v": v}).intValue("v"); ok {
-					v = n
-				}
-			}
-			attr.Default = v
-		}
-		s.Attributes = append(s.Attributes, attr)
+	s, err := schemaFromWire(r.Attributes, r.Blocks)
+	if err != nil {
+		return Schema{}, fmt.Errorf("get schema: %w", err)
 	}
 	return s, nil
 }
@@ -272,19 +274,19 @@ func (c *baseClient) Configure(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// Info calls GetInfo with DefaultCallTimeout; it returns the zero Info when
+// Info calls GetInfo with defaultCallTimeout; it returns the zero Info when
 // the plugin does not answer.
 func (c *baseClient) Info() Info {
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultCallTimeout)
 	defer cancel()
 	i, _ := c.GetInfo(ctx)
 	return i
 }
 
-// Schema calls GetSchema with DefaultCallTimeout; it returns an empty schema
+// Schema calls GetSchema with defaultCallTimeout; it returns an empty schema
 // when the plugin does not answer.
 func (c *baseClient) Schema() Schema {
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultCallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), defaultCallTimeout)
 	defer cancel()
 	s, _ := c.GetSchema(ctx)
 	return s

@@ -10,23 +10,23 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/mycelium-mesh/mesh/proto/pluginv1"
+	pb "github.com/mycelium-mesh/mesh/sdk/proto/pluginv1"
 )
 
-// RepoClient is the host side of a repo backend plugin. It implements
+// repoClient is the host side of a repo backend plugin. It implements
 // RepoBackend and Remote. Blobs travel in chunks of at most ChunkSize.
-type RepoClient struct {
+type repoClient struct {
 	baseClient
 	client pb.RepoClient
 }
 
-// NewRepoClient returns a repo client on an established connection.
-func NewRepoClient(cc *grpc.ClientConn) *RepoClient {
-	return &RepoClient{baseClient: baseClient{base: pb.NewBaseClient(cc)}, client: pb.NewRepoClient(cc)}
+// newRepoClient returns a repo client on an established connection.
+func newRepoClient(cc *grpc.ClientConn) *repoClient {
+	return &repoClient{baseClient: baseClient{base: pb.NewBaseClient(cc)}, client: pb.NewRepoClient(cc)}
 }
 
 // Put streams r to the plugin under digest.
-func (c *RepoClient) Put(ctx context.Context, digest string, r io.Reader) error {
+func (c *repoClient) Put(ctx context.Context, digest string, r io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.client.Put(ctx)
@@ -64,7 +64,7 @@ func (c *RepoClient) Put(ctx context.Context, digest string, r io.Reader) error 
 
 // Get opens a stream for the blob. found is false when the backend does
 // not have it. Closing the reader ends the stream.
-func (c *RepoClient) Get(ctx context.Context, digest string) (io.ReadCloser, bool, error) {
+func (c *repoClient) Get(ctx context.Context, digest string) (io.ReadCloser, bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.client.Get(ctx, &pb.GetRequest{Digest: digest})
 	if err != nil {
@@ -87,7 +87,7 @@ func (c *RepoClient) Get(ctx context.Context, digest string) (io.ReadCloser, boo
 }
 
 // Has asks whether the backend holds digest.
-func (c *RepoClient) Has(ctx context.Context, digest string) (bool, error) {
+func (c *repoClient) Has(ctx context.Context, digest string) (bool, error) {
 	r, err := c.client.Has(ctx, &pb.HasRequest{Digest: digest})
 	if err != nil {
 		return false, fmt.Errorf("has %s: %w", digest, remoteError(err))

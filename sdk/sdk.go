@@ -3,9 +3,10 @@
 // A plugin is a separate executable that serves one plugin kind (repo backend,
 // balancer, health checker or hosting backend) over gRPC through
 // hashicorp/go-plugin. The mesh host launches it, negotiates the API version,
-// hands it its configuration and then calls it. The sdk never imports the mesh
-// engine: building a plugin pulls in only this package, its protobuf
-// definitions and go-plugin.
+// hands it its configuration and then calls it. The sdk is a Go module of
+// its own (github.com/mycelium-mesh/mesh/sdk) that never imports the mesh
+// engine: building a plugin pulls in only this module (its protobuf
+// definitions included), go-plugin, gRPC and HCL.
 //
 // # Life of a plugin
 //
@@ -31,11 +32,13 @@
 //
 // # Attribute values
 //
-// Config holds string, float64, int64 (TypeInt), bool or []string values,
-// within the Min, Max and OneOf the Schema declares. A TypeDuration
-// arrives as a string the host checked with time.ParseDuration. A TypePath
-// arrives absolute, resolved against the directory of the mesh.hcl that set
-// it. Absent attributes carry their Default.
+// Config holds string, float64, int64 (TypeInt), bool, list and map
+// values, and nested blocks as Config, within the Min, Max and OneOf the
+// Schema declares; Config.Decode stores them into a struct by its
+// `mesh:"name"` tags. A TypeDuration arrives as a string the host checked
+// with time.ParseDuration. A TypePath arrives absolute, resolved against
+// the directory of the mesh.hcl that set it. Absent attributes carry their
+// Default, in nested blocks too.
 //
 // # Balancers
 //
@@ -110,6 +113,16 @@ const (
 	TypeBool       AttrType = "bool"
 	TypeDuration   AttrType = "duration" // written as a string such as "250ms"
 	TypeStringList AttrType = "list(string)"
+	TypeIntList    AttrType = "list(int)"    // arrives as []int64
+	TypeNumberList AttrType = "list(number)" // arrives as []float64
+	TypeBoolList   AttrType = "list(bool)"   // arrives as []bool
+	// Maps are written as HCL objects, weights = { "node-1" = 5 }, and
+	// arrive as map[string]string, map[string]int64, map[string]float64
+	// or map[string]bool.
+	TypeStringMap AttrType = "map(string)"
+	TypeIntMap    AttrType = "map(int)"
+	TypeNumberMap AttrType = "map(number)"
+	TypeBoolMap   AttrType = "map(bool)"
 	// TypePath is a string naming a file or directory. It always arrives
 	// absolute: a relative path written in mesh.hcl is resolved against the
 	// directory of that file (a relative default as if it were written
@@ -126,23 +139,48 @@ type Attribute struct {
 	Default     any // used when the attribute is absent; nil means none
 	Description string
 	// Min and Max bound a number or int attribute, inclusive; nil means
-	// no bound (write Min: new(0.0)). The host refuses a value outside
-	// them at its line in mesh.hcl, so the plugin never sees one.
+	// no bound (write Min: new(0.0)). On a list or map of numbers or ints
+	// they bound every element. The host refuses a value outside them at
+	// its line in mesh.hcl, so the plugin never sees one.
 	Min, Max *float64
-	// OneOf lists the values a string attribute may take; empty: any.
+	// OneOf lists the values a string attribute (or every element of a
+	// list or map of strings) may take; empty: any.
 	OneOf []string
 }
 
-// Schema declares the attributes a plugin accepts in its config block. The
-// host decodes the operator's block against it and reports mistakes with the
-// file and line of mesh.hcl before the plugin is configured.
-type Schema struct {
-	Attributes []Attribute
+// Block is a nested block of a config block, with a schema of its own:
+//
+//	config {
+//	  backend "a" { ... }   // no labels: write backend { ... }
+//	}
+//
+// A block without Repeated may appear at most once and arrives as a
+// Config (absent: no key); a Repeated one arrives as a []Config in the
+// order written (absent: no key). Required asks for at least one.
+// Blocks take no labels: name things with an attribute inside.
+type Block struct {
+	Name        string
+	Description string
+	Repeated    bool
+	Required    bool
+	Schema      Schema
 }
 
-// Config is a decoded plugin configuration: attribute name to value. Values
-// are string, float64, int64, bool or []string; durations arrive as strings
-// and are read with Duration.
+// Schema declares the attributes and nested blocks a plugin accepts in its
+// config block. The host decodes the operator's block against it and
+// reports mistakes with the file and line of mesh.hcl before the plugin is
+// configured.
+type Schema struct {
+	Attributes []Attribute
+	Blocks     []Block
+}
+
+// Config is a decoded plugin configuration: attribute or block name to
+// value. Values have the Go type their AttrType documents (string,
+// float64, int64, bool, []string, []int64, map[string]int64, ...);
+// durations arrive as strings and are read with Duration; a nested block
+// is a Config, a repeated one a []Config. Config.Decode stores it all into
+// a Go struct at once.
 type Config map[string]any
 
 // Plugin is what every plugin kind implements.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+
+	"github.com/mycelium-mesh/mesh/sdk/internal/hostapi"
 )
 
 var (
@@ -61,24 +63,24 @@ func serve(impl Plugin) error {
 	if err := impl.Schema().Validate(); err != nil {
 		return fmt.Errorf("plugin %q: %w", info.Name, err)
 	}
-	ps, err := ServerPluginSet(impl)
+	ps, err := serverPluginSet(impl)
 	if err != nil {
 		return err
 	}
 	versions := map[int]plugin.PluginSet{}
 	want := info.APIVersions
 	if len(want) == 0 {
-		want = SupportedAPIVersions
+		want = supportedAPIVersions
 	}
 	for _, v := range want {
-		for _, s := range SupportedAPIVersions {
+		for _, s := range supportedAPIVersions {
 			if v == s {
 				versions[int(v)] = ps
 			}
 		}
 	}
 	if len(versions) == 0 {
-		return fmt.Errorf("plugin %q: none of its API versions %v is implemented by this sdk (%v)", info.Name, want, SupportedAPIVersions)
+		return fmt.Errorf("plugin %q: none of its API versions %v is implemented by this sdk (%v)", info.Name, want, supportedAPIVersions)
 	}
 
 	loggerMu.Lock()
@@ -88,12 +90,12 @@ func serve(impl Plugin) error {
 
 	// Only watch the parent when a host launched us; run by hand, go-plugin
 	// prints its note about the missing cookie and exits.
-	if os.Getenv(Handshake.MagicCookieKey) == Handshake.MagicCookieValue {
+	if os.Getenv(hostapi.Handshake.MagicCookieKey) == hostapi.Handshake.MagicCookieValue {
 		watchParent(l, 200*time.Millisecond)
 	}
 
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
+		HandshakeConfig:  hostapi.Handshake,
 		VersionedPlugins: versions,
 		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger:           l,

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mycelium-mesh/mesh/sdk/internal/hostapi"
 )
 
 // Roles a re-executed test binary can play in TestParentWatch.
@@ -43,7 +45,7 @@ func parentRole() {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		roleEnv+"="+os.Getenv("SDK_TEST_CHILD_ROLE"),
-		Handshake.MagicCookieKey+"="+Handshake.MagicCookieValue,
+		hostapi.Handshake.MagicCookieKey+"="+hostapi.Handshake.MagicCookieValue,
 		"PLUGIN_PROTOCOL_VERSIONS=1",
 	)
 	out, err := cmd.StdoutPipe()

@@ -3,13 +3,13 @@ package sdk
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/mycelium-mesh/mesh/proto/pluginv1"
+	"github.com/mycelium-mesh/mesh/sdk/internal/hostapi"
+	pb "github.com/mycelium-mesh/mesh/sdk/proto/pluginv1"
 )
 
 // ConfigValidator is implemented by a plugin that can check a decoded
@@ -29,17 +29,12 @@ type ConfigValidator interface {
 	ValidateConfig(ctx context.Context, cfg Config) error
 }
 
-// ErrNotValidated is returned by a client's ValidateConfig when the plugin
-// cannot check a configuration without applying it: it does not implement
-// ConfigValidator, or it was built with an sdk that predates the call.
-var ErrNotValidated = errors.New("the plugin does not check configurations without applying them")
-
 // decodeConfig decodes the JSON of a Configure or ValidateConfig request
 // into the Go types the schema documents.
 func (s *baseServer) decodeConfig(req *pb.ConfigureRequest) (Config, error) {
 	cfg := Config{}
 	if len(req.ConfigJson) > 0 {
-		if err := json.Unmarshal(req.ConfigJson, &cfg); err != nil {
+		if err := unmarshalNumbers(req.ConfigJson, &cfg); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "decode config: %v", err)
 		}
 	}
@@ -62,8 +57,8 @@ func (s *baseServer) ValidateConfig(ctx context.Context, req *pb.ConfigureReques
 }
 
 // ValidateConfig asks the plugin whether it would accept cfg, without
-// applying it. It returns an error wrapping ErrNotValidated when the
-// plugin cannot tell.
+// applying it. It returns an error wrapping pluginclient.ErrNotValidated
+// when the plugin cannot tell.
 func (c *baseClient) ValidateConfig(ctx context.Context, cfg Config) error {
 	b, err := json.Marshal(cfg)
 	if err != nil {
@@ -71,7 +66,7 @@ func (c *baseClient) ValidateConfig(ctx context.Context, cfg Config) error {
 	}
 	if _, err := c.base.ValidateConfig(ctx, &pb.ConfigureRequest{ConfigJson: b}); err != nil {
 		if st, ok := status.FromError(err); ok && st.Code() == codes.Unimplemented {
-			return fmt.Errorf("validate config: %s: %w", st.Message(), ErrNotValidated)
+			return fmt.Errorf("validate config: %s: %w", st.Message(), hostapi.ErrNotValidated)
 		}
 		return fmt.Errorf("validate config: %w", remoteError(err))
 	}

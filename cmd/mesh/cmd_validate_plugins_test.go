@@ -48,8 +48,10 @@ func TestValidatePluginConfig(t *testing.T) {
 			[]string{"plugin.hcl line 4", "number is required"}},
 		{"external, unknown attribute", external("    colour = \"red\"\n"), 1,
 			[]string{"plugin.hcl line 4", "colour"}},
-		{"external, value the plugin rejects", external("    mode = \"fastest\"\n"), 1,
-			[]string{"plugin.hcl line 4", `Invalid value for "mode"`, `got "fastest"`}},
+		{"external, value out of bounds", external("    weights = { \"node-1\" = -1 }\n"), 1,
+			[]string{"plugin.hcl line 4", `element "node-1" must be between 0 and`}},
+		{"external, value the plugin rejects", external("    default_weight = 0\n"), 1,
+			[]string{"plugin.hcl line 4", `Invalid value for "default_weight"`, "no endpoint would take traffic"}},
 		{"external, valid", external("    mode = \"p2c\"\n"), 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,9 +18,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/mycelium-mesh/mesh/core/pluginreg"
 )
 
 // Restart policies of an app.
@@ -38,24 +40,23 @@ const (
 	KindHosting  = "hosting"
 )
 
-// BundledPlugins lists, per kind, the plugins compiled into the mesh binary.
-// They may be referenced, or configured with a plugin block, without a
-// command.
-var BundledPlugins = map[string][]string{
-	KindRepo:     {"fs", "http"},
-	KindBalancer: {"round-robin", "least-loaded"},
-	KindHealth:   {"http", "tcp"},
-	KindHosting:  {"local-static", "mesh-app", "s3-static", "cloudflare-pages"},
+// pluginKinds are the plugin kinds a plugin block may declare.
+var pluginKinds = map[string]bool{KindRepo: true, KindBalancer: true, KindHealth: true, KindHosting: true}
+
+// IsBundled reports whether name is a plugin of the given kind compiled
+// into the binary (registered with core/pluginreg by its assembly).
+func IsBundled(kind, name string) bool {
+	_, ok := pluginreg.Lookup(kind, name)
+	return ok
 }
 
-// IsBundled reports whether name is a bundled plugin of the given kind.
-func IsBundled(kind, name string) bool {
-	for _, n := range BundledPlugins[kind] {
-		if n == name {
-			return true
-		}
+// bundledNames lists the bundled plugins of a kind, for messages.
+func bundledNames(kind string) string {
+	names := pluginreg.Names(kind)
+	if len(names) == 0 {
+		return "none"
 	}
-	return false
+	return strings.Join(names, ", ")
 }
 
 // Config is a decoded and validated mesh.hcl.

@@ -325,7 +325,7 @@ func TestDiagnostics(t *testing.T) {
 		{"listen garbage host", "edge {\n  admin = \"not a host:80\"\n}", "Invalid listen address", 2, ""},
 		{"header bytes", "edge {\n  max_header_bytes = 10\n}", "Invalid header size limit", 2, ""},
 		{"header bytes fraction", "edge {\n  max_header_bytes = 10.5\n}", "Invalid whole number", 2, ""},
-		{"unknown balancer", "edge {\n  balancer = \"random\"\n}", "Unknown balancer plugin", 2, "round-robin, least-loaded"},
+		{"unknown balancer", "edge {\n  balancer = \"random\"\n}", "Unknown balancer plugin", 2, "least-loaded, round-robin"},
 		{"unknown repo backend", "repo {\n  backend = \"s3\"\n}", "Unknown repo plugin", 2, ""},
 		{"unknown health plugin", "health {\n  plugin = \"grpc\"\n}", "Unknown health plugin", 2, ""},
 		{"health path", "health {\n  path = \"health\"\n}", "Invalid HTTP path", 2, ""},

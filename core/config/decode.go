@@ -635,13 +635,13 @@ func (d *decoder) pluginRef(cfg *Config, kind, name string, rng hcl.Range) {
 	}
 	d.errorf(rng, fmt.Sprintf("Unknown %s plugin", kind),
 		"No %s plugin named %q: the bundled ones are %s; declare others with a plugin %q %q { command = ... } block.",
-		kind, name, strings.Join(BundledPlugins[kind], ", "), kind, name)
+		kind, name, bundledNames(kind), kind, name)
 }
 
 func (d *decoder) plugin(b *hcl.Block, seen map[string]hcl.Range) (PluginBlock, bool) {
 	p := PluginBlock{Kind: b.Labels[0], Name: b.Labels[1], DeclRange: b.DefRange}
 	ok := true
-	if _, known := BundledPlugins[p.Kind]; !known {
+	if !pluginKinds[p.Kind] {
 		d.errorf(b.LabelRanges[0], "Invalid plugin kind", "Plugin kind must be %q, %q, %q or %q; got %q.", KindRepo, KindBalancer, KindHealth, KindHosting, p.Kind)
 		ok = false
 	}
@@ -679,7 +679,7 @@ func (d *decoder) plugin(b *hcl.Block, seen map[string]hcl.Range) (PluginBlock, 
 	if !hasCmd && ok && !IsBundled(p.Kind, p.Name) {
 		d.errorf(b.LabelRanges[1], "Missing plugin command",
 			"%q is not a bundled %s plugin (those are %s), so the block needs command = \"path/to/executable\".",
-			p.Name, p.Kind, strings.Join(BundledPlugins[p.Kind], ", "))
+			p.Name, p.Kind, bundledNames(p.Kind))
 		ok = false
 	}
 	var cfgBlock *hcl.Block

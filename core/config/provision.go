@@ -80,7 +80,7 @@ func (d *decoder) provisionBlock(b *hcl.Block, cfg *Config) {
 		if _, declared := cfg.Plugin(KindHosting, plugin); !declared && !IsBundled(KindHosting, plugin) {
 			d.errorf(a.Expr.Range(), "Unknown hosting plugin",
 				"No hosting plugin named %q for %s: the bundled ones are %s; declare others with a plugin %q %q { command = ... } block.",
-				plugin, name, strings.Join(BundledPlugins[KindHosting], ", "), KindHosting, plugin)
+				plugin, name, bundledNames(KindHosting), KindHosting, plugin)
 			continue
 		}
 		cfg.Provision.Providers[name] = plugin

@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/hclconfig"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
 // Check is the one validation of a plugin block, shared by `mesh validate`
@@ -52,7 +54,7 @@ func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.D
 	if diags.HasErrors() {
 		return inst.info, diags, nil
 	}
-	remote, ok := inst.shim.(sdk.Remote)
+	remote, ok := inst.shim.(pluginclient.Remote)
 	if !ok {
 		return inst.info, blockDiags(spec, "Plugin cannot validate", fmt.Sprintf("%s: client %T cannot ask the plugin.", p.where(), inst.shim)), nil
 	}
@@ -61,7 +63,7 @@ func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.D
 	verr := remote.ValidateConfig(cctx, cfg)
 	switch {
 	case verr == nil:
-	case errors.Is(verr, sdk.ErrNotValidated):
+	case errors.Is(verr, pluginclient.ErrNotValidated):
 		d := blockDiags(spec, "Config checked against the schema only",
 			fmt.Sprintf("The %s plugin %q (version %s) does not check a configuration without applying it, so values it would refuse show only when mesh runs: %v.",
 				p.kind, p.name, orDash(inst.info.Version), verr))
@@ -94,9 +96,9 @@ func orDash(s string) string {
 }
 
 // rejection is the diagnostic of a configuration the plugin refused. An
-// sdk.AttributeError points at that attribute's value in mesh.hcl (or at
-// the block when the attribute was left to its default); any other error
-// at the plugin block.
+// sdk.AttributeError points at that attribute's value in mesh.hcl, nested
+// blocks included (or at the block when the attribute was left to its
+// default); any other error at the plugin block.
 func (p *Plugin) rejection(err error) hcl.Diagnostics {
 	var ae *sdk.AttributeError
 	if !errors.As(err, &ae) {
@@ -105,14 +107,8 @@ func (p *Plugin) rejection(err error) hcl.Diagnostics {
 	}
 	summary := fmt.Sprintf("Invalid value for %q", ae.Attribute)
 	detail := fmt.Sprintf("The plugin refuses this value: %v.", ae.Err)
-	if p.spec.Config != nil {
-		content, _, _ := p.spec.Config.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: ae.Attribute}}})
-		if content != nil {
-			if attr, ok := content.Attributes[ae.Attribute]; ok {
-				rng := attr.Expr.Range()
-				return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}}
-			}
-		}
+	if rng, ok := hclconfig.Locate(p.spec.Config, ae.Attribute); ok {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &rng}}
 	}
 	return blockDiags(p.spec, summary, fmt.Sprintf("The plugin refuses %s, left to its default: %v.", ae.Attribute, ae.Err))
 }

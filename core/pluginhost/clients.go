@@ -11,12 +11,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
 // isTransport reports errors that mean the plugin process or its
 // connection is gone rather than that the plugin answered with an error.
 func isTransport(err error) bool {
-	if errors.Is(err, sdk.ErrStreamClosed) {
+	if errors.Is(err, pluginclient.ErrStreamClosed) {
 		return true
 	}
 	switch status.Code(err) {
@@ -61,7 +62,7 @@ func (b balancerClient) Balance(ctx context.Context, s sdk.AppState) (sdk.Policy
 	}
 	cctx, cancel := b.callContext(ctx)
 	defer cancel()
-	pol, err := inst.shim.(*sdk.BalancerClient).Balance(cctx, s)
+	pol, err := inst.shim.(pluginclient.Balancer).Balance(cctx, s)
 	if err != nil {
 		return sdk.Policy{}, b.failed(ctx, inst, err)
 	}
@@ -81,7 +82,7 @@ func (h healthClient) Check(ctx context.Context, c sdk.HealthCheck) (sdk.HealthR
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.Timeout+h.h.opts.CallTimeout)
 	defer cancel()
-	res, err := inst.shim.(*sdk.HealthClient).Check(cctx, c)
+	res, err := inst.shim.(pluginclient.Health).Check(cctx, c)
 	if err != nil {
 		return sdk.HealthResult{}, h.failed(ctx, inst, err)
 	}
@@ -98,7 +99,7 @@ func (r repoClient) Put(ctx context.Context, digest string, rd io.Reader) error 
 	if err != nil {
 		return err
 	}
-	if err := inst.shim.(*sdk.RepoClient).Put(ctx, digest, rd); err != nil {
+	if err := inst.shim.(pluginclient.Repo).Put(ctx, digest, rd); err != nil {
 		return r.failed(ctx, inst, err)
 	}
 	return nil
@@ -119,7 +120,7 @@ func (r repoClient) Get(ctx context.Context, digest string) (io.ReadCloser, bool
 	sctx, scancel := context.WithCancel(ctx)
 	ch := make(chan result, 1)
 	go func() {
-		rc, found, err := inst.shim.(*sdk.RepoClient).Get(sctx, digest)
+		rc, found, err := inst.shim.(pluginclient.Repo).Get(sctx, digest)
 		ch <- result{rc, found, err}
 	}()
 	timer := time.NewTimer(r.h.opts.CallTimeout)
@@ -148,7 +149,7 @@ func (r repoClient) Has(ctx context.Context, digest string) (bool, error) {
 	}
 	cctx, cancel := r.callContext(ctx)
 	defer cancel()
-	ok, err := inst.shim.(*sdk.RepoClient).Has(cctx, digest)
+	ok, err := inst.shim.(pluginclient.Repo).Has(cctx, digest)
 	if err != nil {
 		return false, r.failed(ctx, inst, err)
 	}

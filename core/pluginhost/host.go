@@ -29,6 +29,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
 // Errors callers can tell apart with errors.Is.
@@ -80,7 +81,7 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the delay before a restart; it
 	// doubles after each failed start. Defaults 50ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
-	// APIVersions the host speaks. Default sdk.SupportedAPIVersions.
+	// APIVersions the host speaks. Default pluginclient.APIVersions.
 	APIVersions []uint32
 	// EvalContext evaluates expressions in config blocks. Default nil
 	// (constants only).
@@ -148,7 +149,7 @@ func New(opts Options) (*Host, error) {
 		opts.MaxBackoff = opts.MinBackoff
 	}
 	if len(opts.APIVersions) == 0 {
-		opts.APIVersions = append([]uint32(nil), sdk.SupportedAPIVersions...)
+		opts.APIVersions = append([]uint32(nil), pluginclient.APIVersions...)
 	}
 	h := &Host{opts: opts, logger: opts.Logger, plugins: map[string]*Plugin{}}
 	path, f, err := pinSelfExe(opts.SelfExe)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
 // Hosting returns the plugin's restart-proof hosting client.
@@ -22,12 +23,12 @@ func (p *Plugin) Hosting() (sdk.HostingService, error) {
 // next reconcile of the site observes afresh, so nothing is lost.
 type hostingClient struct{ *Plugin }
 
-func (h hostingClient) shim() (*instance, *sdk.HostingClient, error) {
+func (h hostingClient) shim() (*instance, pluginclient.Hosting, error) {
 	inst, err := h.acquire()
 	if err != nil {
 		return nil, nil, err
 	}
-	return inst, inst.shim.(*sdk.HostingClient), nil
+	return inst, inst.shim.(pluginclient.Hosting), nil
 }
 
 func (h hostingClient) Observe(ctx context.Context, req sdk.HostingRequest) ([]sdk.HostingResource, error) {

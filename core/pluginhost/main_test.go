@@ -28,6 +28,7 @@ var (
 	serveBin   string // serves bundled plugins like `mesh plugin-serve`
 	testPlugin string // external health plugin, see internal/testplugin
 	examplePlg string // examples/balancer-plugin
+	v1Plugin   string // a plugin of the first protocol release, see internal/v1plugin
 )
 
 func moduleRoot() string {
@@ -49,10 +50,12 @@ func TestMain(m *testing.M) {
 	serveBin = filepath.Join(dir, "mesh-serve")
 	testPlugin = filepath.Join(dir, "test-health")
 	examplePlg = filepath.Join(dir, "weighted-static")
+	v1Plugin = filepath.Join(dir, "old-health")
 	builds := [][2]string{
 		{serveBin, "./core/pluginhost/internal/testserve"},
 		{testPlugin, "./core/pluginhost/internal/testplugin"},
 		{examplePlg, "./examples/balancer-plugin"},
+		{v1Plugin, "./core/pluginhost/internal/v1plugin"},
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(builds))

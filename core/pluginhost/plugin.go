@@ -22,6 +22,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/core/events"
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
 // State is where a plugin is in its life.
@@ -76,7 +77,7 @@ type Plugin struct {
 // instance is one running process of a plugin.
 type instance struct {
 	client *plugin.Client
-	shim   sdk.Plugin // *sdk.BalancerClient, *sdk.HealthClient or *sdk.RepoClient
+	shim   sdk.Plugin // pluginclient.Balancer, pluginclient.Health or pluginclient.Repo
 	info   sdk.Info
 	schema sdk.Schema
 	pid    int
@@ -85,7 +86,7 @@ type instance struct {
 }
 
 func (i *instance) kill() {
-	if bc, ok := i.shim.(*sdk.BalancerClient); ok {
+	if bc, ok := i.shim.(pluginclient.Balancer); ok {
 		_ = bc.Close()
 	}
 	i.client.Kill()
@@ -318,8 +319,8 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 	cmd.Env = pluginEnv(p.h.opts.Secrets)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		SkipHostEnv:      true,
-		HandshakeConfig:  sdk.Handshake,
-		VersionedPlugins: sdk.VersionedClientPlugins(p.h.opts.APIVersions),
+		HandshakeConfig:  pluginclient.Handshake,
+		VersionedPlugins: pluginclient.VersionedPlugins(p.h.opts.APIVersions),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -357,7 +358,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 		return fail(fmt.Errorf("%s: dispense: %w", p.where(), err))
 	}
 	shim, ok := raw.(sdk.Plugin)
-	remote, ok2 := raw.(sdk.Remote)
+	remote, ok2 := raw.(pluginclient.Remote)
 	if !ok || !ok2 {
 		return fail(fmt.Errorf("%s: dispensed %T is not a plugin client", p.where(), raw))
 	}

@@ -5,7 +5,7 @@
 //	plugin "balancer" "weighted-static" {
 //	  command = "./weighted-static"
 //	  config {
-//	    weights        = ["node-1=5", "node-2=1"]
+//	    weights        = { "node-1" = 5, "node-2" = 1 }
 //	    default_weight = 1
 //	    mode           = "round_robin"
 //	  }
@@ -16,70 +16,60 @@ package main
 
 import (
 	"context"
-	"strconv"
-	"strings"
+	"math"
 	"sync"
 
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
-// balancer holds the parsed configuration. Configure may run again after a
-// restart or a reload, so the fields are guarded.
+// settings is one decoded configuration; the host has already checked
+// types, bounds and modes against the Schema.
+type settings struct {
+	Weights  map[string]uint32 `mesh:"weights"` // by endpoint ID (the node ID)
+	Fallback uint32            `mesh:"default_weight"`
+	Mode     sdk.PickMode      `mesh:"mode"`
+}
+
+// balancer serves the current settings. Configure may run again after a
+// restart or a reload, so they are guarded.
 type balancer struct {
-	mu       sync.RWMutex
-	weights  map[string]uint32 // by endpoint ID (the node ID)
-	fallback uint32
-	mode     sdk.PickMode
+	mu sync.RWMutex
+	s  settings
 }
 
 func (b *balancer) Info() sdk.Info {
-	return sdk.Info{
-		Kind:        sdk.KindBalancer,
-		Name:        "weighted-static",
-		Version:     "1.0.0",
-		APIVersions: []uint32{sdk.APIVersion},
-	}
+	return sdk.Info{Kind: sdk.KindBalancer, Name: "weighted-static", Version: "2.0.0", APIVersions: []uint32{sdk.APIVersion}}
 }
 
 func (b *balancer) Schema() sdk.Schema {
+	weight := []*float64{new(0.0), new(float64(math.MaxUint32))}
 	return sdk.Schema{Attributes: []sdk.Attribute{
-		{Name: "weights", Type: sdk.TypeStringList, Default: []string{}, Description: `"<endpoint id>=<weight>" pairs`},
-		{Name: "default_weight", Type: sdk.TypeNumber, Default: 1.0, Description: "weight of endpoints not listed; 0 takes them out"},
-		{Name: "mode", Type: sdk.TypeString, Default: string(sdk.ModeRoundRobin), Description: `"round_robin" or "p2c"`},
+		{Name: "weights", Type: sdk.TypeIntMap, Default: map[string]int64{}, Min: weight[0], Max: weight[1],
+			Description: "weight by endpoint ID; 0 takes the endpoint out"},
+		{Name: "default_weight", Type: sdk.TypeInt, Default: int64(1), Min: weight[0], Max: weight[1],
+			Description: "weight of endpoints not listed"},
+		{Name: "mode", Type: sdk.TypeString, Default: string(sdk.ModeRoundRobin),
+			OneOf: []string{string(sdk.ModeRoundRobin), string(sdk.ModeP2C)}},
 	}}
 }
 
-// settings is one parsed configuration.
-type settings struct {
-	weights  map[string]uint32
-	fallback uint32
-	mode     sdk.PickMode
-}
-
-// parse checks and converts a decoded config block; it changes nothing, so
+// parse decodes a block and refuses what the schema cannot say: a block
+// that would take every endpoint out of picks. It changes nothing, so
 // ValidateConfig and Configure share it.
 func parse(cfg sdk.Config) (settings, error) {
-	weights := map[string]uint32{}
-	for _, pair := range cfg.StringList("weights", nil) {
-		id, w, ok := strings.Cut(pair, "=")
-		if !ok || id == "" {
-			return settings{}, sdk.AttrErrorf("weights", "%q is not <endpoint id>=<weight>", pair)
+	var s settings
+	if err := cfg.Decode(&s); err != nil {
+		return settings{}, err
+	}
+	if s.Fallback == 0 {
+		for _, w := range s.Weights {
+			if w > 0 {
+				return s, nil
+			}
 		}
-		n, err := strconv.ParseUint(strings.TrimSpace(w), 10, 32)
-		if err != nil {
-			return settings{}, sdk.AttrErrorf("weights", "%q: weight must be a whole number: %v", pair, err)
-		}
-		weights[strings.TrimSpace(id)] = uint32(n)
+		return settings{}, sdk.AttrErrorf("default_weight", "is 0 and no endpoint in weights has a weight above 0, so no endpoint would take traffic")
 	}
-	def := cfg.Number("default_weight", 1)
-	if def < 0 || def != float64(uint32(def)) {
-		return settings{}, sdk.AttrErrorf("default_weight", "must be a whole number ≥ 0, got %v", def)
-	}
-	mode := sdk.PickMode(cfg.String("mode", string(sdk.ModeRoundRobin)))
-	if mode != sdk.ModeRoundRobin && mode != sdk.ModeP2C {
-		return settings{}, sdk.AttrErrorf("mode", "must be %q or %q, got %q", sdk.ModeRoundRobin, sdk.ModeP2C, mode)
-	}
-	return settings{weights: weights, fallback: uint32(def), mode: mode}, nil
+	return s, nil
 }
 
 // ValidateConfig lets `mesh validate` ask whether Configure would accept a
@@ -95,28 +85,26 @@ func (b *balancer) Configure(_ context.Context, cfg sdk.Config) error {
 		return err
 	}
 	b.mu.Lock()
-	b.weights, b.fallback, b.mode = s.weights, s.fallback, s.mode
+	b.s = s
 	b.mu.Unlock()
-	sdk.Logger().Info("configured", "weights", len(s.weights), "mode", s.mode)
+	sdk.Logger().Info("configured", "weights", len(s.Weights), "mode", s.Mode)
 	return nil
 }
 
 // Balance is called when an app's endpoints change or a load report
 // arrives, never per request: the edge applies the returned weights itself.
-func (b *balancer) Balance(_ context.Context, s sdk.AppState) (sdk.Policy, error) {
+func (b *balancer) Balance(_ context.Context, st sdk.AppState) (sdk.Policy, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	w := make(map[string]uint32, len(s.Endpoints))
-	for _, e := range s.Endpoints {
-		if n, ok := b.weights[e.ID]; ok {
-			w[e.ID] = n
-		} else {
-			w[e.ID] = b.fallback
+	w := make(map[string]uint32, len(st.Endpoints))
+	for _, e := range st.Endpoints {
+		n, ok := b.s.Weights[e.ID]
+		if !ok {
+			n = b.s.Fallback
 		}
+		w[e.ID] = n
 	}
-	return sdk.Policy{App: s.App, Mode: b.mode, Weights: w}, nil
+	return sdk.Policy{App: st.App, Mode: b.s.Mode, Weights: w}, nil
 }
 
-func main() {
-	sdk.Serve(&balancer{mode: sdk.ModeRoundRobin, fallback: 1})
-}
+func main() { sdk.Serve(&balancer{}) }

@@ -2,68 +2,58 @@ package main
 
 import (
 	"context"
-	"os"
+	"maps"
+	"strings"
 	"testing"
 
 	"github.com/mycelium-mesh/mesh/sdk"
 	"github.com/mycelium-mesh/mesh/sdk/plugintest"
 )
 
-func TestMain(m *testing.M) {
-	plugintest.ServeIfLaunched(func() sdk.Plugin { return &balancer{mode: sdk.ModeRoundRobin, fallback: 1} })
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { plugintest.Main(m, func() sdk.Plugin { return &balancer{} }) }
 
+// Each case configures the plugin process from a config block, decoded
+// as mesh decodes it, and asks it for a policy.
 func TestBalance(t *testing.T) {
 	eps := []sdk.Endpoint{{ID: "node-1"}, {ID: "node-2"}, {ID: "node-3"}}
-	tests := []struct {
-		name    string
-		cfg     sdk.Config
-		want    map[string]uint32
-		mode    sdk.PickMode
-		wantErr bool
+	for _, tc := range []struct {
+		name, hcl string
+		want      map[string]uint32
+		mode      sdk.PickMode
+		err       string // with the line it is reported at
+		line      int
 	}{
-		{"defaults", sdk.Config{}, map[string]uint32{"node-1": 1, "node-2": 1, "node-3": 1}, sdk.ModeRoundRobin, false},
-		{"listed and fallback", sdk.Config{"weights": []string{"node-1=5", "node-2=0"}, "default_weight": 2.0},
-			map[string]uint32{"node-1": 5, "node-2": 0, "node-3": 2}, sdk.ModeRoundRobin, false},
-		{"p2c", sdk.Config{"mode": "p2c"}, map[string]uint32{"node-1": 1, "node-2": 1, "node-3": 1}, sdk.ModeP2C, false},
-		{"bad pair", sdk.Config{"weights": []string{"node-1"}}, nil, "", true},
-		{"bad weight", sdk.Config{"weights": []string{"node-1=heavy"}}, nil, "", true},
-		{"bad mode", sdk.Config{"mode": "random"}, nil, "", true},
-		{"fractional default", sdk.Config{"default_weight": 1.5}, nil, "", true},
-	}
-	paths := map[string]func(t *testing.T) sdk.Balancer{
-		"in-process gRPC": func(t *testing.T) sdk.Balancer { return plugintest.Balancer(t, &balancer{}) },
-		"subprocess":      func(t *testing.T) sdk.Balancer { return plugintest.Launch(t, sdk.KindBalancer).(sdk.Balancer) },
-	}
-	for path, mk := range paths {
-		for _, tt := range tests {
-			t.Run(path+"/"+tt.name, func(t *testing.T) {
-				b := mk(t)
-				ctx := context.Background()
-				err := b.Configure(ctx, tt.cfg.WithDefaults(b.Schema()))
-				if tt.wantErr {
-					if err == nil {
-						t.Fatal("Configure accepted a bad config")
-					}
-					return
+		{"defaults", ``, map[string]uint32{"node-1": 1, "node-2": 1, "node-3": 1}, sdk.ModeRoundRobin, "", 0},
+		{"listed and fallback", "weights = { \"node-1\" = 5, \"node-2\" = 0 }\ndefault_weight = 2",
+			map[string]uint32{"node-1": 5, "node-2": 0, "node-3": 2}, sdk.ModeRoundRobin, "", 0},
+		{"p2c", `mode = "p2c"`, map[string]uint32{"node-1": 1, "node-2": 1, "node-3": 1}, sdk.ModeP2C, "", 0},
+		{"weights as a list", "\nweights = [\"node-1=5\"]", nil, "", "a map of whole numbers is required", 2},
+		{"negative weight", `weights = { "node-1" = -1 }`, nil, "", `element "node-1" must be between 0`, 1},
+		{"unknown mode", `mode = "random"`, nil, "", `must be one of ["round_robin" "p2c"]`, 1},
+		{"nothing takes traffic", "weights = { \"node-1\" = 0 }\ndefault_weight = 0", nil, "", "no endpoint would take traffic", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := plugintest.Run(t)
+			err := p.Configure(tc.hcl)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || plugintest.Line(err) != tc.line {
+					t.Fatalf("err %v, want %q at line %d", err, tc.err, tc.line)
 				}
-				if err != nil {
-					t.Fatal(err)
+				if verr := p.Validate(tc.hcl); verr == nil || verr.Error() != err.Error() {
+					t.Fatalf("ValidateConfig says %v, Configure %v", verr, err)
 				}
-				p, err := b.Balance(ctx, sdk.AppState{App: "hello", Endpoints: eps})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if p.Mode != tt.mode || len(p.Weights) != len(tt.want) {
-					t.Fatalf("policy %+v", p)
-				}
-				for id, w := range tt.want {
-					if p.Weights[id] != w {
-						t.Fatalf("weights %v, want %v", p.Weights, tt.want)
-					}
-				}
-			})
-		}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			pol, err := p.Balancer().Balance(context.Background(), sdk.AppState{App: "hello", Endpoints: eps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pol.Mode != tc.mode || !maps.Equal(pol.Weights, tc.want) {
+				t.Fatalf("policy %+v, want mode %s weights %v", pol, tc.mode, tc.want)
+			}
+		})
 	}
 }

@@ -12,7 +12,7 @@ plugin "balancer" "weighted-static" {
   command = "./weighted-static"
 
   config {
-    weights        = ["node-1=5", "node-2=1"]
+    weights        = { "node-1" = 5, "node-2" = 1 }
     default_weight = 1
     mode           = "round_robin"
   }

@@ -32,14 +32,18 @@ import (
 	"github.com/mycelium-mesh/mesh/sdk"
 )
 
+// publisher holds its settings; the host has checked both are set and
+// made them absolute.
 type publisher struct {
-	mu         sync.RWMutex
-	sitesRoot  string
-	publishDir string
+	mu  sync.RWMutex
+	cfg struct {
+		SitesRoot  string `mesh:"sites_root"`
+		PublishDir string `mesh:"publish_dir"`
+	}
 }
 
 func (p *publisher) Info() sdk.Info {
-	return sdk.Info{Kind: sdk.KindHosting, Name: "dir-publish", Version: "1.0.0", APIVersions: []uint32{sdk.APIVersion}}
+	return sdk.Info{Kind: sdk.KindHosting, Name: "dir-publish", Version: "1.1.0", APIVersions: []uint32{sdk.APIVersion}}
 }
 
 func (p *publisher) Schema() sdk.Schema {
@@ -52,22 +56,18 @@ func (p *publisher) Schema() sdk.Schema {
 func (p *publisher) Configure(_ context.Context, cfg sdk.Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sitesRoot = cfg.String("sites_root", "")
-	p.publishDir = cfg.String("publish_dir", "")
-	if p.sitesRoot == "" || p.publishDir == "" {
-		return fmt.Errorf("sites_root and publish_dir are required: %w", sdk.ErrConfigMissing)
-	}
-	return nil
+	return cfg.Decode(&p.cfg)
 }
 
 func (p *publisher) dirs(req sdk.HostingRequest) (src, dst string) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	root, publish := p.cfg.SitesRoot, p.cfg.PublishDir
 	out := "."
 	if req.Site.Build != nil {
 		out = req.Site.Build.OutputDir // validated by the host: relative, no ".."
 	}
-	return filepath.Join(p.sitesRoot, req.Site.Site.ID, out), filepath.Join(p.publishDir, req.Site.Site.ID)
+	return filepath.Join(root, req.Site.Site.ID, out), filepath.Join(publish, req.Site.Site.ID)
 }
 
 // Observe reports the published version (the tree hash written beside it).
@@ -110,8 +110,9 @@ func (p *publisher) Apply(_ context.Context, req sdk.HostingRequest, actions []s
 		}
 		tmp := dst + ".new"
 		os.RemoveAll(tmp)
-		if err := copyTree(src, tmp); err != nil {
-			return err
+		// Links and devices are refused: a site is regular files.
+		if err := os.CopyFS(tmp, os.DirFS(src)); err != nil {
+			return fmt.Errorf("copy %s: %w", src, err)
 		}
 		old := dst + ".old"
 		os.RemoveAll(old)
@@ -161,36 +162,6 @@ func treeHash(root string) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type().IsRegular():
-			in, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer in.Close()
-			out, err := os.Create(target)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(out, in); err != nil {
-				out.Close()
-				return err
-			}
-			return out.Close()
-		}
-		return nil // links and devices are not published
-	})
 }
 
 func main() { sdk.Serve(&publisher{}) }

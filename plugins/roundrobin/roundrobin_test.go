@@ -8,6 +8,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/plugins/roundrobin"
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 	"github.com/mycelium-mesh/mesh/sdk/plugintest"
 )
 
@@ -61,7 +62,7 @@ func TestBalance(t *testing.T) {
 }
 
 func TestInfo(t *testing.T) {
-	b := plugintest.Launch(t, sdk.KindBalancer).(sdk.Remote)
+	b := plugintest.Launch(t, sdk.KindBalancer).(pluginclient.Remote)
 	info, err := b.GetInfo(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mesh/sdk"
+	"github.com/mycelium-mesh/mesh/sdk/internal/hostapi"
+	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 	"github.com/mycelium-mesh/mesh/sdk/plugintest"
 )
 
@@ -34,6 +36,13 @@ func (b *base) Schema() sdk.Schema {
 		{Name: "wait", Type: sdk.TypeDuration, Default: "1s"},
 		{Name: "count", Type: sdk.TypeInt, Default: int64(5), Min: new(1.0), Max: new(10.0)},
 		{Name: "mode", Type: sdk.TypeString, OneOf: []string{"fast", "fair"}},
+		{Name: "weights", Type: sdk.TypeIntMap, Default: map[string]int64{"a": 1 << 60}, Min: new(0.0)},
+		{Name: "ports", Type: sdk.TypeIntList},
+	}, Blocks: []sdk.Block{
+		{Name: "backend", Repeated: true, Description: "one upstream", Schema: sdk.Schema{
+			Attributes: []sdk.Attribute{{Name: "url", Type: sdk.TypeString, Required: true}},
+			Blocks:     []sdk.Block{{Name: "tls", Required: true}},
+		}},
 	}}
 }
 
@@ -132,7 +141,9 @@ func TestBaseCalls(t *testing.T) {
 func TestConfigureTypes(t *testing.T) {
 	impl := &health{base: base{kind: sdk.KindHealth}}
 	c := plugintest.Health(t, impl)
-	in := sdk.Config{"names": []string{"a", "b"}, "limit": 3.0, "wait": "2s", "count": int64(4)}
+	in := sdk.Config{"names": []string{"a", "b"}, "limit": 3.0, "wait": "2s", "count": int64(4),
+		"weights": map[string]int64{"big": 1<<62 + 1}, "ports": []int64{80, 443},
+		"backend": []sdk.Config{{"url": "http://a", "tls": sdk.Config{}}, {"url": "http://b"}}}
 	if err := c.Configure(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +190,7 @@ func TestBalancer(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Balance(ctx, st); !errors.Is(err, sdk.ErrStreamClosed) {
+	if _, err := c.Balance(ctx, st); !errors.Is(err, pluginclient.ErrStreamClosed) {
 		t.Fatalf("after Close: %v, want ErrStreamClosed", err)
 	}
 }
@@ -225,15 +236,15 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
-func TestServerPluginSetRefusesMismatch(t *testing.T) {
+func TestStartRefusesMismatch(t *testing.T) {
 	// Declares balancer, implements only health.
 	type liar struct{ health }
 	l := &liar{health{base{kind: sdk.KindBalancer}}}
-	if _, err := sdk.ServerPluginSet(l); err == nil || !strings.Contains(err.Error(), "does not implement sdk.Balancer") {
+	if _, err := hostapi.ServerPluginSet(l); err == nil || !strings.Contains(err.Error(), "does not implement sdk.Balancer") {
 		t.Fatalf("err %v", err)
 	}
 	unknown := &health{base{kind: "cache"}}
-	if _, err := sdk.ServerPluginSet(unknown); err == nil || !strings.Contains(err.Error(), "unknown kind") {
+	if _, err := hostapi.ServerPluginSet(unknown); err == nil || !strings.Contains(err.Error(), "unknown kind") {
 		t.Fatalf("err %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	_ "github.com/mycelium-mesh/mesh/plugins/bundled" // the plugins to serve
+
 	"github.com/mycelium-mesh/mesh/core/pluginhost"
 )
 

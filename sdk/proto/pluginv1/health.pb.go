@@ -149,7 +149,7 @@ const file_health_proto_rawDesc = "" +
 	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason2V\n" +
 	"\x06Health\x12L\n" +
-	"\x05Check\x12 .mycelium.plugin.v1.CheckRequest\x1a!.mycelium.plugin.v1.CheckResponseB7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
+	"\x05Check\x12 .mycelium.plugin.v1.CheckRequest\x1a!.mycelium.plugin.v1.CheckResponseB;Z9github.com/mycelium-mesh/mesh/sdk/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_health_proto_rawDescOnce sync.Once

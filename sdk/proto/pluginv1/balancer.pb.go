@@ -336,7 +336,7 @@ const file_balancer_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x012S\n" +
 	"\bBalancer\x12G\n" +
-	"\aBalance\x12\x1c.mycelium.plugin.v1.AppState\x1a\x1a.mycelium.plugin.v1.Policy(\x010\x01B7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
+	"\aBalance\x12\x1c.mycelium.plugin.v1.AppState\x1a\x1a.mycelium.plugin.v1.Policy(\x010\x01B;Z9github.com/mycelium-mesh/mesh/sdk/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_balancer_proto_rawDescOnce sync.Once

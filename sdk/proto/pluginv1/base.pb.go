@@ -166,8 +166,8 @@ func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
 type SchemaAttribute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// One of "string", "number", "int", "bool", "duration", "list(string)",
-	// "path".
+	// One of "string", "number", "int", "bool", "duration", "path", or a
+	// list or map of string, number, int or bool: "list(int)", "map(string)".
 	Type     string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	Required bool   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
 	// JSON encoding of the default value; empty when there is none.
@@ -268,16 +268,107 @@ func (x *SchemaAttribute) GetOneOf() []string {
 	return nil
 }
 
+// SchemaBlock is a nested block of a config block, with its own schema.
+// In the configuration JSON a single block is an object and a repeated
+// one an array of objects.
+type SchemaBlock struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// Any number of blocks; otherwise at most one.
+	Repeated bool `protobuf:"varint,3,opt,name=repeated,proto3" json:"repeated,omitempty"`
+	// At least one block must be written.
+	Required      bool               `protobuf:"varint,4,opt,name=required,proto3" json:"required,omitempty"`
+	Attributes    []*SchemaAttribute `protobuf:"bytes,5,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	Blocks        []*SchemaBlock     `protobuf:"bytes,6,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaBlock) Reset() {
+	*x = SchemaBlock{}
+	mi := &file_base_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaBlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaBlock) ProtoMessage() {}
+
+func (x *SchemaBlock) ProtoReflect() protoreflect.Message {
+	mi := &file_base_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaBlock.ProtoReflect.Descriptor instead.
+func (*SchemaBlock) Descriptor() ([]byte, []int) {
+	return file_base_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SchemaBlock) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchemaBlock) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *SchemaBlock) GetRepeated() bool {
+	if x != nil {
+		return x.Repeated
+	}
+	return false
+}
+
+func (x *SchemaBlock) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *SchemaBlock) GetAttributes() []*SchemaAttribute {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *SchemaBlock) GetBlocks() []*SchemaBlock {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
 type GetSchemaResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Attributes    []*SchemaAttribute     `protobuf:"bytes,1,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Attributes []*SchemaAttribute     `protobuf:"bytes,1,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	// Nested blocks; added after the first release, ignored by older hosts.
+	Blocks        []*SchemaBlock `protobuf:"bytes,2,rep,name=blocks,proto3" json:"blocks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetSchemaResponse) Reset() {
 	*x = GetSchemaResponse{}
-	mi := &file_base_proto_msgTypes[4]
+	mi := &file_base_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +380,7 @@ func (x *GetSchemaResponse) String() string {
 func (*GetSchemaResponse) ProtoMessage() {}
 
 func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_base_proto_msgTypes[4]
+	mi := &file_base_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +393,7 @@ func (x *GetSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSchemaResponse.ProtoReflect.Descriptor instead.
 func (*GetSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_base_proto_rawDescGZIP(), []int{4}
+	return file_base_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetSchemaResponse) GetAttributes() []*SchemaAttribute {
@@ -312,9 +403,16 @@ func (x *GetSchemaResponse) GetAttributes() []*SchemaAttribute {
 	return nil
 }
 
+func (x *GetSchemaResponse) GetBlocks() []*SchemaBlock {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// JSON object: attribute name to value.
+	// JSON object: attribute or block name to value.
 	ConfigJson    []byte `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -322,7 +420,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_base_proto_msgTypes[5]
+	mi := &file_base_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +432,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_base_proto_msgTypes[5]
+	mi := &file_base_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +445,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_base_proto_rawDescGZIP(), []int{5}
+	return file_base_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConfigureRequest) GetConfigJson() []byte {
@@ -365,7 +463,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_base_proto_msgTypes[6]
+	mi := &file_base_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +475,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_base_proto_msgTypes[6]
+	mi := &file_base_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +488,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_base_proto_rawDescGZIP(), []int{6}
+	return file_base_proto_rawDescGZIP(), []int{7}
 }
 
 type ValidateConfigResponse struct {
@@ -401,7 +499,7 @@ type ValidateConfigResponse struct {
 
 func (x *ValidateConfigResponse) Reset() {
 	*x = ValidateConfigResponse{}
-	mi := &file_base_proto_msgTypes[7]
+	mi := &file_base_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +511,7 @@ func (x *ValidateConfigResponse) String() string {
 func (*ValidateConfigResponse) ProtoMessage() {}
 
 func (x *ValidateConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_base_proto_msgTypes[7]
+	mi := &file_base_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +524,7 @@ func (x *ValidateConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidateConfigResponse.ProtoReflect.Descriptor instead.
 func (*ValidateConfigResponse) Descriptor() ([]byte, []int) {
-	return file_base_proto_rawDescGZIP(), []int{7}
+	return file_base_proto_rawDescGZIP(), []int{8}
 }
 
 var File_base_proto protoreflect.FileDescriptor
@@ -452,11 +550,21 @@ const file_base_proto_rawDesc = "" +
 	"\x03max\x18\a \x01(\x01H\x01R\x03max\x88\x01\x01\x12\x15\n" +
 	"\x06one_of\x18\b \x03(\tR\x05oneOfB\x06\n" +
 	"\x04_minB\x06\n" +
-	"\x04_max\"X\n" +
+	"\x04_max\"\xf9\x01\n" +
+	"\vSchemaBlock\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
+	"\brepeated\x18\x03 \x01(\bR\brepeated\x12\x1a\n" +
+	"\brequired\x18\x04 \x01(\bR\brequired\x12C\n" +
+	"\n" +
+	"attributes\x18\x05 \x03(\v2#.mycelium.plugin.v1.SchemaAttributeR\n" +
+	"attributes\x127\n" +
+	"\x06blocks\x18\x06 \x03(\v2\x1f.mycelium.plugin.v1.SchemaBlockR\x06blocks\"\x91\x01\n" +
 	"\x11GetSchemaResponse\x12C\n" +
 	"\n" +
 	"attributes\x18\x01 \x03(\v2#.mycelium.plugin.v1.SchemaAttributeR\n" +
-	"attributes\"3\n" +
+	"attributes\x127\n" +
+	"\x06blocks\x18\x02 \x03(\v2\x1f.mycelium.plugin.v1.SchemaBlockR\x06blocks\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\x13\n" +
@@ -466,7 +574,7 @@ const file_base_proto_rawDesc = "" +
 	"\aGetInfo\x12\".mycelium.plugin.v1.GetInfoRequest\x1a#.mycelium.plugin.v1.GetInfoResponse\x12X\n" +
 	"\tGetSchema\x12$.mycelium.plugin.v1.GetSchemaRequest\x1a%.mycelium.plugin.v1.GetSchemaResponse\x12X\n" +
 	"\tConfigure\x12$.mycelium.plugin.v1.ConfigureRequest\x1a%.mycelium.plugin.v1.ConfigureResponse\x12b\n" +
-	"\x0eValidateConfig\x12$.mycelium.plugin.v1.ConfigureRequest\x1a*.mycelium.plugin.v1.ValidateConfigResponseB7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
+	"\x0eValidateConfig\x12$.mycelium.plugin.v1.ConfigureRequest\x1a*.mycelium.plugin.v1.ValidateConfigResponseB;Z9github.com/mycelium-mesh/mesh/sdk/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_base_proto_rawDescOnce sync.Once
@@ -480,32 +588,36 @@ func file_base_proto_rawDescGZIP() []byte {
 	return file_base_proto_rawDescData
 }
 
-var file_base_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_base_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_base_proto_goTypes = []any{
 	(*GetInfoRequest)(nil),         // 0: mycelium.plugin.v1.GetInfoRequest
 	(*GetInfoResponse)(nil),        // 1: mycelium.plugin.v1.GetInfoResponse
 	(*GetSchemaRequest)(nil),       // 2: mycelium.plugin.v1.GetSchemaRequest
 	(*SchemaAttribute)(nil),        // 3: mycelium.plugin.v1.SchemaAttribute
-	(*GetSchemaResponse)(nil),      // 4: mycelium.plugin.v1.GetSchemaResponse
-	(*ConfigureRequest)(nil),       // 5: mycelium.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),      // 6: mycelium.plugin.v1.ConfigureResponse
-	(*ValidateConfigResponse)(nil), // 7: mycelium.plugin.v1.ValidateConfigResponse
+	(*SchemaBlock)(nil),            // 4: mycelium.plugin.v1.SchemaBlock
+	(*GetSchemaResponse)(nil),      // 5: mycelium.plugin.v1.GetSchemaResponse
+	(*ConfigureRequest)(nil),       // 6: mycelium.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),      // 7: mycelium.plugin.v1.ConfigureResponse
+	(*ValidateConfigResponse)(nil), // 8: mycelium.plugin.v1.ValidateConfigResponse
 }
 var file_base_proto_depIdxs = []int32{
-	3, // 0: mycelium.plugin.v1.GetSchemaResponse.attributes:type_name -> mycelium.plugin.v1.SchemaAttribute
-	0, // 1: mycelium.plugin.v1.Base.GetInfo:input_type -> mycelium.plugin.v1.GetInfoRequest
-	2, // 2: mycelium.plugin.v1.Base.GetSchema:input_type -> mycelium.plugin.v1.GetSchemaRequest
-	5, // 3: mycelium.plugin.v1.Base.Configure:input_type -> mycelium.plugin.v1.ConfigureRequest
-	5, // 4: mycelium.plugin.v1.Base.ValidateConfig:input_type -> mycelium.plugin.v1.ConfigureRequest
-	1, // 5: mycelium.plugin.v1.Base.GetInfo:output_type -> mycelium.plugin.v1.GetInfoResponse
-	4, // 6: mycelium.plugin.v1.Base.GetSchema:output_type -> mycelium.plugin.v1.GetSchemaResponse
-	6, // 7: mycelium.plugin.v1.Base.Configure:output_type -> mycelium.plugin.v1.ConfigureResponse
-	7, // 8: mycelium.plugin.v1.Base.ValidateConfig:output_type -> mycelium.plugin.v1.ValidateConfigResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 0: mycelium.plugin.v1.SchemaBlock.attributes:type_name -> mycelium.plugin.v1.SchemaAttribute
+	4, // 1: mycelium.plugin.v1.SchemaBlock.blocks:type_name -> mycelium.plugin.v1.SchemaBlock
+	3, // 2: mycelium.plugin.v1.GetSchemaResponse.attributes:type_name -> mycelium.plugin.v1.SchemaAttribute
+	4, // 3: mycelium.plugin.v1.GetSchemaResponse.blocks:type_name -> mycelium.plugin.v1.SchemaBlock
+	0, // 4: mycelium.plugin.v1.Base.GetInfo:input_type -> mycelium.plugin.v1.GetInfoRequest
+	2, // 5: mycelium.plugin.v1.Base.GetSchema:input_type -> mycelium.plugin.v1.GetSchemaRequest
+	6, // 6: mycelium.plugin.v1.Base.Configure:input_type -> mycelium.plugin.v1.ConfigureRequest
+	6, // 7: mycelium.plugin.v1.Base.ValidateConfig:input_type -> mycelium.plugin.v1.ConfigureRequest
+	1, // 8: mycelium.plugin.v1.Base.GetInfo:output_type -> mycelium.plugin.v1.GetInfoResponse
+	5, // 9: mycelium.plugin.v1.Base.GetSchema:output_type -> mycelium.plugin.v1.GetSchemaResponse
+	7, // 10: mycelium.plugin.v1.Base.Configure:output_type -> mycelium.plugin.v1.ConfigureResponse
+	8, // 11: mycelium.plugin.v1.Base.ValidateConfig:output_type -> mycelium.plugin.v1.ValidateConfigResponse
+	8, // [8:12] is the sub-list for method output_type
+	4, // [4:8] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_base_proto_init() }
@@ -520,7 +632,7 @@ func file_base_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_base_proto_rawDesc), len(file_base_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

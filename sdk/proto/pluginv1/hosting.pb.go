@@ -501,7 +501,7 @@ const file_hosting_proto_rawDesc = "" +
 	"\aHosting\x12R\n" +
 	"\aObserve\x12\".mycelium.plugin.v1.HostingRequest\x1a#.mycelium.plugin.v1.ObserveResponse\x12I\n" +
 	"\x04Plan\x12\x1f.mycelium.plugin.v1.PlanRequest\x1a .mycelium.plugin.v1.PlanResponse\x12K\n" +
-	"\x05Apply\x12 .mycelium.plugin.v1.ApplyRequest\x1a\x1e.mycelium.plugin.v1.ApplyEvent0\x01B7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
+	"\x05Apply\x12 .mycelium.plugin.v1.ApplyRequest\x1a\x1e.mycelium.plugin.v1.ApplyEvent0\x01B;Z9github.com/mycelium-mesh/mesh/sdk/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_hosting_proto_rawDescOnce sync.Once

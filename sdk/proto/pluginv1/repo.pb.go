@@ -320,7 +320,7 @@ const file_repo_proto_rawDesc = "" +
 	"\x04Repo\x12H\n" +
 	"\x03Put\x12\x1e.mycelium.plugin.v1.PutRequest\x1a\x1f.mycelium.plugin.v1.PutResponse(\x01\x12H\n" +
 	"\x03Get\x12\x1e.mycelium.plugin.v1.GetRequest\x1a\x1f.mycelium.plugin.v1.GetResponse0\x01\x12F\n" +
-	"\x03Has\x12\x1e.mycelium.plugin.v1.HasRequest\x1a\x1f.mycelium.plugin.v1.HasResponseB7Z5github.com/mycelium-mesh/mesh/proto/pluginv1;pluginv1b\x06proto3"
+	"\x03Has\x12\x1e.mycelium.plugin.v1.HasRequest\x1a\x1f.mycelium.plugin.v1.HasResponseB;Z9github.com/mycelium-mesh/mesh/sdk/proto/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_repo_proto_rawDescOnce sync.Once

@@ -1,0 +1,4 @@
+package config
+
+// The tests use the plugins the mesh binary bundles.
+import _ "github.com/mycelium-mesh/mesh/plugins/bundled"
