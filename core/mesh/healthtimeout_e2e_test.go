@@ -25,7 +25,7 @@ func TestHealthTimeoutFromConfig(t *testing.T) {
 			e.maxInst = 1
 			e.extraApp = "health {\n  timeout = \"" + tc.timeout + "\"\n}\n"
 			e.writeConfig()
-			e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 1\n  health_timeout = \"8s\"\n}")
+			e.rewriteConfig("agents {\n  count = 3\n", "agents {\n  count = 1\n  health_timeout = \"8s\"\n")
 			e.start()
 			slow := e.helloSpore("slow", "3.0.0-slow", `"HELLO_VERSION":"slow","HELLO_HEALTH_DELAY":"1500ms"`)
 			r := e.waitRollout(e.deployDetached(slow), 60*time.Second)

@@ -117,7 +117,7 @@ func TestRolloutSurvivesKilledDeployClient(t *testing.T) {
 	e.appExtra = "  health_path = \"/health\"\n"
 	e.admin = fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	e.writeConfig()
-	e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 3\n  health_timeout = \"3s\"\n}")
+	e.rewriteConfig("agents {\n  count = 3\n", "agents {\n  count = 3\n  health_timeout = \"3s\"\n")
 	e.start()
 	d1 := e.status().Apps[0].Digest
 	broken := e.brokenSpore()
@@ -215,7 +215,7 @@ func TestRolloutResumedAfterMeshKill(t *testing.T) {
 	// progress deadline can end this rollout.
 	e.appExtra = "  health_path = \"/health\"\n  progress_deadline = \"4s\"\n"
 	e.writeConfig()
-	e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 3\n  health_timeout = \"120s\"\n}")
+	e.rewriteConfig("agents {\n  count = 3\n", "agents {\n  count = 3\n  health_timeout = \"120s\"\n")
 	e.start()
 	d1 := e.status().Apps[0].Digest
 	broken := e.brokenSpore()
@@ -342,7 +342,7 @@ func TestInitialRolloutFails(t *testing.T) {
 	e.writeConfig()
 	broken := e.brokenSpore()
 	e.rewriteConfig(`spore   = "billing-v1.spore"`, `spore   = "`+filepath.Base(broken)+`"`)
-	e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 3\n  health_timeout = \"2s\"\n}")
+	e.rewriteConfig("agents {\n  count = 3\n", "agents {\n  count = 3\n  health_timeout = \"2s\"\n")
 	e.launch()
 	var r rollout.Rollout
 	waitFor(t, 60*time.Second, "the initial rollout to end", func() bool {
@@ -367,7 +367,7 @@ func TestDeployInterruptedLeavesRolloutToMesh(t *testing.T) {
 	e := newEnv(t)
 	e.appExtra = "  health_path = \"/health\"\n  progress_deadline = \"3s\"\n"
 	e.writeConfig()
-	e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 3\n  health_timeout = \"120s\"\n}")
+	e.rewriteConfig("agents {\n  count = 3\n", "agents {\n  count = 3\n  health_timeout = \"120s\"\n")
 	e.start()
 	d1 := e.status().Apps[0].Digest
 	broken := e.brokenSpore()
@@ -427,7 +427,7 @@ func TestDeployWithoutAutoRevert(t *testing.T) {
 	e := newEnv(t)
 	e.appExtra = "  health_path = \"/health\"\n"
 	e.writeConfig()
-	e.rewriteConfig("agents { count = 3 }", "agents {\n  count = 3\n  health_timeout = \"2s\"\n}")
+	e.rewriteConfig("agents {\n  count = 3\n", "agents {\n  count = 3\n  health_timeout = \"2s\"\n")
 	e.start()
 	broken := e.brokenSpore()
 	cmd := exec.Command(meshBin, "deploy", "-config", e.cfgPath, "-app", "billing", "-spore", broken, "-auto-revert=false")
