@@ -140,6 +140,11 @@ type Options struct {
 
 	Outlier OutlierOptions
 
+	// netHTTPOnly serves every request with net/http's server instead of
+	// the edge's own connection loop: the reference the loop is tested
+	// against.
+	netHTTPOnly bool
+
 	// probeAfter is how long a pooled connection may have been idle before
 	// it is probed ahead of an idempotent request (1s); negative: always.
 	probeAfter time.Duration
@@ -232,7 +237,8 @@ type Edge struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	srv     *http.Server
+	srv     *http.Server // serves what the edge's own loop hands over (serve.go)
+	front   *front
 	ln      net.Listener
 	capLn   *capListener
 	admin   *http.Server
@@ -346,11 +352,16 @@ func (e *Edge) Start(addr string) error {
 	go e.watch(snaps)
 	go e.logLoop()
 	go e.reapLoop()
-	go func() {
-		if err := e.srv.Serve(e.capLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("listener stopped", "error", err)
-		}
-	}()
+	if e.opts.netHTTPOnly {
+		go func() {
+			if err := e.srv.Serve(e.capLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.log.Error("listener stopped", "error", err)
+			}
+		}()
+	} else {
+		e.front = newFront(e, e.capLn, e.srv)
+		go e.front.serve()
+	}
 	e.log.Info("edge listening", "addr", ln.Addr().String(), "admin", e.AdminAddr(), "max_connections", e.opts.MaxConnections)
 	return nil
 }
@@ -375,7 +386,10 @@ func (e *Edge) AdminAddr() net.Addr {
 // to end), then stops the background work and closes upgraded connections.
 func (e *Edge) Shutdown(ctx context.Context) error {
 	var err error
-	if e.srv != nil {
+	switch {
+	case e.front != nil:
+		err = e.front.shutdown(ctx)
+	case e.srv != nil:
 		err = e.srv.Shutdown(ctx)
 	}
 	if e.admin != nil {
