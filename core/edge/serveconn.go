@@ -25,15 +25,16 @@ type clientConn struct {
 	accepted time.Time
 	state    atomic.Int32 // connNew, ...
 
-	ctx     clientCtx
-	reqBase http.Request // carries ctx; each request starts as a copy
-	req     http.Request
-	url     url.URL
-	hdr     http.Header
-	vals    []string // backing array of the header values
-	keyBuf  []byte
-	w       respWriter
-	readErr error // set by the context's watch when the client is gone
+	ctx      clientCtx
+	reqBase  http.Request // carries ctx; each request starts as a copy
+	req      http.Request
+	url      url.URL
+	hdr      http.Header
+	vals     []string // backing array of the header values
+	keyBuf   []byte
+	w        respWriter
+	readErr  error // set by the context's watch when the client is gone
+	lastPOST bool  // the last request was a POST
 }
 
 // readerSize is the reader's buffer, and the largest head the loop parses
@@ -89,6 +90,16 @@ func (c *clientConn) serve() {
 			if !c.state.CompareAndSwap(connIdle, connActive) {
 				return // closed by Shutdown
 			}
+			if c.lastPOST {
+				// Some clients end a POST body with a stray CRLF; net/http
+				// skips up to four CR or LF bytes after one.
+				b, _ := c.br.Peek(4)
+				n := 0
+				for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
+					n++
+				}
+				c.br.Discard(n)
+			}
 			hdrDeadline = time.Time{} // armed below if the head is not all in
 		}
 		head, err := c.readHead(&hdrDeadline)
@@ -104,6 +115,7 @@ func (c *clientConn) serve() {
 			return
 		}
 		c.br.Discard(len(head))
+		c.lastPOST = c.req.Method == http.MethodPost
 		if !c.serveRequest() {
 			return
 		}
