@@ -340,6 +340,8 @@ func (m *Mesh) edgeOptions(cfg *config.Config) edge.Options {
 		StreamIdleTimeout:  cfg.Edge.StreamIdleTimeout,
 		MaxConnections:     cfg.Edge.MaxConnections,
 		TrustedProxies:     cfg.Edge.TrustedProxies,
+
+		MaxConnsPerEndpoint: cfg.Edge.MaxConnsPerEndpoint,
 	}
 }
 
