@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -312,7 +313,7 @@ func (w *respWriter) send(extra ...[]byte) {
 	w.out = w.out[:0]
 	if err != nil {
 		w.werr = err
-		w.c.ctx.cancel(errClientGone)
+		w.c.ctx.cancel(context.Canceled) // as net/http: a failed write cancels the request
 	}
 }
 

@@ -3,7 +3,6 @@ package edge
 import (
 	"bufio"
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -188,6 +187,3 @@ func (c *clientConn) runHandler() (ok bool) {
 	c.f.e.ServeHTTP(&c.w, &c.req)
 	return true
 }
-
-// errClientGone is the write error once the client connection failed.
-var errClientGone = errors.New("edge: client connection closed")
