@@ -17,6 +17,12 @@
 // relayed full duplex, and framing follows net/http's client, which a
 // differential fuzz test holds it to.
 //
+// Client connections are served by the edge's own HTTP/1.1 loop (serve.go,
+// serveconn.go, reqparse.go, respwriter.go, connctx.go) for plain requests
+// without a body, and by net/http's server for everything else, handed
+// over with the connection; a differential fuzz test holds the loop to
+// net/http's behaviour.
+//
 // Clients are not trusted (client.go, deadline.go, conns.go, forwarded.go):
 // their mistakes are answered 4xx and never counted against an endpoint,
 // a client that is gone gets its response aborted rather than a status
