@@ -76,8 +76,16 @@ func (w *respWriter) reset(r *http.Request) {
 		wantsClose: r.Close || hasToken(headerGet(r.Header, "Connection"), "close")}
 }
 
-// release drops the buffers when the connection ends.
-func (w *respWriter) release() { w.out, w.pend, w.h = nil, nil, nil }
+// release clears the writer when its connection ends, keeping buffers of
+// the usual sizes; it reports false when they grew past them.
+func (w *respWriter) release() bool {
+	keep := cap(w.out) <= 2*outSize && cap(w.pend) <= chunkingThreshold+512
+	out, pend, h, decl := w.out[:0], w.pend[:0], w.h, w.declared[:0]
+	clear(h)
+	clear(decl[:cap(decl)])
+	*w = respWriter{c: w.c, out: out, pend: pend, h: h, declared: decl}
+	return keep
+}
 
 func (w *respWriter) Header() http.Header { return w.h }
 

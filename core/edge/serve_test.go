@@ -57,8 +57,8 @@ func TestParseHeadTakesOrHandsOver(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(strings.SplitN(tc.head, "\r\n", 2)[0], func(t *testing.T) {
 			c := &clientConn{hdr: http.Header{}, remote: "192.0.2.1:1234"}
-			c.ctx.c = c
-			c.reqBase = *(&http.Request{}).WithContext(&c.ctx)
+			c.ctx = &clientCtx{c: c}
+			c.reqBase = *(&http.Request{}).WithContext(c.ctx)
 			b := []byte(tc.head)
 			if n := headEnd(b); n != len(b) {
 				t.Fatalf("headEnd = %d, want %d", n, len(b))
@@ -87,7 +87,7 @@ func TestParseHeadTakesOrHandsOver(t *testing.T) {
 			if !reflect.DeepEqual(got.Header, want.Header) {
 				t.Errorf("header %v, want %v", got.Header, want.Header)
 			}
-			if got.Context() != &c.ctx || got.RemoteAddr != c.remote {
+			if got.Context() != c.ctx || got.RemoteAddr != c.remote {
 				t.Error("request lost its connection's context or address")
 			}
 		})

@@ -24,7 +24,7 @@ type clientConn struct {
 	accepted time.Time
 	state    atomic.Int32 // connNew, ...
 
-	ctx      clientCtx
+	ctx      *clientCtx   // new for each connection: see recycle
 	reqBase  http.Request // carries ctx; each request starts as a copy
 	req      http.Request
 	url      url.URL
@@ -43,15 +43,42 @@ const readerSize = 4 << 10
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readerSize) }}
 
+// clientConns recycles connection state, a few KiB each, so that a client
+// that opens a connection per request costs little more than the socket.
+var clientConns = sync.Pool{New: func() any {
+	cc := &clientConn{hdr: make(http.Header, 8)}
+	cc.w.c = cc
+	return cc
+}}
+
 func newClientConn(f *front, c *cappedConn) *clientConn {
-	cc := &clientConn{f: f, conn: c, raw: c.Conn, accepted: time.Now(), hdr: make(http.Header, 8)}
+	cc := clientConns.Get().(*clientConn)
+	cc.f, cc.conn, cc.raw, cc.accepted = f, c, c.Conn, time.Now()
+	cc.ctx = &clientCtx{c: cc}
+	cc.reqBase = *(&http.Request{}).WithContext(cc.ctx)
+	cc.remote = ""
 	if a := c.RemoteAddr(); a != nil {
 		cc.remote = a.String()
 	}
-	cc.ctx.c = cc
-	cc.reqBase = *(&http.Request{}).WithContext(&cc.ctx)
-	cc.w.c = cc
 	return cc
+}
+
+// recycle returns a connection's state once its goroutine is done with it.
+// The context is not reused: a context.AfterFunc of the last request may
+// still be about to look at it.
+func (c *clientConn) recycle() {
+	c.ctx, c.reqBase = nil, http.Request{}
+	c.state.Store(connNew)
+	c.req, c.url = http.Request{}, url.URL{}
+	clear(c.hdr)
+	clear(c.vals)
+	c.vals = c.vals[:0]
+	c.readErr, c.lastPOST = nil, false
+	c.f, c.conn, c.raw, c.br = nil, nil, nil, nil
+	if !c.w.release() {
+		return // an outsized buffer: let it go with the rest
+	}
+	clientConns.Put(c)
 }
 
 // serve reads and answers requests until the connection ends or is handed
@@ -66,10 +93,10 @@ func (c *clientConn) serve() {
 		c.ctx.cancel(context.Canceled)
 		c.br.Reset(nil)
 		readers.Put(c.br)
-		c.w.release()
 		if !handed {
 			c.conn.Close()
 		}
+		c.recycle()
 	}()
 	hdrDeadline := c.accepted.Add(e.opts.ReadHeaderTimeout)
 	c.raw.SetReadDeadline(hdrDeadline)
