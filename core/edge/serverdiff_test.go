@@ -194,6 +194,7 @@ type srvDiffPair struct {
 func startSrvDiffPair(t testing.TB, answer string) srvDiffPair {
 	opts := Options{
 		ReadHeaderTimeout:  2 * time.Second,
+		IdleTimeout:        2 * time.Second, // an input that leaves the connection idle ends soon
 		RequestBodyTimeout: time.Second,
 		MaxHeaderBytes:     8 << 10,
 	}
