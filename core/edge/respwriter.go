@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -395,10 +396,10 @@ func appendFields(b []byte, k string, vv []string) []byte {
 	for _, v := range vv {
 		b = append(b, k...)
 		b = append(b, ": "...)
-		if strings.ContainsAny(v, "\r\n") {
+		if strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0 {
 			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 		}
-		b = append(b, strings.Trim(v, " \t")...)
+		b = append(b, textproto.TrimString(v)...)
 		b = append(b, crlf...)
 	}
 	return b

@@ -159,3 +159,20 @@ func TestShutdownDrainsTheConnectionLoop(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// appendFields writes header lines as http.Header.Write does.
+func TestAppendFieldsAsHeaderWrite(t *testing.T) {
+	for _, vv := range [][]string{
+		nil,
+		{"plain"},
+		{"  padded\t ", "two"},
+		{"a\r\nInjected: 1", "b\nc\rd"},
+		{""},
+	} {
+		var want strings.Builder
+		http.Header{"X-K": vv}.Write(&want)
+		if got := string(appendFields(nil, "X-K", vv)); got != want.String() {
+			t.Errorf("%q: got %q, want %q", vv, got, want.String())
+		}
+	}
+}
