@@ -78,6 +78,7 @@ edge {
   write_timeout        = "60s" # a non-streaming answer must be relayed within this
   stream_idle_timeout  = "5m"  # streams and upgraded connections: longest silence
   max_connections      = 0     # client connections at once; 0 = from the open file limit
+  max_conns_per_endpoint = 1024 # edge connections to one endpoint, busy and idle; more requests wait
   trusted_proxies      = []    # e.g. ["10.0.0.0/8"]: peers whose X-Forwarded-* count
 }
 

@@ -113,6 +113,9 @@ type EdgeConfig struct {
 	StreamIdleTimeout  time.Duration  // silence allowed on streams and upgraded connections
 	MaxConnections     int            // client connections at once; 0: from the descriptor limit
 	TrustedProxies     []netip.Prefix // peers whose forwarding headers are believed
+	// MaxConnsPerEndpoint caps the edge's connections to one endpoint,
+	// busy and idle; a request finding them all busy waits for one.
+	MaxConnsPerEndpoint int
 }
 
 // ControlConfig is the control block: where the control API listens.

@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 			Balancer: "round-robin", ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 90 * time.Second,
 			UpstreamTimeout: 30 * time.Second, MaxHeaderBytes: 65536,
 			RequestBodyTimeout: time.Minute, WriteTimeout: time.Minute, StreamIdleTimeout: 5 * time.Minute,
+			MaxConnsPerEndpoint: 1024,
 		},
 		Control: ControlConfig{Socket: filepath.Join(dir, ".mesh/control.sock")},
 		Agents:  AgentsConfig{Count: 3, NodeIDs: []string{"n1", "n2", "n3"}, HealthTimeout: 6 * time.Second},
@@ -94,6 +95,7 @@ edge {
   write_timeout        = "45s"
   stream_idle_timeout  = "2m"
   max_connections      = 5000
+  max_conns_per_endpoint = 64
   trusted_proxies      = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"]
 }
 control {
@@ -167,8 +169,9 @@ app "search" {
 		ReadHeaderTimeout: 2 * time.Second, IdleTimeout: time.Minute, UpstreamTimeout: 3 * time.Second,
 		MaxHeaderBytes:     8192,
 		RequestBodyTimeout: 20 * time.Second, WriteTimeout: 45 * time.Second, StreamIdleTimeout: 2 * time.Minute,
-		MaxConnections: 5000,
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
+		MaxConnections:      5000,
+		MaxConnsPerEndpoint: 64,
+		TrustedProxies:      []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
 	})
 	check("Control", cfg.Control, ControlConfig{Listen: "127.0.0.1:7070", Token: "0123456789abcdef0123"})
 	check("Agents", cfg.Agents, AgentsConfig{Count: 2, NodeIDs: []string{"alpha", "beta"}, HealthTimeout: 3 * time.Second})
@@ -385,6 +388,7 @@ func TestDiagnostics(t *testing.T) {
 		{"trusted proxy not a prefix", "edge {\n  trusted_proxies = [\"10.0.0.0/8\",\n    \"10.0.0.0/33\"]\n}", "Invalid trusted proxy", 3, "10.0.0.0/33"},
 		{"trusted proxies not a list", "edge {\n  trusted_proxies = 5\n}", "Incorrect attribute value type", 2, ""},
 		{"negative max_connections", "edge {\n  max_connections = -1\n}", "Negative number", 2, ""},
+		{"zero max_conns_per_endpoint", "edge {\n  max_conns_per_endpoint = 0\n}", "Invalid connection cap", 2, ""},
 		{"zero write_timeout", "edge {\n  write_timeout = \"0s\"\n}", "Invalid duration", 2, ""},
 		{"bad stream_idle_timeout", "edge {\n  stream_idle_timeout = \"forever\"\n}", "Invalid duration", 2, ""},
 	}

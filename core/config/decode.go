@@ -101,6 +101,7 @@ var (
 		{Name: "max_header_bytes"},
 		{Name: "request_body_timeout"}, {Name: "write_timeout"}, {Name: "stream_idle_timeout"},
 		{Name: "max_connections"}, {Name: "trusted_proxies"},
+		{Name: "max_conns_per_endpoint"},
 	}}
 	controlSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "socket"}, {Name: "listen"}, {Name: "token"},
@@ -320,6 +321,7 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 			// bounds on hostile clients and endpoints (edgelimits.go)
 			RequestBodyTimeout: DefaultRequestBodyTimeout, WriteTimeout: DefaultWriteTimeout,
 			StreamIdleTimeout: DefaultStreamIdleTimeout, MaxConnections: DefaultMaxConnections,
+			MaxConnsPerEndpoint: DefaultMaxConnsPerEndpoint,
 		},
 		Control: ControlConfig{Socket: d.resolve(DefaultControlSocket)},
 		Agents:  AgentsConfig{Count: DefaultAgentCount, HealthTimeout: DefaultHealthTimeout},

@@ -32,8 +32,9 @@ const (
 	DefaultRestart           = defaults.Restart
 	DefaultStripPrefix       = defaults.StripPrefix
 
-	DefaultRequestBodyTimeout = defaults.RequestBodyTimeout
-	DefaultWriteTimeout       = defaults.WriteTimeout
-	DefaultStreamIdleTimeout  = defaults.StreamIdleTimeout
-	DefaultMaxConnections     = defaults.MaxConnections
+	DefaultRequestBodyTimeout  = defaults.RequestBodyTimeout
+	DefaultWriteTimeout        = defaults.WriteTimeout
+	DefaultStreamIdleTimeout   = defaults.StreamIdleTimeout
+	DefaultMaxConnections      = defaults.MaxConnections
+	DefaultMaxConnsPerEndpoint = defaults.MaxConnsPerEndpoint
 )

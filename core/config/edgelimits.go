@@ -16,6 +16,9 @@ func (d *decoder) edgeLimits(a hcl.Attributes, e *EdgeConfig) {
 	d.duration(a, "write_timeout", &e.WriteTimeout, true)
 	d.duration(a, "stream_idle_timeout", &e.StreamIdleTimeout, true)
 	d.nonNegative(a, "max_connections", &e.MaxConnections)
+	if rng, ok := d.integer(a, "max_conns_per_endpoint", &e.MaxConnsPerEndpoint); ok && e.MaxConnsPerEndpoint < 1 {
+		d.errorf(rng, "Invalid connection cap", "max_conns_per_endpoint must be at least 1; got %d.", e.MaxConnsPerEndpoint)
+	}
 	d.trustedProxies(a, e)
 }
 

@@ -17,6 +17,12 @@
 // relayed full duplex, and framing follows net/http's client, which a
 // differential fuzz test holds it to.
 //
+// Client connections are served by the edge's own HTTP/1.1 loop (serve.go,
+// serveconn.go, reqparse.go, respwriter.go, connctx.go) for plain requests
+// without a body, and by net/http's server for everything else, handed
+// over with the connection; a differential fuzz test holds the loop to
+// net/http's behaviour.
+//
 // Clients are not trusted (client.go, deadline.go, conns.go, forwarded.go):
 // their mistakes are answered 4xx and never counted against an endpoint,
 // a client that is gone gets its response aborted rather than a status
@@ -147,6 +153,11 @@ type Options struct {
 
 	Outlier OutlierOptions
 
+	// netHTTPOnly serves every request with net/http's server instead of
+	// the edge's own connection loop: the reference the loop is tested
+	// against.
+	netHTTPOnly bool
+
 	// probeAfter is how long a pooled connection may have been idle before
 	// it is probed ahead of an idempotent request (1s); negative: always.
 	probeAfter time.Duration
@@ -239,7 +250,8 @@ type Edge struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	srv     *http.Server
+	srv     *http.Server // serves what the edge's own loop hands over (serve.go)
+	front   *front
 	ln      net.Listener
 	capLn   *capListener
 	admin   *http.Server
@@ -353,11 +365,16 @@ func (e *Edge) Start(addr string) error {
 	go e.watch(snaps)
 	go e.logLoop()
 	go e.reapLoop()
-	go func() {
-		if err := e.srv.Serve(e.capLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("listener stopped", "error", err)
-		}
-	}()
+	if e.opts.netHTTPOnly {
+		go func() {
+			if err := e.srv.Serve(e.capLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.log.Error("listener stopped", "error", err)
+			}
+		}()
+	} else {
+		e.front = newFront(e, e.capLn, e.srv)
+		go e.front.serve()
+	}
 	e.log.Info("edge listening", "addr", ln.Addr().String(), "admin", e.AdminAddr(), "max_connections", e.opts.MaxConnections)
 	return nil
 }
@@ -382,7 +399,10 @@ func (e *Edge) AdminAddr() net.Addr {
 // to end), then stops the background work and closes upgraded connections.
 func (e *Edge) Shutdown(ctx context.Context) error {
 	var err error
-	if e.srv != nil {
+	switch {
+	case e.front != nil:
+		err = e.front.shutdown(ctx)
+	case e.srv != nil:
 		err = e.srv.Shutdown(ctx)
 	}
 	if e.admin != nil {

@@ -359,13 +359,14 @@ func (m *Mesh) edgeOptions(cfg *config.Config) edge.Options {
 		UpstreamTimeout:   cfg.Edge.UpstreamTimeout,
 		MaxHeaderBytes:    cfg.Edge.MaxHeaderBytes,
 
-		RequestBodyTimeout: cfg.Edge.RequestBodyTimeout,
-		WriteTimeout:       cfg.Edge.WriteTimeout,
-		StreamIdleTimeout:  cfg.Edge.StreamIdleTimeout,
-		MaxConnections:     cfg.Edge.MaxConnections,
-		TrustedProxies:     cfg.Edge.TrustedProxies,
-		Events:             m.events.Sink(),
-		AdminHandler:       m.consoleHandler(cfg),
+		RequestBodyTimeout:  cfg.Edge.RequestBodyTimeout,
+		WriteTimeout:        cfg.Edge.WriteTimeout,
+		StreamIdleTimeout:   cfg.Edge.StreamIdleTimeout,
+		MaxConnections:      cfg.Edge.MaxConnections,
+		TrustedProxies:      cfg.Edge.TrustedProxies,
+		Events:              m.events.Sink(),
+		AdminHandler:        m.consoleHandler(cfg),
+		MaxConnsPerEndpoint: cfg.Edge.MaxConnsPerEndpoint,
 	}
 }
 

@@ -49,6 +49,7 @@ func restartNotes(old, next *config.Config, oldPlugins, nextPlugins string) []st
 	note("edge.write_timeout", old.Edge.WriteTimeout, next.Edge.WriteTimeout)
 	note("edge.stream_idle_timeout", old.Edge.StreamIdleTimeout, next.Edge.StreamIdleTimeout)
 	note("edge.max_connections", old.Edge.MaxConnections, next.Edge.MaxConnections)
+	note("edge.max_conns_per_endpoint", old.Edge.MaxConnsPerEndpoint, next.Edge.MaxConnsPerEndpoint)
 	note("edge.trusted_proxies", fmt.Sprint(old.Edge.TrustedProxies), fmt.Sprint(next.Edge.TrustedProxies))
 	note("control.socket", old.Control.Socket, next.Control.Socket)
 	note("control.listen", old.Control.Listen, next.Control.Listen)
