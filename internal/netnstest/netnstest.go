@@ -236,7 +236,8 @@ func (p *Proc) Stop(d time.Duration) bool {
 	}
 }
 
-// Pids lists every process whose network namespace is the host's.
+// Pids lists every process whose network namespace is the host's, but
+// the test process.
 func (h *Host) Pids() []int {
 	out, err := exec.Command("ip", "netns", "pids", h.NS).Output()
 	if err != nil {
@@ -244,7 +245,9 @@ func (h *Host) Pids() []int {
 	}
 	var pids []int
 	for _, f := range strings.Fields(string(out)) {
-		if pid, err := strconv.Atoi(f); err == nil {
+		// The test process itself shows up while one of its threads is
+		// in the namespace to dial from there (DialContext).
+		if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
 			pids = append(pids, pid)
 		}
 	}

@@ -172,3 +172,28 @@ func TestRequire(t *testing.T) {
 		t.Fatalf("a capable machine was refused: %q %q", r.fatal, r.skip)
 	}
 }
+
+// TestDialFromHost: a connection dialled from a host leaves from its
+// address, and reaches nothing on another host's loopback.
+func TestDialFromHost(t *testing.T) {
+	n := New(t)
+	a, b := n.AddHost("a"), n.AddHost("b")
+	addr := net.JoinHostPort(b.IP, "8081")
+	cmd := b.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), serveEnv+"="+addr)
+	b.Start(cmd)
+	var c net.Conn
+	waitFor(t, 10*time.Second, "server on host b reachable from host a", func() bool {
+		var err error
+		c, err = a.DialContext(t.Context(), "tcp", addr)
+		return err == nil
+	})
+	defer c.Close()
+	if got, _, _ := net.SplitHostPort(c.LocalAddr().String()); got != a.IP {
+		t.Fatalf("connection from %s, want host a's %s", got, a.IP)
+	}
+	if c2, err := a.DialContext(t.Context(), "tcp", "127.0.0.1:8081"); err == nil {
+		c2.Close()
+		t.Fatal("host a's loopback reached host b's server")
+	}
+}
