@@ -236,6 +236,12 @@ func (p *Proc) Stop(d time.Duration) bool {
 	}
 }
 
+// Kill SIGKILLs p by its PID and waits until it is reaped.
+func (p *Proc) Kill() {
+	_ = p.Cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
 // Pids lists every process whose network namespace is the host's, but
 // the test process.
 func (h *Host) Pids() []int {
