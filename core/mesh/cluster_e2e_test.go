@@ -72,13 +72,12 @@ func TestClusterAcrossHosts(t *testing.T) {
 			return ok && !slices.Contains(hostsOf(endpointsOf(st, "billing")), victim.host.IP) &&
 				!slices.Contains(hostsOf(endpointsOf(st, "web")), victim.host.IP)
 		})
-		back := c.waitFor(3*clusterLeaseTTL+10*time.Second, "billing back at min on the other hosts", func() bool {
+		c.waitFor(3*clusterLeaseTTL+10*time.Second, "billing back at min on the other hosts", func() bool {
 			st, ok := c.status()
 			return ok && len(endpointsOf(st, "billing")) == 2
 		})
 		t.Logf("host %s killed: endpoints gone after %s (lease TTL %s), billing back at min 2 after %s",
 			victim.host.Name, gone.Round(time.Millisecond), clusterLeaseTTL, (time.Since(killed)).Round(time.Millisecond))
-		_ = back
 		report("host killed", billing, "billing")
 		report("host killed", web, "web")
 		victim.start() // the host comes back
@@ -127,13 +126,12 @@ func TestClusterAcrossHosts(t *testing.T) {
 		if _, err := cl.Deploy(ctx, "billing", d); err != nil {
 			t.Fatalf("deploy after the etcd leader died: %v", err)
 		}
-		applied := c.waitFor(30*time.Second, "billing v2 on both instances after the election", func() bool {
+		c.waitFor(30*time.Second, "billing v2 on both instances after the election", func() bool {
 			st, ok := c.status()
 			eps := endpointsOf(st, "billing")
 			return ok && len(eps) == 2 && !slices.ContainsFunc(eps, func(e mesh.Endpoint) bool { return e.Digest != d })
 		})
 		t.Logf("etcd leader %s killed: plan published and applied on every instance after %s", leader.name, time.Since(killed).Round(time.Millisecond))
-		_ = applied
 		report("etcd leader killed", billing, "billing")
 		leader.start(c.t)
 	})

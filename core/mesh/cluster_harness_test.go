@@ -377,7 +377,7 @@ func (c *clusterEnv) startLoad(app string, clients int) *hostLoad {
 	return l
 }
 
-// snapshot returns the counts so far and resets them.
+// take returns the counts since the last take and resets them.
 func (l *hostLoad) take() (ok, failed int64, firstErr string, lastFail time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
