@@ -236,3 +236,17 @@ func clusterReady(eps []fabric.Endpoint, digest string) int {
 	}
 	return n
 }
+
+// clusterSummary words a cluster block for a reload's restart notes: "none"
+// without one. Every part of it is fixed while the mesh runs.
+func clusterSummary(c *config.ClusterConfig) string {
+	if c == nil {
+		return "none"
+	}
+	tlsFiles := "no tls"
+	if t := c.Etcd.TLS; t != nil {
+		tlsFiles = fmt.Sprintf("tls ca=%s cert=%s key=%s", t.CAFile, t.CertFile, t.KeyFile)
+	}
+	return fmt.Sprintf("node=%s advertise=%s etcd=%s prefix=%s lease_ttl=%s dial_timeout=%s %s",
+		c.Node, c.Advertise, strings.Join(c.Etcd.Endpoints, ","), c.Etcd.Prefix, c.Etcd.LeaseTTL, c.Etcd.DialTimeout, tlsFiles)
+}

@@ -113,3 +113,34 @@ func TestObserveCluster(t *testing.T) {
 		t.Fatalf("desired of an unclaimed app = %d, want min 2", d)
 	}
 }
+
+// TestClusterNeedsRestart: a reload lists any change of the cluster block
+// as one that needs a restart, and an unchanged one not at all.
+func TestClusterNeedsRestart(t *testing.T) {
+	cl := func(node string, ttl time.Duration) *config.ClusterConfig {
+		return &config.ClusterConfig{Node: node, Advertise: "10.0.0.2",
+			Etcd: config.EtcdConfig{Endpoints: []string{"http://e:2379"}, Prefix: "/mesh/", LeaseTTL: ttl}}
+	}
+	tests := []struct {
+		name     string
+		old, now *config.ClusterConfig
+		note     bool
+	}{
+		{"none", nil, nil, false},
+		{"unchanged", cl("a", time.Second), cl("a", time.Second), false},
+		{"added", nil, cl("a", time.Second), true},
+		{"removed", cl("a", time.Second), nil, true},
+		{"node", cl("a", time.Second), cl("b", time.Second), true},
+		{"lease", cl("a", time.Second), cl("a", 2*time.Second), true},
+	}
+	for _, tt := range tests {
+		notes := restartNotes(&config.Config{Cluster: tt.old}, &config.Config{Cluster: tt.now}, "", "")
+		got := false
+		for _, n := range notes {
+			got = got || strings.HasPrefix(n, "cluster ")
+		}
+		if got != tt.note {
+			t.Errorf("%s: notes %q", tt.name, notes)
+		}
+	}
+}
