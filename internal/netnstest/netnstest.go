@@ -7,7 +7,11 @@
 // "mb<tag>", namespaces "mn<tag>-<host>", veths "mv<tag>h<i>" and
 // "mv<tag>p<i>") and deleted by those names when the test ends: the veths
 // first, because `ip netns del` tears a namespace down asynchronously and a
-// quick rerun would otherwise collide with leftovers.
+// quick rerun would otherwise collide with leftovers. A test process that
+// is killed (a test timeout skips every cleanup) leaves its net behind;
+// each Net records its owner (pid and start time) under
+// /run/mesh-netnstest, and the next New deletes the nets of owners that are
+// gone.
 //
 // The bridge has an address too, so the test process in the root namespace
 // reaches every host directly. Processes are started in a host with
@@ -120,15 +124,21 @@ type Host struct {
 }
 
 // New creates a bridge on a fresh private /24 with the address .1; it and
-// every host added are deleted when t ends.
+// every host added are deleted when t ends. What an earlier test process
+// left behind because it was killed (a test timeout ends the process
+// without cleanups) is deleted first.
 func New(t testing.TB) *Net {
 	t.Helper()
 	Require(t)
+	sweep()
 	tag := newTag()
 	b, _ := hex.DecodeString(tag)
 	n := &Net{t: t, tag: tag, bridge: "mb" + tag, prefix: fmt.Sprintf("10.%d.%d", 64+int(b[0])%64, b[1])}
 	n.Gateway = n.prefix + ".1"
-	t.Cleanup(n.teardown)
+	if err := claimTag(tag); err != nil {
+		t.Fatalf("record the owner of net %s: %v", tag, err)
+	}
+	t.Cleanup(func() { n.teardown(); releaseTag(tag) })
 	n.ip("link", "add", n.bridge, "type", "bridge")
 	n.ip("addr", "add", n.Gateway+"/24", "dev", n.bridge)
 	n.ip("link", "set", n.bridge, "up")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	osexec "os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +196,36 @@ func TestDialFromHost(t *testing.T) {
 	if c2, err := a.DialContext(t.Context(), "tcp", "127.0.0.1:8081"); err == nil {
 		c2.Close()
 		t.Fatal("host a's loopback reached host b's server")
+	}
+}
+
+// TestSweep: what a killed test process left (its owner record names a
+// process that is gone) is deleted by the next New; a live owner's net is
+// left alone.
+func TestSweep(t *testing.T) {
+	Require(t)
+	dead := newTag()
+	run(t, "ip", "netns", "add", "mn"+dead+"-x")
+	run(t, "ip", "link", "add", "mb"+dead, "type", "bridge")
+	if err := os.MkdirAll(ownersDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A pid that cannot exist (above pid_max) stands for the killed owner.
+	if err := os.WriteFile(filepath.Join(ownersDir, dead), []byte("999999999 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	live := New(t) // sweeps
+	if out := run(t, "ip", "netns", "list"); strings.Contains(out, "mn"+dead) {
+		t.Errorf("namespace of the dead owner left: %s", out)
+	}
+	if out := run(t, "ip", "-o", "link"); strings.Contains(out, "mb"+dead) {
+		t.Error("bridge of the dead owner left")
+	}
+	if _, err := os.Stat(filepath.Join(ownersDir, dead)); !os.IsNotExist(err) {
+		t.Errorf("owner record of the dead owner left: %v", err)
+	}
+	sweep()
+	if out := run(t, "ip", "-o", "link"); !strings.Contains(out, live.bridge) {
+		t.Error("sweep deleted the bridge of a live owner")
 	}
 }
