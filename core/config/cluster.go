@@ -225,6 +225,9 @@ func (d *decoder) listElem(a *hcl.Attribute, i int) hcl.Range {
 
 // checkEtcdURL checks an etcd client URL: http or https, a host and a port.
 func checkEtcdURL(s string) error {
+	if !strings.Contains(s, "://") {
+		return fmt.Errorf("it needs a scheme (write \"http://%s\")", s)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return err

@@ -81,6 +81,7 @@ func TestCluster(t *testing.T) {
 		{name: "missing endpoints", src: "cluster {\n  node = \"h\"\n  etcd {\n  }\n}\n", err: "endpoints", line: 3},
 		{name: "empty endpoints", src: "cluster {\n  node = \"h\"\n  etcd {\n    endpoints = []\n  }\n}\n", err: "No etcd endpoints", line: 4},
 		{name: "bad endpoint scheme", src: "cluster {\n  node = \"h\"\n  etcd {\n    endpoints = [\"http://a:1\",\n      \"10.0.0.1:2379\"]\n  }\n}\n", err: "Invalid etcd endpoint", line: 5},
+		{name: "endpoint without scheme", src: "cluster {\n  node = \"h\"\n  etcd { endpoints = [\"10.0.0.1:2379\"] }\n}\n", err: "needs a scheme", line: 3},
 		{name: "endpoint without port", src: "cluster {\n  node = \"h\"\n  etcd { endpoints = [\"http://a\"] }\n}\n", err: "host and a port", line: 3},
 		{name: "bad node name", src: "cluster {\n  node = \"a/b\"\n" + etcd + "}\n", err: "Invalid node name", line: 2},
 		{name: "advertise not an IP", src: "cluster {\n  node = \"h\"\n  advertise = \"host-a\"\n" + etcd + "}\n", err: "Invalid advertise address", line: 3},
