@@ -14,7 +14,8 @@
 // status and for the message of a failed start. The directories of the
 // last few finished instances of an app are kept, older ones removed, and
 // all of them once the app is withdrawn. The workload runs in its own
-// process group on a loopback port given in PORT, next to the manifest's
+// process group on a port given in PORT of the address given in HOST
+// (Options.Host, loopback by default), next to the manifest's
 // env and MESH_APP, MESH_NODE and MESH_INSTANCE; it inherits only PATH (and
 // LANG, TZ, TMPDIR when set) from the mesh, and never MESH_TOKEN or a
 // variable carrying the control token. It is gated on health (polled every
@@ -101,6 +102,7 @@ const (
 	DefaultHealthTimeout = defaults.HealthTimeout
 	DefaultWarmup        = defaults.Warmup
 	DefaultGrace         = defaults.Grace
+	DefaultHost          = "127.0.0.1"
 )
 
 // Instance states reported by Instances.
@@ -176,6 +178,10 @@ type Options struct {
 	// endpoints of this node (launched, healthy, unhealthy, exited,
 	// restarted; endpoint registered and removed). It must not block.
 	Events events.Sink
+	// Host is the IP address workloads listen on, given to them in HOST,
+	// and that their endpoints carry; default 127.0.0.1. In a cluster it
+	// is the host's advertise address, so edges on other hosts reach them.
+	Host string
 
 	forceV1 bool // tests: track on the v1 freezer even where cgroup2 works
 }
@@ -282,6 +288,9 @@ func New(opts Options) (*Agent, error) {
 		return nil, errors.New("agent: negative pids limit")
 	case opts.Adopt && len(opts.LogRelayCommand) == 0:
 		return nil, errors.New("agent: adopting workloads needs a log relay command")
+	}
+	if opts.Host == "" {
+		opts.Host = DefaultHost
 	}
 	if opts.HealthPath == "" {
 		opts.HealthPath = DefaultHealthPath

@@ -369,7 +369,7 @@ func (c *appCtl) onReady(inst *instance) {
 	}
 	c.pending = nil
 	c.refused = false
-	ep := fabric.Endpoint{AppName: c.name, URL: inst.status().URL, NodeID: c.a.opts.NodeID}
+	ep := fabric.Endpoint{AppName: c.name, URL: inst.status().URL, NodeID: c.a.opts.NodeID, Digest: inst.digest}
 	inst.mu.Lock()
 	inst.endpoint = ep
 	inst.mu.Unlock()

@@ -278,6 +278,7 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		cmd.Env = workloadEnv(m.Runtime.Env, map[string]string{
 			"PORT":          strconv.Itoa(port),
+			"HOST":          a.opts.Host,
 			"MESH_APP":      i.app,
 			"MESH_NODE":     a.opts.NodeID,
 			"MESH_INSTANCE": i.id,
@@ -319,7 +320,7 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 		limits = group.Limits()
 	}
 	i.mu.Lock()
-	i.pid, i.port, i.url = pid, port, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	i.pid, i.port, i.url = pid, port, "http://"+net.JoinHostPort(a.opts.Host, strconv.Itoa(port))
 	i.group, i.limits = group, limits
 	i.mu.Unlock()
 	// The record is written before the process can be reaped, so a pid in a
@@ -391,7 +392,8 @@ func releasePort(port int) {
 	handedOut.Unlock()
 }
 
-// pickPort reserves want when it is free on loopback, else a free port.
+// pickPort reserves want when it is free on the agent's host address, else
+// a free port there.
 func (i *instance) pickPort(want int) (int, error) {
 	handedOut.Lock()
 	defer handedOut.Unlock()
@@ -401,7 +403,7 @@ func (i *instance) pickPort(want int) (int, error) {
 			err = errors.New("in use by another instance")
 		} else {
 			var ln net.Listener
-			if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(want))); err == nil {
+			if ln, err = net.Listen("tcp", net.JoinHostPort(i.a.opts.Host, strconv.Itoa(want))); err == nil {
 				_ = ln.Close()
 				handedOut.ports[want] = true
 				return want, nil
@@ -410,7 +412,7 @@ func (i *instance) pickPort(want int) (int, error) {
 		i.log.Warn("preferred port not available, using a free one", "port", want, "error", err)
 	}
 	for range 100 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", net.JoinHostPort(i.a.opts.Host, "0"))
 		if err != nil {
 			return 0, fmt.Errorf("pick a free port: %w", err)
 		}

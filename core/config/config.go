@@ -89,6 +89,9 @@ type Config struct {
 	// Provision is the provision block: how `mesh provision` maps hosting
 	// providers to hosting plugins.
 	Provision ProvisionConfig
+	// Cluster is the cluster block, or nil when there is none: the
+	// fabric is then embedded in this one process.
+	Cluster *ClusterConfig
 }
 
 // RepoConfig is the repo block.

@@ -92,6 +92,7 @@ var (
 			{Type: "plugin", LabelNames: []string{"kind", "name"}},
 			{Type: "app", LabelNames: []string{"name"}},
 			{Type: "provision"},
+			{Type: "cluster"},
 		},
 	}
 	repoSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "dir"}, {Name: "backend"}}}
@@ -369,6 +370,10 @@ func (d *decoder) decodeFile(body hcl.Body) *Config {
 		for i := 1; i <= cfg.Agents.Count; i++ {
 			cfg.Agents.NodeIDs = append(cfg.Agents.NodeIDs, fmt.Sprintf("n%d", i))
 		}
+	}
+	if b := d.single(c.Blocks, "cluster"); b != nil { // cluster.go
+		d.cluster(b, cfg)
+		d.clusterNodeIDs(cfg, agentsBlock)
 	}
 	if b := d.single(c.Blocks, "health"); b != nil {
 		d.health(b, cfg)

@@ -135,6 +135,10 @@ type Endpoint struct {
 	AppName string
 	URL     string
 	NodeID  string
+	// Digest is the spore the instance behind the endpoint runs, so that a
+	// control process on another host can follow a rollout; "" when the
+	// registering agent did not say.
+	Digest string `json:",omitempty"`
 }
 
 // Snapshot is the whole endpoint table at one version. Apps maps an app to

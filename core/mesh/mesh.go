@@ -45,6 +45,9 @@ type Options struct {
 	// SelfExe is the mesh binary, re-executed to serve bundled plugins.
 	// Defaults to the running executable.
 	SelfExe string
+	// Roles are the parts of the mesh this process runs (cluster.go);
+	// zero means every one.
+	Roles Role
 }
 
 // ConfigError carries HCL diagnostics of a configuration that did not load.
@@ -87,7 +90,10 @@ type Mesh struct {
 	samples *console.Sampler // per-app traffic for the console's charts (console.go)
 	// quit closes when Run starts stopping, ending the event streams it
 	// serves (the admin listener's shutdown would otherwise wait for them).
-	quit chan struct{}
+	quit      chan struct{}
+	clustered bool // the fabric is on etcd (a cluster block); fixed at New
+	seenMu    sync.Mutex
+	seen      map[string]time.Time // in a cluster: when each ready endpoint was first seen (cluster.go)
 }
 
 // New loads the configuration and opens the fabric, the repo and the
@@ -99,6 +105,9 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	}
 	if opts.Warmup > 0 {
 		cfg.Warmup = opts.Warmup
+	}
+	if err := checkRoles(cfg, opts.Roles); err != nil {
+		return nil, err
 	}
 	log := opts.Logger
 	if log == nil {
@@ -148,26 +157,36 @@ func New(ctx context.Context, opts Options) (*Mesh, error) {
 	// second mesh on the same data_dir stops here, before any plugin starts.
 	// Through a concrete variable: a failed New's nil *Fabric stored in the
 	// Store interface would not be nil, and closeAll would call Close on it.
-	fab, err := fabric.New(fabric.Options{DataDir: cfg.DataDir, Logger: log.Named("fabric")})
-	if err == nil {
-		m.fabric = fab
-	}
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("data_dir %s is in use by another running mesh (its fabric store is locked); stop it or use another data_dir", cfg.DataDir)
-	}
-	if errors.Is(err, fabric.ErrCorrupt) {
-		return nil, corruptStoreError(cfg, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open fabric: %w", err)
+	if cfg.Cluster != nil { // the fabric on etcd, shared by every host (cluster.go)
+		m.clustered = true
+		st, err := openClusterFabric(ctx, cfg, m)
+		if err != nil {
+			return nil, err
+		}
+		m.fabric = st
+	} else {
+		fab, err := fabric.New(fabric.Options{DataDir: cfg.DataDir, Logger: log.Named("fabric")})
+		if err == nil {
+			m.fabric = fab
+		}
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("data_dir %s is in use by another running mesh (its fabric store is locked); stop it or use another data_dir", cfg.DataDir)
+		}
+		if errors.Is(err, fabric.ErrCorrupt) {
+			return nil, corruptStoreError(cfg, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open fabric: %w", err)
+		}
 	}
 	m.fabric = eventFabric{Store: m.fabric, emit: m.events.Sink()} // plan writes become events
-	if err := checkState(cfg, m.fabric); err != nil {
-		return nil, err
-	}
-	m.rollouts, err = openRollouts(m, cfg.DataDir, log.Named("rollouts"))
-	if err != nil {
-		return nil, err
+	if m.has(RoleControl) {
+		if err := checkState(cfg, m.fabric); err != nil {
+			return nil, err
+		}
+		if m.rollouts, err = openRollouts(m, cfg.DataDir, log.Named("rollouts")); err != nil {
+			return nil, err
+		}
 	}
 	m.plug, err = startPlugins(ctx, cfg, opts.SelfExe, log.Named("plugins"), m.events.Sink())
 	if err != nil {
@@ -202,17 +221,20 @@ func (m *Mesh) Config() *config.Config {
 
 // Run applies the configured apps, starts the agents, the edge and the control
 // API, and blocks until ctx ends. It then stops the edge gracefully, every
-// workload (SIGTERM, grace, SIGKILL) and every plugin.
+// workload (SIGTERM, grace, SIGKILL) and every plugin. A process that runs
+// only some roles (Options.Roles) starts only those parts.
 func (m *Mesh) Run(ctx context.Context) error {
 	defer m.closeAll()
 	m.started = time.Now()
 	cfg := m.Config()
 
-	m.applyMu.Lock()
-	err := m.applyApps(ctx, cfg)
-	m.applyMu.Unlock()
-	if err != nil {
-		return err
+	if m.has(RoleControl) {
+		m.applyMu.Lock()
+		err := m.applyApps(ctx, cfg)
+		m.applyMu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -220,35 +242,15 @@ func (m *Mesh) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, len(cfg.Agents.NodeIDs)+2)
-	for _, node := range cfg.Agents.NodeIDs {
-		a, err := agent.New(agent.Options{
-			NodeID:        node,
-			Fabric:        m.fabric,
-			Repo:          m.repo,
-			TrustedFunc:   m.trustedKeys,
-			RunDir:        cfg.RunDir,
-			Health:        m.plug.check,
-			HealthPath:    cfg.Health.Path,
-			HealthTimeout: cfg.Agents.HealthTimeout,
-			CheckTimeout:  cfg.Health.Timeout,
-			Warmup:        cfg.Warmup,
-			Grace:         cfg.Grace,
-			Logger:        m.log.Named("agent").With("node", node),
-
-			EnforceNutrients: cfg.Agents.EnforceNutrients,
-			MaxPids:          cfg.Agents.MaxPids,
-			Logs:             m.logPolicy,
-			Secrets:          []string{cfg.Control.Token},
-			ShimCommand:      []string{m.opts.SelfExe, agent.ShimArg},
-			Adopt:            cfg.Agents.Adopt,
-			LogRelayCommand:  []string{m.opts.SelfExe, agent.LogRelayArg},
-			Events:           m.events.Sink(),
-		})
-		if err != nil {
-			return fmt.Errorf("agent %s: %w", node, err)
+	if m.has(RoleAgents) {
+		for _, node := range cfg.Agents.NodeIDs {
+			a, err := agent.New(m.agentOptions(cfg, node))
+			if err != nil {
+				return fmt.Errorf("agent %s: %w", node, err)
+			}
+			m.agents = append(m.agents, a)
+			m.nodes = append(m.nodes, node)
 		}
-		m.agents = append(m.agents, a)
-		m.nodes = append(m.nodes, node)
 	}
 	for _, a := range m.agents {
 		wg.Add(1)
@@ -269,45 +271,63 @@ func (m *Mesh) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	e, err := edge.New(m.edgeOptions(cfg))
-	if err != nil {
-		cancel()
-		wg.Wait()
-		return fmt.Errorf("edge: %w", err)
+	var e *edge.Edge
+	if m.has(RoleEdge) {
+		var err error
+		if e, err = edge.New(m.edgeOptions(cfg)); err != nil {
+			cancel()
+			wg.Wait()
+			return fmt.Errorf("edge: %w", err)
+		}
+		if err := e.Start(cfg.Edge.Listen); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		m.mu.Lock()
+		m.edge = e
+		m.mu.Unlock()
+		go m.samples.Run(runCtx)
+		if err := m.applySites(); err != nil { // static sites, see sites.go
+			m.log.Error("static sites not served", "error", err)
+		}
 	}
-	if err := e.Start(cfg.Edge.Listen); err != nil {
-		cancel()
-		wg.Wait()
-		return err
-	}
-	m.mu.Lock()
-	m.edge = e
-	m.mu.Unlock()
-	go m.samples.Run(runCtx)
-	if err := m.applySites(); err != nil { // static sites, see sites.go
-		m.log.Error("static sites not served", "error", err)
-	}
-	if err := m.dropStaleSiteApps(""); err != nil { // apps a site moved away from before a stop
-		m.log.Error("site apps not withdrawn", "error", err)
+	shutEdge := func(ctx context.Context) {
+		if e == nil {
+			return
+		}
+		if err := e.Shutdown(ctx); err != nil {
+			m.log.Warn("edge shutdown", "error", err)
+		}
 	}
 
-	cs, err := startControl(m, cfg.Control)
-	if err != nil {
-		cancel()
-		_ = e.Shutdown(context.Background())
-		wg.Wait()
-		return err
-	}
-	m.control = cs
-	// The watcher stops first on the way out, so workloads being stopped
-	// are never judged as a failed rollout.
-	watchCtx, stopWatch := context.WithCancel(runCtx)
 	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		m.rollouts.run(watchCtx)
-	}()
-	m.log.Info("mesh running", "nodes", len(m.agents), "apps", len(cfg.Apps), "control", cs.describe())
+	stopWatch := func() {}
+	if m.has(RoleControl) {
+		if err := m.dropStaleSiteApps(""); err != nil { // apps a site moved away from before a stop
+			m.log.Error("site apps not withdrawn", "error", err)
+		}
+		cs, err := startControl(m, cfg.Control)
+		if err != nil {
+			cancel()
+			shutEdge(context.Background())
+			wg.Wait()
+			return err
+		}
+		m.control = cs
+		// The watcher stops first on the way out, so workloads being stopped
+		// are never judged as a failed rollout.
+		var watchCtx context.Context
+		watchCtx, stopWatch = context.WithCancel(runCtx)
+		go func() {
+			defer close(watched)
+			m.rollouts.run(watchCtx)
+		}()
+		m.log.Info("mesh running", "roles", m.roles().String(), "nodes", len(m.agents), "apps", len(cfg.Apps), "control", cs.describe())
+	} else {
+		close(watched)
+		m.log.Info("mesh running", "roles", m.roles().String(), "nodes", len(m.agents))
+	}
 
 	var runErr error
 	select {
@@ -320,16 +340,44 @@ func (m *Mesh) Run(ctx context.Context) error {
 	close(m.quit)
 	stopWatch()
 	<-watched
-	m.control.close()
-	sctx, scancel := context.WithTimeout(context.Background(), cfg.Grace+5*time.Second)
-	if err := e.Shutdown(sctx); err != nil {
-		m.log.Warn("edge shutdown", "error", err)
+	if m.control != nil {
+		m.control.close()
 	}
+	sctx, scancel := context.WithTimeout(context.Background(), cfg.Grace+5*time.Second)
+	shutEdge(sctx)
 	scancel()
 	cancel()
 	wg.Wait()
 	m.log.Info("mesh stopped")
 	return runErr
+}
+
+// agentOptions builds the options of the agent of node from cfg.
+func (m *Mesh) agentOptions(cfg *config.Config, node string) agent.Options {
+	return agent.Options{
+		NodeID:        node,
+		Fabric:        m.fabric,
+		Repo:          m.repo,
+		TrustedFunc:   m.trustedKeys,
+		RunDir:        cfg.RunDir,
+		Health:        m.plug.check,
+		HealthPath:    cfg.Health.Path,
+		HealthTimeout: cfg.Agents.HealthTimeout,
+		CheckTimeout:  cfg.Health.Timeout,
+		Warmup:        cfg.Warmup,
+		Grace:         cfg.Grace,
+		Logger:        m.log.Named("agent").With("node", node),
+		Host:          agentHost(cfg), // the advertise address in a cluster
+
+		EnforceNutrients: cfg.Agents.EnforceNutrients,
+		MaxPids:          cfg.Agents.MaxPids,
+		Logs:             m.logPolicy,
+		Secrets:          []string{cfg.Control.Token},
+		ShimCommand:      []string{m.opts.SelfExe, agent.ShimArg},
+		Adopt:            cfg.Agents.Adopt,
+		LogRelayCommand:  []string{m.opts.SelfExe, agent.LogRelayArg},
+		Events:           m.events.Sink(),
+	}
 }
 
 func (m *Mesh) closeAll() {
@@ -478,6 +526,11 @@ func (m *Mesh) Status() Status {
 		as := AppStatus{Name: p.AppName, Site: owners[p.AppName], Digest: p.Digest, Min: p.Min, Max: p.Max, Restart: p.Restart,
 			Desired: m.desired(p), Degraded: m.fabric.Degraded(p.AppName), Endpoints: endpointViews(m.fabric.Endpoints(p.AppName))}
 		as.Rollout = m.activeRollout(p.AppName)
+		if m.clustered { // instances on other hosts show as endpoints
+			as.Ready = clusterReady(m.fabric.Endpoints(p.AppName), p.Digest)
+			st.Apps = append(st.Apps, as)
+			continue
+		}
 		for _, in := range st.Instances {
 			if in.App == p.AppName && in.Digest == p.Digest && in.State == "ready" {
 				as.Ready++
@@ -498,6 +551,9 @@ func (m *Mesh) Status() Status {
 // desired is how many ready instances of plan p the mesh aims for: one per
 // node, capped by the plan's Max and the budget's MaxInstances.
 func (m *Mesh) desired(p fabric.Plan) int {
+	if m.clustered {
+		return m.clusterDesired(p) // agents on other hosts are not counted here
+	}
 	n := len(m.agents)
 	if p.Max > 0 && p.Max < n {
 		n = p.Max

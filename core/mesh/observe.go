@@ -12,6 +12,9 @@ import (
 // another digest, and those failed at or after since. PlanDigest is left to
 // the caller.
 func (m *Mesh) observe(app, digest string, since time.Time) rollout.Observation {
+	if m.clustered {
+		return m.observeCluster(app, digest) // cluster.go
+	}
 	var o rollout.Observation
 	if p, ok := m.fabric.Plan(app); ok {
 		o.Progress.Desired = m.desired(p)

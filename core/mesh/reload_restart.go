@@ -59,6 +59,7 @@ func restartNotes(old, next *config.Config, oldPlugins, nextPlugins string) []st
 	note("health.plugin", old.Health.Plugin, next.Health.Plugin)
 	note("health.timeout", old.Health.Timeout, next.Health.Timeout)
 	secret("plugins", oldPlugins, nextPlugins)
+	note("cluster", clusterSummary(old.Cluster), clusterSummary(next.Cluster)) // cluster.go
 	for _, a := range next.Apps {
 		o, ok := old.App(a.Name)
 		// The edge picks each app's balancer when it starts: a new app

@@ -48,6 +48,7 @@ type Endpoint struct {
 	AppName string `json:"app"`
 	URL     string `json:"url"`
 	NodeID  string `json:"node_id"`
+	Digest  string `json:"digest,omitempty"` // the spore the instance runs
 }
 
 // EdgeCounters are the edge's counters of one app: edge.AppCounters with

@@ -93,3 +93,16 @@ const (
 	MaxEjectionPercent      = 50               // share of an app's endpoints
 	SlowStart               = 10 * time.Second // weight ramps from 10% to 100%
 )
+
+// A cluster: the fabric on etcd, this host's identity.
+const (
+	// Advertise is the address this host's workloads listen on and its
+	// endpoints carry; loopback suits a cluster on one machine only.
+	Advertise       = "127.0.0.1"
+	EtcdPrefix      = "/mesh/"         // the fabric's key space in etcd
+	EtcdLeaseTTL    = 5 * time.Second  // a dead host's endpoints and claims expire after this
+	EtcdDialTimeout = 10 * time.Second // each etcd request, and each connection attempt
+	// ClusterAgentCount is the agents a host runs in a cluster: one, named
+	// after the host, so an app's instances spread one per host.
+	ClusterAgentCount = 1
+)

@@ -131,33 +131,56 @@ func (s *Store) Acquire(app, nodeID string, cpuMilli, memoryMB int) (*fabric.Lea
 	return nil, fmt.Errorf("claim %s on %s: still contended after %d attempts", app, nodeID, contention)
 }
 
-// release deletes a claim, retrying while etcd is out of reach; the claim
-// dies with the Store's lease in any case.
+// release deletes a claim. It tries once and returns: while etcd is out of
+// reach (this host cut off) it keeps trying in the background until the
+// Store closes, so an agent stopping an instance never waits on etcd; the
+// claim dies with the Store's lease in any case. A claim written under a
+// lease that was lost went with it, and needs no delete.
 func (s *Store) release(key string, oc *ownClaim) {
 	s.mu.Lock()
 	oc.releasing = true
+	stale := oc.lease != s.lease
+	closed := s.closed
 	s.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := s.opCtx()
-		resp, err := s.cli.Delete(ctx, key)
-		if err == nil {
-			err = s.waitRev(ctx, resp.Header.Revision)
-		}
-		cancel()
-		if err == nil || s.ctx.Err() != nil {
-			break
-		}
-		if attempt == 0 {
-			s.log.Warn("claim not released yet; retrying", "key", key, "error", err)
-		}
-		select {
-		case <-s.ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
+	forget := func() {
+		s.mu.Lock()
+		delete(s.own, key)
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	delete(s.own, key)
-	s.mu.Unlock()
+	if stale || closed || s.deleteClaim(key) == nil {
+		forget()
+		return
+	}
+	s.log.Warn("claim not released yet; retrying", "key", key)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer forget()
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			s.mu.Lock()
+			stale := oc.lease != s.lease
+			s.mu.Unlock()
+			if stale || s.deleteClaim(key) == nil {
+				return
+			}
+		}
+	}()
+}
+
+// deleteClaim deletes a claim key and waits until the cache saw it.
+func (s *Store) deleteClaim(key string) error {
+	ctx, cancel := s.opCtx()
+	defer cancel()
+	resp, err := s.cli.Delete(ctx, key)
+	if err == nil {
+		err = s.waitRev(ctx, resp.Header.Revision)
+	}
+	return err
 }
 
 // revokeExcessLocked revokes this Store's claims on the nodes of app that

@@ -168,10 +168,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// waitForEtcd blocks until etcd answers a read.
+// waitAttempt bounds one attempt of waitForEtcd, so that an operator
+// waiting for etcd hears about it every few seconds.
+const waitAttempt = 2 * time.Second
+
+// waitForEtcd blocks until etcd answers a read, logging "waiting for etcd
+// at ...: why" after each failed attempt.
 func (s *Store) waitForEtcd(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
-		rctx, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
+		rctx, cancel := context.WithTimeout(ctx, min(s.opts.OpTimeout, waitAttempt))
 		_, err := s.cli.Get(rctx, s.opts.Prefix, clientv3.WithCountOnly())
 		cancel()
 		if err == nil {
@@ -183,7 +188,7 @@ func (s *Store) waitForEtcd(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("etcd fabric: etcd at %v not reachable: %w", s.opts.Endpoints, err)
 		}
-		s.log.Warn("waiting for etcd", "endpoints", s.opts.Endpoints, "error", err)
+		s.log.Warn(fmt.Sprintf("waiting for etcd at %s: %v", strings.Join(s.opts.Endpoints, ", "), err))
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("etcd fabric: etcd at %v not reachable: %w", s.opts.Endpoints, ctx.Err())

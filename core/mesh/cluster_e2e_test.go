@@ -1,0 +1,188 @@
+package mesh_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mycelium-mesh/mesh/core/mesh"
+	"github.com/mycelium-mesh/mesh/internal/netnstest"
+)
+
+// TestClusterAcrossHosts runs a cluster of hosts as network namespaces
+// (see cluster_harness_test.go) and puts it through the faults an
+// operator meets, each under continuous load from the client host through
+// the edge, logging failed requests and recovery times:
+//
+//   - placement: instances spread one per host, endpoints carry the
+//     hosts' addresses, max holds cluster-wide;
+//   - every process of an agent host SIGKILLed: its endpoints gone within
+//     the lease TTL, its instances back on the other hosts up to min;
+//   - an agent host's link down, then healed: another host takes over, and
+//     after healing no app runs above max;
+//   - the etcd leader SIGKILLed: a plan published after it is applied once
+//     a new leader is elected;
+//   - a rolling blue/green update across the three hosts: 0 failed requests.
+func TestClusterAcrossHosts(t *testing.T) {
+	c := newClusterEnv(t)
+	start := time.Now()
+
+	t.Run("placement", func(t *testing.T) {
+		st, _ := c.status()
+		for _, app := range []string{"billing", "web"} {
+			eps := endpointsOf(st, app)
+			hosts := hostsOf(eps)
+			if len(slices.Compact(slices.Clone(hosts))) != len(hosts) {
+				t.Errorf("%s: two instances on one host: %v", app, hosts)
+			}
+			for _, h := range hosts {
+				if !slices.ContainsFunc(c.hosts, func(x *netnstest.Host) bool { return x.IP == h }) {
+					t.Errorf("%s: endpoint on %s, not an agent host's address", app, h)
+				}
+			}
+		}
+		if n := len(endpointsOf(st, "billing")); n != 2 {
+			t.Errorf("billing has %d endpoints, want its max 2", n)
+		}
+	})
+
+	billing := c.startLoad("billing", 3)
+	web := c.startLoad("web", 2)
+	defer billing.finish()
+	defer web.finish()
+	report := func(phase string, l *hostLoad, app string) int64 {
+		ok, failed, first, _ := l.take()
+		t.Logf("%s: %s: %d requests ok, %d failed (first: %q)", phase, app, ok, failed, first)
+		return failed
+	}
+
+	t.Run("host killed", func(t *testing.T) {
+		if t.Failed() {
+			return
+		}
+		st, _ := c.status()
+		victim := c.hostRunning(st, "billing")
+		report("before", billing, "billing")
+		report("before", web, "web")
+		killed := time.Now()
+		victim.host.KillAll()
+		gone := c.waitFor(3*clusterLeaseTTL+5*time.Second, "the killed host's endpoints gone", func() bool {
+			st, ok := c.status()
+			return ok && !slices.Contains(hostsOf(endpointsOf(st, "billing")), victim.host.IP) &&
+				!slices.Contains(hostsOf(endpointsOf(st, "web")), victim.host.IP)
+		})
+		c.waitFor(3*clusterLeaseTTL+10*time.Second, "billing back at min on the other hosts", func() bool {
+			st, ok := c.status()
+			return ok && len(endpointsOf(st, "billing")) == 2
+		})
+		t.Logf("host %s killed: endpoints gone after %s (lease TTL %s), billing back at min 2 after %s",
+			victim.host.Name, gone.Round(time.Millisecond), clusterLeaseTTL, (time.Since(killed)).Round(time.Millisecond))
+		report("host killed", billing, "billing")
+		report("host killed", web, "web")
+		victim.start() // the host comes back
+		c.waitFor(30*time.Second, "web back on three hosts", func() bool {
+			st, ok := c.status()
+			return ok && len(endpointsOf(st, "web")) == 3
+		})
+		report("host back", web, "web")
+	})
+
+	t.Run("link down and healed", func(t *testing.T) {
+		st, _ := c.status()
+		cut := c.hostRunning(st, "billing")
+		report("before", billing, "billing")
+		cut.host.LinkDown()
+		down := time.Now()
+		took := c.waitFor(3*clusterLeaseTTL+10*time.Second, "another host takes over billing", func() bool {
+			st, ok := c.status()
+			h := hostsOf(endpointsOf(st, "billing"))
+			return ok && len(h) == 2 && !slices.Contains(h, cut.host.IP)
+		})
+		t.Logf("host %s cut off: billing at min 2 on the other hosts after %s", cut.host.Name, took.Round(time.Millisecond))
+		report("link down", billing, "billing")
+		cut.host.LinkUp()
+		healed := c.waitFor(3*clusterLeaseTTL+15*time.Second, "the healed host holding no billing instance beyond max", func() bool {
+			st, ok := c.status()
+			return ok && len(endpointsOf(st, "billing")) == 2 && len(endpointsOf(st, "web")) == 3 &&
+				!slices.ContainsFunc(st.Apps, func(a mesh.AppStatus) bool { return len(a.Endpoints) > a.Max })
+		})
+		t.Logf("link healed after %s down: settled after %s", time.Since(down).Round(time.Millisecond), healed.Round(time.Millisecond))
+		report("healed", billing, "billing")
+		report("healed", web, "web")
+	})
+
+	t.Run("etcd leader killed", func(t *testing.T) {
+		leader := c.etcdLeader()
+		leader.proc.Kill()
+		killed := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cl := c.controlClient()
+		d, err := cl.PublishSpore(ctx, c.spores["billing-v2"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.Deploy(ctx, "billing", d); err != nil {
+			t.Fatalf("deploy after the etcd leader died: %v", err)
+		}
+		c.waitFor(30*time.Second, "billing v2 on both instances after the election", func() bool {
+			st, ok := c.status()
+			eps := endpointsOf(st, "billing")
+			return ok && len(eps) == 2 && !slices.ContainsFunc(eps, func(e mesh.Endpoint) bool { return e.Digest != d })
+		})
+		t.Logf("etcd leader %s killed: plan published and applied on every instance after %s", leader.name, time.Since(killed).Round(time.Millisecond))
+		report("etcd leader killed", billing, "billing")
+		leader.start(c.t)
+	})
+
+	t.Run("rolling blue/green across three hosts", func(t *testing.T) {
+		report("before", web, "web")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cl := c.controlClient()
+		for _, v := range []string{"web-v2", "web-v3"} {
+			d, err := cl.PublishSpore(ctx, c.spores[v])
+			if err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			if _, err := cl.Deploy(ctx, "web", d); err != nil {
+				t.Fatal(err)
+			}
+			rs, err := cl.WaitRollout(ctx, "web", d, nil)
+			if err != nil || rs.State != "ready" {
+				t.Fatalf("rollout of %s: %+v %v", v, rs, err)
+			}
+			c.waitFor(10*time.Second, "every web endpoint on "+v, func() bool {
+				st, ok := c.status()
+				eps := endpointsOf(st, "web")
+				return ok && len(eps) == 3 && !slices.ContainsFunc(eps, func(e mesh.Endpoint) bool { return e.Digest != d })
+			})
+			t.Logf("%s rolled out on three hosts in %s", v, time.Since(began).Round(time.Millisecond))
+		}
+		if failed := report("blue/green", web, "web"); failed != 0 {
+			t.Errorf("%d failed requests during the rolling update, want 0", failed)
+		}
+		web.mu.Lock()
+		seen := web.versions["v3"]
+		web.mu.Unlock()
+		if seen == 0 {
+			t.Error("no request reached web v3")
+		}
+	})
+	t.Logf("cluster faults took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// hostRunning returns the agent process of a host with an instance of app.
+func (c *clusterEnv) hostRunning(st mesh.Status, app string) *meshProc {
+	c.t.Helper()
+	hosts := hostsOf(endpointsOf(st, app))
+	for _, a := range c.agents {
+		if slices.Contains(hosts, a.host.IP) {
+			return a
+		}
+	}
+	c.t.Fatalf("no agent host runs %s: %v", app, hosts)
+	return nil
+}
