@@ -440,9 +440,12 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 			if ep.URL != cur.URL {
 				t.Fatalf("node %s: endpoint %s, want the new instance %s", a.opts.NodeID, ep.URL, cur.URL)
 			}
+			// The process can be reaped a moment before the agent records
+			// the instance as stopped: wait for both, so that the count of
+			// live instances below sees settled states.
 			old := prev[a.opts.NodeID]
-			waitFor(t, warmup+grace+3*time.Second, fmt.Sprintf("old pid %d gone on %s", old.PID, a.opts.NodeID), func() bool {
-				return !pidAlive(old.PID)
+			waitFor(t, warmup+grace+3*time.Second, fmt.Sprintf("old instance %s (pid %d) stopped on %s", old.Instance, old.PID, a.opts.NodeID), func() bool {
+				return !pidAlive(old.PID) && a.finished(old.Instance)
 			})
 			prev[a.opts.NodeID] = cur
 		}

@@ -246,6 +246,17 @@ func (r *running) inState(app, state string) []InstanceStatus {
 	return out
 }
 
+// finished reports whether instance id has stopped or failed on r; an
+// instance no longer listed (pruned after it finished) counts as finished.
+func (r *running) finished(id string) bool {
+	for _, s := range r.Instances() {
+		if s.Instance == id {
+			return s.State == StateStopped || s.State == StateFailed
+		}
+	}
+	return true
+}
+
 // readyWith waits until r has exactly one ready instance of app with digest
 // and returns it.
 func (r *running) readyWith(t testing.TB, app, digest string, timeout time.Duration) InstanceStatus {
