@@ -53,7 +53,7 @@ func newLogger(name string) hclog.Logger {
 // plugin exits within a fraction of a second.
 func Serve(impl Plugin) {
 	if err := serve(impl); err != nil {
-		fmt.Fprintf(os.Stderr, "plugin: %v\n", err)
+		fmt.Fprintln(os.Stderr, err) // serve's errors name the plugin
 		os.Exit(1)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -32,7 +33,7 @@ import (
 func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.Diagnostics, err error) {
 	p, err := h.prepare(spec)
 	if err != nil {
-		return sdk.Info{}, blockDiags(spec, "Plugin cannot be started", err.Error()+"; its config block was not checked."), err
+		return sdk.Info{}, blockDiags(spec, "Plugin cannot be started", unplaced(spec, err)+"; its config block was not checked."), err
 	}
 	block := spec.Config != nil || spec.DeclRange.Filename != ""
 	if p.bundled && block {
@@ -44,7 +45,7 @@ func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.D
 	}
 	inst, err := p.launch(ctx)
 	if err != nil {
-		return sdk.Info{}, blockDiags(spec, "Plugin did not start", err.Error()+"; its config block was not checked by the plugin."), err
+		return sdk.Info{}, blockDiags(spec, "Plugin did not start", unplaced(spec, err)+"; its config block was not checked by the plugin."), err
 	}
 	defer inst.kill()
 	if !block {
@@ -56,7 +57,7 @@ func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.D
 	}
 	remote, ok := inst.shim.(pluginclient.Remote)
 	if !ok {
-		return inst.info, blockDiags(spec, "Plugin cannot validate", fmt.Sprintf("%s: client %T cannot ask the plugin.", p.where(), inst.shim)), nil
+		return inst.info, blockDiags(spec, "Plugin cannot validate", fmt.Sprintf("Client %T cannot ask the plugin.", inst.shim)), nil
 	}
 	cctx, cancel := p.callContext(ctx)
 	defer cancel()
@@ -71,11 +72,18 @@ func (h *Host) Check(ctx context.Context, spec Spec) (info sdk.Info, diags hcl.D
 		diags = append(diags, d...)
 	default:
 		if inst.client.Exited() || isTransport(verr) {
-			return inst.info, blockDiags(spec, "Plugin failed while validating", fmt.Sprintf("%s: %v", p.where(), verr)), fmt.Errorf("%s: %w", p.where(), verr)
+			return inst.info, blockDiags(spec, "Plugin failed while validating", fmt.Sprintf("%v.", verr)), fmt.Errorf("%s: %w", p.where(), verr)
 		}
 		diags = append(diags, p.rejection(verr)...)
 	}
 	return inst.info, diags, nil
+}
+
+// unplaced is err's text without the plugin's "file:line: kind plugin
+// "name": " prefix, for a diagnostic that already shows the block it is
+// about: the prefix would say the same thing twice.
+func unplaced(spec Spec, err error) string {
+	return strings.TrimPrefix(err.Error(), specWhere(spec.Kind, spec.Name, spec.DeclRange)+": ")
 }
 
 // blockDiags is one error diagnostic on a plugin block's declaration.

@@ -25,6 +25,10 @@ func TestCheck(t *testing.T) {
 	if err := os.Link(testPlugin, noValidate); err != nil {
 		t.Fatal(err)
 	}
+	badSchema := filepath.Join(dir, "test-badschema")
+	if err := os.Link(testPlugin, badSchema); err != nil {
+		t.Fatal(err)
+	}
 	const file = "/etc/mesh/mesh.hcl"
 	block := func(kind, name, command, config string) pluginhost.Spec {
 		src := "plugin \"" + kind + "\" \"" + name + "\" {\n"
@@ -56,6 +60,8 @@ func TestCheck(t *testing.T) {
 			[]string{file + ":1,", "Plugin rejects its configuration", "the whole block is refused"}, nil},
 		{"external without a validator", block("health", "old", noValidate, "    greeting = \"reject-me\"\n"), hcl.DiagWarning,
 			[]string{"checked against the schema only", "does not implement sdk.ConfigValidator"}, nil},
+		{"external whose own schema is wrong", block("health", "broken", badSchema, ""), hcl.DiagError,
+			[]string{file + ":1,", "Plugin did not start", "no plugin handshake", `its stderr: plugin "test-health": schema: attribute "every": default soon is not a duration`}, pluginhost.ErrNotPlugin},
 		{"external, missing command", block("health", "gone", filepath.Join(dir, "nope"), ""), hcl.DiagError,
 			[]string{"Plugin cannot be started", "not checked"}, pluginhost.ErrNotFound},
 	} {
@@ -78,6 +84,13 @@ func TestCheck(t *testing.T) {
 			}
 			d := diags[0]
 			text := d.Summary + "; " + d.Detail
+			// The position is the diagnostic's subject; its text does not
+			// say it (nor the plugin's prefix) a second time.
+			for _, twice := range []string{file + ":", "plugin: plugin", "plugin " + strconv.Quote(tc.spec.Name) + ": "} {
+				if strings.Contains(d.Detail, twice) {
+					t.Errorf("detail repeats %q: %s", twice, d.Detail)
+				}
+			}
 			if d.Subject != nil {
 				text = d.Subject.Filename + ":" + strconv.Itoa(d.Subject.Start.Line) + ",: " + text
 			}

@@ -42,8 +42,10 @@ var (
 	ErrNotExecutable = errors.New("plugin file is not executable")
 	// ErrChecksumMismatch: the command's sha256 differs from the one configured.
 	ErrChecksumMismatch = errors.New("plugin sha256 mismatch")
-	// ErrNotPlugin: the command ran but did not complete the plugin handshake.
-	ErrNotPlugin = errors.New("not a mesh plugin")
+	// ErrNotPlugin: the command ran but did not complete the plugin
+	// handshake: not a plugin at all, or a plugin that refused to start
+	// (its stderr, quoted in the error, says why).
+	ErrNotPlugin = errors.New("no plugin handshake")
 	// ErrWrongKind: the plugin serves another kind than configured.
 	ErrWrongKind = errors.New("plugin kind mismatch")
 	// ErrAPIVersion: host and plugin share no plugin API version.

@@ -160,10 +160,12 @@ func (p *Plugin) source() string {
 }
 
 // where prefixes errors with the plugin and its mesh.hcl position.
-func (p *Plugin) where() string {
-	s := fmt.Sprintf("%s plugin %q", p.kind, p.name)
-	if r := p.spec.DeclRange; r.Filename != "" {
-		s = fmt.Sprintf("%s:%d: %s", r.Filename, r.Start.Line, s)
+func (p *Plugin) where() string { return specWhere(p.kind, p.name, p.spec.DeclRange) }
+
+func specWhere(kind, name string, decl hcl.Range) string {
+	s := fmt.Sprintf("%s plugin %q", kind, name)
+	if decl.Filename != "" {
+		s = fmt.Sprintf("%s:%d: %s", decl.Filename, decl.Start.Line, s)
 	}
 	return s
 }
@@ -343,7 +345,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 		if strings.Contains(err.Error(), "incompatible API version") {
 			return nil, fmt.Errorf("%s: host speaks plugin API versions %v, %s: %w", p.where(), p.h.opts.APIVersions, msg, ErrAPIVersion)
 		}
-		return nil, fmt.Errorf("%s: %s did not complete the plugin handshake: %s: %w", p.where(), p.path, msg, ErrNotPlugin)
+		return nil, fmt.Errorf("%s: %s: %w: %s", p.where(), p.path, ErrNotPlugin, msg)
 	}
 	inst := &instance{client: client}
 	if rc := client.ReattachConfig(); rc != nil {

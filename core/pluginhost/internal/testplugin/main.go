@@ -6,6 +6,8 @@
 //	*required*  declares required attributes "token" (string) and "retries" (number)
 //	*novalidate* does not implement sdk.ConfigValidator, like a plugin built
 //	            before configurations could be checked without applying them
+//	*badschema* declares a duration whose default is not one, so Serve
+//	            refuses to start it
 //
 // Configure and ValidateConfig refuse the greeting "reject-me" (naming the
 // attribute) and "reject-block" (naming none).
@@ -29,8 +31,9 @@ import (
 )
 
 type checker struct {
-	junk     bool
-	required bool
+	junk      bool
+	required  bool
+	badSchema bool
 
 	mu  sync.Mutex
 	cfg sdk.Config
@@ -44,6 +47,9 @@ func (c *checker) Schema() sdk.Schema {
 	s := sdk.Schema{Attributes: []sdk.Attribute{
 		{Name: "greeting", Type: sdk.TypeString, Default: "hi"},
 	}}
+	if c.badSchema {
+		s.Attributes = append(s.Attributes, sdk.Attribute{Name: "every", Type: sdk.TypeDuration, Default: "soon"})
+	}
 	if c.required {
 		s.Attributes = append(s.Attributes,
 			sdk.Attribute{Name: "token", Type: sdk.TypeString, Required: true},
@@ -112,8 +118,9 @@ func (w withoutValidator) Check(ctx context.Context, hc sdk.HealthCheck) (sdk.He
 func main() {
 	base := filepath.Base(os.Args[0])
 	c := &checker{
-		junk:     strings.Contains(base, "junk"),
-		required: strings.Contains(base, "required"),
+		junk:      strings.Contains(base, "junk"),
+		required:  strings.Contains(base, "required"),
+		badSchema: strings.Contains(base, "badschema"),
 	}
 	if strings.Contains(base, "novalidate") {
 		sdk.Serve(withoutValidator{c})
