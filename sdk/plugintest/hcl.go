@@ -15,6 +15,7 @@ import (
 
 	"github.com/mycelium-mesh/mesh/sdk"
 	"github.com/mycelium-mesh/mesh/sdk/hclconfig"
+	"github.com/mycelium-mesh/mesh/sdk/internal/hostapi"
 	"github.com/mycelium-mesh/mesh/sdk/pluginclient"
 )
 
@@ -66,8 +67,16 @@ func Run(t testing.TB) *Plugin {
 	if mk == nil {
 		t.Fatal("plugintest: Run needs TestMain to call plugintest.Main (or ServeIfLaunched)")
 	}
-	kind := mk().Info().Kind
-	client, pid, err := launch(t, kind)
+	// What would make the plugin's Serve exit is said here, in its own
+	// words, rather than as a handshake the child never wrote.
+	impl := mk()
+	if _, err := hostapi.ServerPluginSet(impl); err != nil {
+		t.Fatalf("plugintest: %v", err)
+	}
+	if err := impl.Schema().Validate(); err != nil {
+		t.Fatalf("plugintest: plugin %q: %v", impl.Info().Name, err)
+	}
+	client, pid, err := launch(t, impl.Info().Kind)
 	if err != nil {
 		t.Fatalf("plugintest: %v", err)
 	}
