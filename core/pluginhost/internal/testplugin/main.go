@@ -9,8 +9,11 @@
 //	*badschema* declares a duration whose default is not one, so Serve
 //	            refuses to start it
 //
-// Configure and ValidateConfig refuse the greeting "reject-me" (naming the
-// attribute) and "reject-block" (naming none).
+// Besides greeting it takes a list (codes), a map (headers) and repeated
+// nested blocks (match { contains = ... }). Configure and ValidateConfig
+// refuse the greeting "reject-me" (naming the attribute), "reject-block"
+// (naming none) and a match block containing "reject-me" (naming the
+// attribute inside that block).
 //
 // Check answers healthy with a reason naming the URL and the configured
 // token, and logs one line through the sdk logger. A check of the URL
@@ -46,7 +49,11 @@ func (c *checker) Info() sdk.Info {
 func (c *checker) Schema() sdk.Schema {
 	s := sdk.Schema{Attributes: []sdk.Attribute{
 		{Name: "greeting", Type: sdk.TypeString, Default: "hi"},
-	}}
+		{Name: "codes", Type: sdk.TypeIntList, Min: new(100.0), Max: new(599.0)},
+		{Name: "headers", Type: sdk.TypeStringMap},
+	}, Blocks: []sdk.Block{{Name: "match", Repeated: true, Schema: sdk.Schema{Attributes: []sdk.Attribute{
+		{Name: "contains", Type: sdk.TypeString, Required: true},
+	}}}}}
 	if c.badSchema {
 		s.Attributes = append(s.Attributes, sdk.Attribute{Name: "every", Type: sdk.TypeDuration, Default: "soon"})
 	}
@@ -65,6 +72,11 @@ func (c *checker) ValidateConfig(_ context.Context, cfg sdk.Config) error {
 		return sdk.AttrErrorf("greeting", "%q is refused", g)
 	case "reject-block":
 		return fmt.Errorf("the whole block is refused")
+	}
+	for i, m := range cfg.Blocks("match") {
+		if v := m.String("contains", ""); v == "reject-me" {
+			return sdk.AttrErrorf(fmt.Sprintf("match[%d].contains", i), "%q is refused", v)
+		}
 	}
 	return nil
 }
