@@ -18,9 +18,12 @@ import (
 // ValidateConfig, so a value the plugin itself would refuse is reported
 // before `mesh run` refuses it.
 //
-// ValidateConfig must not change the plugin's state nor touch the outside
-// world (no directories created, no connections made): it answers the
-// question "would Configure accept this?". A plugin whose Configure only
+// ValidateConfig must not change the plugin's state nor the outside world
+// (no directories created, no connections made): it answers the question
+// "would Configure accept this?". Reading is fine and worth it: a plugin
+// whose Configure reads a file the block names (a token_file) should read
+// or stat it here too, so that a missing file is reported by `mesh
+// validate` rather than first by `mesh run`. A plugin whose Configure only
 // parses can implement it as a Configure on a fresh value.
 //
 // A plugin that does not implement it is still checked against its schema;
