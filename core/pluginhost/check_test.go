@@ -134,7 +134,9 @@ func TestLoadRejectedAttribute(t *testing.T) {
 }
 
 // Integers a plugin logs reach the host's log as integers, not as floats
-// in exponent form; fractions stay fractions.
+// in exponent form; fractions stay fractions. The line carries the
+// plugin's fields alone, sorted, without go-plugin's timestamp and
+// hclog's @module.
 func TestPluginLogIntegers(t *testing.T) {
 	h, logs := newHost(t, nil)
 	hc, err := h.Health(ctxT(t), pluginhost.Spec{Kind: "health", Name: "ints", Command: testPlugin})
@@ -158,5 +160,9 @@ func TestPluginLogIntegers(t *testing.T) {
 		if !strings.Contains(line, w) {
 			t.Errorf("log line lacks %s: %s", w, line)
 		}
+	}
+	// Nothing the host's line says already, and the fields in one order.
+	if want := "test check served: bytes=8900000 ratio=0.5 url=http://127.0.0.1:1"; !strings.HasSuffix(line, want) {
+		t.Errorf("log line %q, want it to end %q", line, want)
 	}
 }

@@ -327,7 +327,7 @@ func (p *Plugin) launch(ctx context.Context) (*instance, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     p.h.opts.StartTimeout,
-		Logger:           pluginLogger{p.logger},
+		Logger:           pluginclient.RelayLogger(p.logger),
 		Stderr:           stderr,
 	})
 	rpc, err := client.Client()

@@ -72,11 +72,11 @@ func launch(t testing.TB, kind string) (pluginclient.Remote, int, error) {
 		AutoMTLS:         true,
 		// go-plugin re-logs the plugin's own lines through this logger,
 		// so both reach the test log.
-		Logger: hclog.New(&hclog.LoggerOptions{
+		Logger: pluginclient.RelayLogger(hclog.New(&hclog.LoggerOptions{
 			Name:   "plugintest",
 			Level:  hclog.Debug,
 			Output: w,
-		}),
+		})),
 	})
 	// Cleanups run last-in first-out: the process is gone before the
 	// writer stops, and a line that still arrives is dropped rather than
