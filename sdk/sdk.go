@@ -44,9 +44,13 @@
 //
 // Balance is never called per request. The edge calls it for one app when
 // the app's endpoint set changes and every load report interval (500ms,
-// not configurable today), on one stream per plugin; Loads cover the interval
-// since the previous call. Endpoint.URL is the instance's base URL,
-// "http://127.0.0.1:PORT" (scheme, host and port, no path); Endpoint.ID and
+// not configurable today) while the app serves, on one stream per plugin;
+// Loads cover the interval since the previous call. An app that served
+// nothing since its last report is not reported again until a request
+// ends or its endpoints change, so an idle app costs no calls. Endpoint.URL is the instance's base URL,
+// "http://HOST:PORT" (scheme, host and port, no path nor trailing slash),
+// HOST being 127.0.0.1 on one machine and the agent's advertise address
+// in a cluster (an IPv6 one in brackets); Endpoint.ID and
 // NodeID are the node the instance runs on. The edge applies the returned
 // Policy to the app it asked about, whatever Policy.App says. An endpoint
 // missing from Weights gets weight 1, weight 0 takes it out of picks, and a
@@ -194,7 +198,7 @@ type Plugin interface {
 
 // HealthCheck asks a health checker about one workload instance.
 type HealthCheck struct {
-	URL     string        // base URL of the instance, e.g. http://127.0.0.1:41234
+	URL     string        // base URL of the instance, as Endpoint.URL: http://127.0.0.1:41234
 	Path    string        // e.g. /health
 	Timeout time.Duration // deadline for this one check
 }
@@ -225,7 +229,7 @@ type RepoBackend interface {
 // Endpoint is one routable instance of an app.
 type Endpoint struct {
 	ID     string // stable identifier, unique within the app (the node ID)
-	URL    string // base URL of the instance: "http://127.0.0.1:PORT", no path
+	URL    string // base URL of the instance, "http://HOST:PORT", no path (see the package doc)
 	NodeID string
 }
 
