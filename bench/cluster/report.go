@@ -122,7 +122,13 @@ func (r *report) render() string {
 		fmt.Fprintf(&b, "  %-50s %9s  %21s  %s\n", "from the SIGKILL to", "median", "min - max", "rounds")
 		row(&b, "its endpoints gone (control and edge)", f.gone, f.fails)
 		row(&b, "the app back at min elsewhere, in the edge", f.back, nil)
-		fmt.Fprintf(&b, "  bar: endpoints gone within the lease TTL (%s) plus the poll\n", c.leaseTTL)
+		if sp, ok := spreadOf(secs(f.gone)); ok {
+			word := "meets"
+			if sp.med > c.leaseTTL.Seconds() {
+				word = "misses"
+			}
+			fmt.Fprintf(&b, "  bar: endpoints gone within the lease TTL (%s): median %s, %s (etcd expires a lease up to about 0.5 s after its TTL)\n", c.leaseTTL, fmtSecs(sp.med), word)
+		}
 		fmt.Fprintf(&b, "%s\n", f.v.line(c))
 	}
 	if len(r.scale) > 0 || len(r.scaleErr) > 0 {
