@@ -43,7 +43,7 @@ func TestBenchTinyRound(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "results.txt")
 			c := config{
 				hosts: tc.hosts, agentHosts: 3, rounds: 1, leaseTTL: time.Second, scenarios: map[string]bool{},
-				scaleApps: 3, scaleAgents: 2, scaleRounds: 1, scaleSteady: 200 * time.Millisecond, scaleTimeout: time.Minute,
+				scaleApps: 3, scaleAgents: 2, scaleRounds: 1, scaleSteady: 200 * time.Millisecond, scaleLease: time.Second, scaleRetry: time.Second, scaleTimeout: time.Minute,
 				maxOther: 0.1, maxSteal: 0.02, mesh: meshBin, hello: hello, out: out,
 			}
 			for _, s := range tc.scenarios {

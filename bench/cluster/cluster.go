@@ -35,6 +35,7 @@ type setup struct {
 
 	etcdHosts  []*host
 	etcdURLs   []string
+	etcdPIDs   []int
 	ctlHost    *host
 	agentHosts []*host
 	embHost    *host
@@ -143,13 +144,14 @@ func (s *setup) startEtcd(ctx context.Context) {
 		s.etcdURLs = append(s.etcdURLs, m.client)
 	}
 	for _, m := range ms {
-		m.h.start(r, "etcd "+m.name, filepath.Join(s.dir, m.name+".etcd.log"), bin,
+		p := m.h.start(r, "etcd "+m.name, filepath.Join(s.dir, m.name+".etcd.log"), bin,
 			"--name", m.name, "--data-dir", filepath.Join(s.dir, m.name+".etcd"),
 			"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
 			"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
 			"--initial-cluster-token", filepath.Base(s.dir),
 			"--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn")
+		s.etcdPIDs = append(s.etcdPIDs, p.pid())
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: s.etcdURLs, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {

@@ -147,3 +147,36 @@ func (v verdict) line(c config) string {
 	return fmt.Sprintf("LOADED: numbers unreliable: in %d of %d measurements other processes used more than %.2f cores or steal passed %.0f%%; worst %.2f cores, steal up to %.1f%%",
 		v.loaded, v.n, c.maxOther, 100*c.maxSteal, v.worst, 100*v.maxSteal)
 }
+
+// ownCPU is the utime+stime ticks of one process, its children left out;
+// 0 when it is gone.
+func ownCPU(pid int) uint64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	end := bytes.LastIndexByte(b, ')')
+	if end < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[end+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	var sum uint64
+	for _, i := range []int{11, 12} {
+		if v, err := strconv.ParseUint(f[i], 10, 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// cpuOf sums ownCPU over pids.
+func cpuOf(pids []int) uint64 {
+	var sum uint64
+	for _, p := range pids {
+		sum += ownCPU(p)
+	}
+	return sum
+}

@@ -60,6 +60,8 @@ type config struct {
 	scaleAgents  int
 	scaleRounds  int
 	scaleSteady  time.Duration
+	scaleLease   time.Duration
+	scaleRetry   time.Duration
 	scaleTimeout time.Duration
 	maxOther     float64
 	maxSteal     float64
@@ -82,6 +84,8 @@ func run(args []string) int {
 	fs.IntVar(&c.scaleAgents, "scale-agents", 50, "agents of the scale scenario")
 	fs.IntVar(&c.scaleRounds, "scale-rounds", 1, "rounds of the scale scenario")
 	fs.DurationVar(&c.scaleSteady, "scale-steady", 5*time.Second, "how long etcd's load is measured once every plan is applied")
+	fs.DurationVar(&c.scaleLease, "scale-lease-ttl", 5*time.Second, "lease TTL of the scale scenario's Stores (the product's default lease_ttl)")
+	fs.DurationVar(&c.scaleRetry, "scale-retry", time.Second, "how often a refused agent claims again in the scale scenario (core/agent: 1s; 0: never)")
 	fs.DurationVar(&c.scaleTimeout, "scale-timeout", 10*time.Minute, "longest wait for every plan to be applied")
 	fs.Float64Var(&c.maxOther, "max-other-cpu", 0.1, "cores other processes may use during a measurement before it counts as LOADED")
 	fs.Float64Var(&c.maxSteal, "max-steal", 0.02, "share of CPU time the hypervisor may steal during a measurement before it counts as LOADED")

@@ -139,8 +139,8 @@ func (r *report) render() string {
 
 func (r *report) renderScale(b *strings.Builder) {
 	c := r.c
-	fmt.Fprintf(b, "\n## scale: %d apps (min = max = 1) and %d agents, store-level: each agent a core/fabric/etcd Store of its own (etcd client, lease, watch) in the bench process, claiming as core/agent does (at once, then every %s while refused) and registering an endpoint when it wins, no workload behind it; one more Store publishes the plans (the control), one watches the endpoints (an edge); %d rounds, each on a fresh prefix\n",
-		c.scaleApps, c.scaleAgents, claimRetry, c.scaleRounds)
+	fmt.Fprintf(b, "\n## scale: %d apps (min = max = 1) and %d agents, store-level: each agent a core/fabric/etcd Store of its own (etcd client, lease, watch) in the bench process, claiming as core/agent does (at once, then every %s while refused, again when revoked) and registering an endpoint when it wins, no workload behind it; one more Store publishes the plans (the control), one watches the endpoints (an edge); lease TTL %s; %d rounds, each on a fresh prefix\n",
+		c.scaleApps, c.scaleAgents, retryWords(c.scaleRetry), c.scaleLease, c.scaleRounds)
 	var open, pub, applied []time.Duration
 	var v verdict
 	for _, sr := range r.scale {
@@ -153,8 +153,8 @@ func (r *report) renderScale(b *strings.Builder) {
 	row(b, "every plan applied: each app's endpoint seen", applied, r.scaleErr)
 	if len(r.scale) > 0 {
 		last := r.scale[len(r.scale)-1]
-		fmt.Fprintf(b, "  claims in the last round: %d won, %d refused (retried), %d failed\n",
-			last.claims.won.Load(), last.claims.refused.Load(), last.claims.failed.Load())
+		fmt.Fprintf(b, "  claims in the last round: %d won, %d refused, %d failed, %d revoked (a lease lost: claimed again)\n",
+			last.claims.won.Load(), last.claims.refused.Load(), last.claims.failed.Load(), last.claims.revoked.Load())
 		fmt.Fprintf(b, "  etcd load, from its own /metrics (last round; puts, deletes and proposals: the leader's count, every member applies them; the rest summed over the members):\n")
 		fmt.Fprintf(b, "    %-24s %s\n", "", "while applying ("+fmtSecs(last.apply.secs)+")          steady, after ("+fmtSecs(last.steady.secs)+")")
 		for _, m := range []struct {
@@ -176,6 +176,8 @@ func (r *report) renderScale(b *strings.Builder) {
 			a, s := m.f(last.apply), m.f(last.steady)
 			fmt.Fprintf(b, "    %-24s %10.0f  %10.0f/s        %10.0f  %10.0f/s\n", m.what, a, rate(a, last.apply.secs), s, rate(s, last.steady.secs))
 		}
+		fmt.Fprintf(b, "  cores used from the first publish to the end (last round): %.2f by the bench process (all %d Stores' clients, caches and claims), %.2f by the 3 etcd members\n",
+			last.benchCores, c.scaleAgents+2, last.etcdCores)
 		g := last.apply.end
 		fmt.Fprintf(b, "    when applied: %.0f watchers on %.0f watch streams (%.0f slow), %.0f keys, db %.1f MiB\n",
 			g.watchers, g.streams, g.slow, g.keys, g.dbBytes/(1<<20))
@@ -188,4 +190,11 @@ func rate(n, secs float64) float64 {
 		return 0
 	}
 	return n / secs
+}
+
+func retryWords(d time.Duration) string {
+	if d <= 0 {
+		return "never"
+	}
+	return d.String()
 }

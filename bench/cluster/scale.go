@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,10 +16,6 @@ import (
 	"github.com/mycelium-mesh/mesh/core/fabric/etcd"
 )
 
-// claimRetry is how long a refused agent waits before it claims the app
-// again: what core/agent does.
-const claimRetry = time.Second
-
 // scaleRound is one round of the scale scenario.
 type scaleRound struct {
 	open    time.Duration // every Store open (client, lease, initial load)
@@ -28,23 +25,28 @@ type scaleRound struct {
 	steady  etcdLoad      // etcd over the steady window after
 	claims  claimCounts
 	u       usage
+	// Cores used from the first publish to the end of the steady window:
+	// by this process (every Store of the scenario) and by etcd.
+	benchCores, etcdCores float64
 }
 
-type claimCounts struct{ won, refused, failed atomic.Int64 }
+type claimCounts struct{ won, refused, failed, revoked atomic.Int64 }
 
 // runScale is the scale scenario, store-level: c.scaleAgents agents, each
 // a core/fabric/etcd Store of its own (its own etcd client, lease and
 // watch, as an agent host's process has) in this process, acting as
 // core/agent does on the fabric: on each plan it claims an instance
 // (Acquire) and, when it wins, registers an endpoint at once (there is no
-// workload behind it); when refused it claims again every second. One
+// workload behind it); when refused it claims again every c.scaleRetry
+// (core/agent: every second); when its claim is revoked (its lease was
+// lost) it withdraws the endpoint and claims again. One
 // more Store publishes the plans, as the control process does, and one
 // watches the endpoint table, as an edge does.
 func runScale(ctx context.Context, s *setup, round int) (*scaleRound, error) {
 	c := s.c
 	prefix := fmt.Sprintf("/bench-scale-%d/", round)
 	open := func() (*etcd.Store, error) {
-		return etcd.Open(ctx, etcd.Options{Endpoints: s.etcdURLs, Prefix: prefix, LeaseTTL: c.leaseTTL,
+		return etcd.Open(ctx, etcd.Options{Endpoints: s.etcdURLs, Prefix: prefix, LeaseTTL: c.scaleLease,
 			OpTimeout: 30 * time.Second, Logger: hclog.NewNullLogger()})
 	}
 	res := &scaleRound{}
@@ -78,7 +80,10 @@ func runScale(ctx context.Context, s *setup, round int) (*scaleRound, error) {
 	var awg sync.WaitGroup
 	for i, st := range agents {
 		awg.Add(1)
-		go func() { defer awg.Done(); simAgent(actx, st, fmt.Sprintf("sim%02d", i+1), i, &res.claims) }()
+		go func() {
+			defer awg.Done()
+			simAgent(actx, st, fmt.Sprintf("sim%02d", i+1), i, c.scaleRetry, &res.claims)
+		}()
 	}
 	defer awg.Wait()
 	defer stop()
@@ -94,6 +99,7 @@ func runScale(ctx context.Context, s *setup, round int) (*scaleRound, error) {
 		return nil, err
 	}
 	cpu0 := markCPU()
+	self0, etcd0 := ownCPU(os.Getpid()), cpuOf(s.etcdPIDs)
 	t0 = time.Now()
 	for _, app := range apps {
 		if err := ctl.PublishPlan(fabric.Plan{AppName: app, Digest: digest, Min: 1, Max: 1}); err != nil {
@@ -102,13 +108,20 @@ func runScale(ctx context.Context, s *setup, round int) (*scaleRound, error) {
 	}
 	res.publish = time.Since(t0)
 	timeout := time.After(c.scaleTimeout)
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	seen := 0
 	for done := false; !done; {
 		select {
 		case snap, ok := <-watch:
 			if !ok {
 				return nil, errors.New("endpoint watch ended")
 			}
-			done = len(snap.Apps) >= len(apps)
+			seen = len(snap.Apps)
+			done = seen >= len(apps)
+		case <-tick.C:
+			fmt.Fprintf(os.Stderr, "    %s: %d of %d apps with an endpoint; claims %d won, %d refused, %d failed, %d revoked\n",
+				ms(time.Since(t0)), seen, len(apps), res.claims.won.Load(), res.claims.refused.Load(), res.claims.failed.Load(), res.claims.revoked.Load())
 		case <-timeout:
 			return nil, fmt.Errorf("not every app had an endpoint within %s (%d claims won)", c.scaleTimeout, res.claims.won.Load())
 		case <-ctx.Done():
@@ -132,12 +145,21 @@ func runScale(ctx context.Context, s *setup, round int) (*scaleRound, error) {
 	}
 	res.steady = loadBetween(mid, end)
 	res.u = between(cpu0, markCPU())
+	if el := time.Since(t0).Seconds(); el > 0 {
+		res.benchCores = float64(ownCPU(os.Getpid())-self0) / userHZ / el
+		res.etcdCores = float64(cpuOf(s.etcdPIDs)-etcd0) / userHZ / el
+	}
 	return res, nil
 }
 
 // simAgent claims every planned app it does not hold, as an agent does:
-// at once when the plan arrives, then every claimRetry while refused.
-func simAgent(ctx context.Context, st *etcd.Store, node string, idx int, n *claimCounts) {
+// at once when the plan arrives, then every retry while refused (never
+// again when retry is 0), and again when a claim it held is revoked.
+func simAgent(ctx context.Context, st *etcd.Store, node string, idx int, retry time.Duration, n *claimCounts) {
+	never := time.Duration(1<<62 - 1)
+	if retry <= 0 {
+		retry = never
+	}
 	type want struct {
 		plan fabric.Plan
 		due  time.Time
@@ -161,11 +183,12 @@ func simAgent(ctx context.Context, st *etcd.Store, node string, idx int, n *clai
 		}
 	}()
 	held := map[string]*fabric.Lease{}
+	revoked := make(chan string, 64)
 	port := 10000
 	for {
 		now := time.Now()
 		var due []*want
-		next := now.Add(claimRetry)
+		next := now.Add(min(retry, time.Minute))
 		mu.Lock()
 		for _, w := range pending {
 			if !w.due.After(now) {
@@ -185,6 +208,16 @@ func simAgent(ctx context.Context, st *etcd.Store, node string, idx int, n *clai
 			case err == nil:
 				n.won.Add(1)
 				held[app] = l
+				go func() {
+					select {
+					case <-l.Revoked():
+						select {
+						case revoked <- app:
+						case <-ctx.Done():
+						}
+					case <-ctx.Done():
+					}
+				}()
 				port++
 				st.RegisterEndpoint(fabric.Endpoint{AppName: app, NodeID: node, Digest: w.plan.Digest,
 					URL: fmt.Sprintf("http://10.%d.%d.%d:%d", 100+idx/65536, idx/256%256, idx%256, port)})
@@ -193,15 +226,24 @@ func simAgent(ctx context.Context, st *etcd.Store, node string, idx int, n *clai
 				mu.Unlock()
 			case errors.Is(err, fabric.ErrBudgetExceeded):
 				n.refused.Add(1)
-				w.due = time.Now().Add(claimRetry)
+				w.due = time.Now().Add(retry)
 			default:
 				n.failed.Add(1)
-				w.due = time.Now().Add(claimRetry)
+				w.due = time.Now().Add(time.Second)
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case app := <-revoked:
+			n.revoked.Add(1)
+			delete(held, app)
+			st.DeregisterEndpoint(app, node)
+			if p, ok := st.Plan(app); ok {
+				mu.Lock()
+				pending[app] = &want{plan: p}
+				mu.Unlock()
+			}
 		case <-kick:
 		case <-time.After(time.Until(next)):
 		}
