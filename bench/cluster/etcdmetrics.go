@@ -24,6 +24,9 @@ type etcdMark struct {
 	// largest database and key count.
 	watchers, streams, slow float64
 	dbBytes, keys           float64
+	// Disk: WAL fsyncs and backend commits, summed over the members
+	// (seconds spent and how many), from etcd's histograms.
+	fsyncSecs, fsyncs, commitSecs, commits float64
 }
 
 func markEtcd(ctx context.Context, urls []string) (etcdMark, error) {
@@ -48,6 +51,9 @@ func markEtcd(ctx context.Context, urls []string) (etcdMark, error) {
 		m.slow += v("etcd_debugging_mvcc_slow_watcher_total")
 		m.dbBytes = max(m.dbBytes, v("etcd_mvcc_db_total_size_in_bytes"))
 		m.keys = max(m.keys, v("etcd_debugging_mvcc_keys_total"))
+		fs, fn := histOf(fams["etcd_disk_wal_fsync_duration_seconds"])
+		cs, cn := histOf(fams["etcd_disk_backend_commit_duration_seconds"])
+		m.fsyncSecs, m.fsyncs, m.commitSecs, m.commits = m.fsyncSecs+fs, m.fsyncs+fn, m.commitSecs+cs, m.commits+cn
 		if f := fams["grpc_server_handled_total"]; f != nil {
 			for _, mt := range f.GetMetric() {
 				m.byMethod[labelOf(mt, "grpc_method")] += value(mt)
@@ -63,6 +69,17 @@ func sumOf(f *dto.MetricFamily) float64 {
 		s += value(m)
 	}
 	return s
+}
+
+// histOf is the sum and count of a histogram family.
+func histOf(f *dto.MetricFamily) (sum, count float64) {
+	for _, m := range f.GetMetric() {
+		if h := m.GetHistogram(); h != nil {
+			sum += h.GetSampleSum()
+			count += float64(h.GetSampleCount())
+		}
+	}
+	return sum, count
 }
 
 func value(m *dto.Metric) float64 {
@@ -92,6 +109,7 @@ type etcdLoad struct {
 	puts, deletes, proposals               float64
 	txns, ranges, events, rxBytes, txBytes float64
 	byMethod                               map[string]float64
+	fsyncs, fsyncMean, commits, commitMean float64  // disk: counts and mean seconds
 	end                                    etcdMark // the gauges at the end
 }
 
@@ -100,6 +118,13 @@ func loadBetween(a, b etcdMark) etcdLoad {
 		puts: b.puts - a.puts, deletes: b.deletes - a.deletes, proposals: b.proposals - a.proposals,
 		txns: b.txns - a.txns, ranges: b.ranges - a.ranges, events: b.events - a.events,
 		rxBytes: b.rxBytes - a.rxBytes, txBytes: b.txBytes - a.txBytes}
+	l.fsyncs, l.commits = b.fsyncs-a.fsyncs, b.commits-a.commits
+	if l.fsyncs > 0 {
+		l.fsyncMean = (b.fsyncSecs - a.fsyncSecs) / l.fsyncs
+	}
+	if l.commits > 0 {
+		l.commitMean = (b.commitSecs - a.commitSecs) / l.commits
+	}
 	for k, v := range b.byMethod {
 		l.byMethod[k] = v - a.byMethod[k]
 	}

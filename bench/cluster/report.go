@@ -42,6 +42,9 @@ func fmtSecs(s float64) string {
 	if s >= 1 {
 		return fmt.Sprintf("%.2f s", s)
 	}
+	if s > 0 && s < 0.01 {
+		return fmt.Sprintf("%.1f ms", s*1000)
+	}
 	return fmt.Sprintf("%.0f ms", s*1000)
 }
 
@@ -175,6 +178,15 @@ func (r *report) renderScale(b *strings.Builder) {
 		} {
 			a, s := m.f(last.apply), m.f(last.steady)
 			fmt.Fprintf(b, "    %-24s %10.0f  %10.0f/s        %10.0f  %10.0f/s\n", m.what, a, rate(a, last.apply.secs), s, rate(s, last.steady.secs))
+		}
+		for _, d := range []struct {
+			what    string
+			n, mean func(etcdLoad) float64
+		}{
+			{"WAL fsyncs", func(l etcdLoad) float64 { return l.fsyncs }, func(l etcdLoad) float64 { return l.fsyncMean }},
+			{"backend commits", func(l etcdLoad) float64 { return l.commits }, func(l etcdLoad) float64 { return l.commitMean }},
+		} {
+			fmt.Fprintf(b, "    %-24s %10.0f  %9s mean        %10.0f  %9s mean\n", d.what, d.n(last.apply), fmtSecs(d.mean(last.apply)), d.n(last.steady), fmtSecs(d.mean(last.steady)))
 		}
 		fmt.Fprintf(b, "  cores used from the first publish to the end (last round): %.2f by the bench process (all %d Stores' clients, caches and claims), %.2f by the 3 etcd members\n",
 			last.benchCores, c.scaleAgents+2, last.etcdCores)
