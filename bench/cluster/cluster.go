@@ -69,11 +69,11 @@ func (s *setup) build(ctx context.Context) {
 		s.spores[sp.app+"-"+sp.v] = s.pack(sp.app, sp.v)
 	}
 	s.startEtcd(ctx)
-	s.ctlHost = s.net.addHost(r, "ctl")
+	s.ctlHost = s.net.addHost("ctl")
 	for i := range s.c.agentHosts {
-		s.agentHosts = append(s.agentHosts, s.net.addHost(r, fmt.Sprintf("agent%d", i)))
+		s.agentHosts = append(s.agentHosts, s.net.addHost(fmt.Sprintf("agent%d", i)))
 	}
-	s.embHost = s.net.addHost(r, "emb")
+	s.embHost = s.net.addHost("emb")
 
 	edgePort, adminPort := s.ctlHost.port(r, 8080), s.ctlHost.port(r, 9090)
 	s.edgeURL = "http://" + net.JoinHostPort(s.ctlHost.ip, fmt.Sprint(edgePort))
@@ -134,7 +134,7 @@ func (s *setup) startEtcd(ctx context.Context) {
 	var ms []member
 	var initial []string
 	for i := range 3 {
-		h := s.net.addHost(r, fmt.Sprintf("etcd%d", i))
+		h := s.net.addHost(fmt.Sprintf("etcd%d", i))
 		s.etcdHosts = append(s.etcdHosts, h)
 		m := member{h: h, name: fmt.Sprintf("m%d", i),
 			client: "http://" + net.JoinHostPort(h.ip, fmt.Sprint(h.port(r, 2379))),

@@ -181,7 +181,7 @@ func newNetwork(r *runner, want string) (*network, error) {
 }
 
 // addHost adds a host named name.
-func (n *network) addHost(r *runner, name string) *host {
+func (n *network) addHost(name string) *host {
 	if n.net != nil {
 		ns := n.net.AddHost(name)
 		return &host{name: name, ip: ns.IP, ns: ns}

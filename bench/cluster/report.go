@@ -142,7 +142,7 @@ func (r *report) render() string {
 
 func (r *report) renderScale(b *strings.Builder) {
 	c := r.c
-	fmt.Fprintf(b, "\n## scale: %d apps (min = max = 1) and %d agents, store-level: each agent a core/fabric/etcd Store of its own (etcd client, lease, watch) in the bench process, claiming as core/agent does (at once, then every %s while refused, again when revoked) and registering an endpoint when it wins, no workload behind it; one more Store publishes the plans (the control), one watches the endpoints (an edge); lease TTL %s; %d rounds, each on a fresh prefix\n",
+	fmt.Fprintf(b, "\n## scale: %d apps (min = max = 1) and %d agents, store-level: each agent a core/fabric/etcd Store of its own (etcd client, lease, watch) in the bench process, claiming as core/agent does (at once, then %s while refused, again when revoked) and registering an endpoint when it wins, no workload behind it; one more Store publishes the plans (the control), one watches the endpoints (an edge); lease TTL %s; %d rounds, each on a fresh prefix\n",
 		c.scaleApps, c.scaleAgents, retryWords(c.scaleRetry), c.scaleLease, c.scaleRounds)
 	var open, pub, applied []time.Duration
 	var v verdict
@@ -206,7 +206,7 @@ func rate(n, secs float64) float64 {
 
 func retryWords(d time.Duration) string {
 	if d <= 0 {
-		return "never"
+		return "never again"
 	}
-	return d.String()
+	return "every " + d.String()
 }
