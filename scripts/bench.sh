@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every benchmark scenario of the project and prints one summary table of
 # medians and ratios, also written to bench/results.txt. The edge load
-# scenario's own table (bench/edge/results.txt) is included whole; it says
-# whether the machine was busy while it ran.
+# scenario's own table (bench/edge/results.txt) and the cluster scenario's
+# (bench/cluster/results.txt) are included whole; each says whether the
+# machine was busy while it ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${BENCH_COUNT:-5}"
 out=bench/results.txt
 edge_out=bench/edge/results.txt
+cluster_out=bench/cluster/results.txt
 raw="$(mktemp -d)"
 trap 'rm -rf "$raw"' EXIT
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -34,6 +36,17 @@ if [ -d bench/edge ]; then
 	fi
 fi
 
+cluster_table=""
+if [ -d bench/cluster ]; then
+	echo "==> cluster scenario" >&2
+	rm -f "$cluster_out"
+	if make -s bench-cluster CLUSTER_OUT="$cluster_out" >&2; then
+		cluster_table="$cluster_out"
+	else
+		echo "cluster scenario failed" >&2
+	fi
+fi
+
 {
 	echo "# Mycelium Mesh benchmark summary"
 	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3)"
@@ -44,6 +57,10 @@ fi
 	if [ -n "$edge_table" ] && [ -f "$edge_table" ]; then
 		echo
 		cat "$edge_table"
+	fi
+	if [ -n "$cluster_table" ] && [ -f "$cluster_table" ]; then
+		echo
+		cat "$cluster_table"
 	fi
 } | tee "$out"
 echo "==> written to $out" >&2
