@@ -28,6 +28,7 @@ func troubledSnapshot() mesh.ConsoleSnapshot {
 	crash := "exit status 3; last stderr: panic: open /etc/echo/config.toml: no such file or directory " + strings.Repeat("(more detail) ", 8)
 	return mesh.ConsoleSnapshot{
 		SchemaVersion: mesh.SchemaVersion,
+		Roles:         []string{"control", "agents", "edge"},
 		Status: mesh.Status{
 			SchemaVersion: mesh.SchemaVersion, Started: now.Add(-time.Hour), Nodes: []string{"n1"},
 			Apps: []mesh.AppStatus{
@@ -51,7 +52,7 @@ func troubledSnapshot() mesh.ConsoleSnapshot {
 			"echo": {{ID: "echo-4", Seq: 4, App: "echo", Digest: d2, State: rollout.Reverted, Who: "root (uid 0)", Started: now.Add(-3 * time.Minute),
 				Progress: rollout.Progress{Desired: 1}, Detail: "no instance of the new version became healthy before the progress deadline"}},
 		},
-		Sites: []mesh.Site{{ID: "docs", Domains: []string{"docs.example.test"}, Snapshot: "sha256:" + strings.Repeat("3", 64), Updated: now.Add(-time.Minute)}},
+		Sites: []mesh.SiteView{{ID: "docs", Domains: []string{"docs.example.test"}, Snapshot: "sha256:" + strings.Repeat("3", 64), Updated: now.Add(-time.Minute)}},
 	}
 }
 
@@ -94,7 +95,13 @@ func TestConsolePageShowsWhatIsWrong(t *testing.T) {
 	var mode atomic.Value // "", "down" or "signed-out"
 	mode.Store("")
 	con := console.New(console.Options{
-		Snapshot: func() any { return troubledSnapshot() },
+		Snapshot: func() any {
+			doc := troubledSnapshot()
+			if mode.Load() == "edge-only" { // `mesh edge` in a cluster
+				doc.Roles, doc.History = []string{"edge"}, nil
+			}
+			return doc
+		},
 		Events:   fakeEvents(stop),
 		Loopback: true,
 	})
@@ -161,6 +168,9 @@ func TestConsolePageShowsWhatIsWrong(t *testing.T) {
 		return !p.hidden && p.textContent.includes("Signed out") && !!p.querySelector('a[href="/console/login"]'); })()`)
 	mode.Store("")
 	b.poll("the problem gone once it answers", `document.getElementById("problem").hidden`)
+	mode.Store("edge-only")
+	b.poll("an edge saying rollouts are not its own", `(() => { const p = document.getElementById("no-control");
+		return !!p && p.textContent.includes("-roles control,edge") && !document.getElementById("no-active-rollouts"); })()`)
 
 	b.mu.Lock()
 	var kept []string

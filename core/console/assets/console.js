@@ -188,6 +188,9 @@
       parts.push(scroll("rollouts in progress", el("table", { id: "rollouts-active" },
         el("thead", {}, el("tr", {}, ...["rollout", "app", "digest", "state", "progress", "started", "who", "detail"].map((h) => el("th", {}, h)))),
         el("tbody", {}, ...active.map((a) => rolloutRow(a.rollout))))));
+    } else if (!(doc.roles || ["control"]).includes("control")) {
+      parts.push(el("p", { class: "muted", id: "no-control" },
+        "This process (" + doc.roles.join(", ") + ") does not run rollouts: the cluster's control process does, and a console on a process running the control and edge roles together (mesh run -roles control,edge) shows them."));
     } else {
       parts.push(el("p", { class: "muted", id: "no-active-rollouts" }, "No rollout in progress."));
     }
