@@ -196,8 +196,9 @@
     }
     const hist = doc.history || {};
     const rows = [];
+    const inProgress = new Set(active.map((a) => a.rollout.id)); // shown above
     for (const app of Object.keys(hist).sort()) {
-      for (const r of hist[app] || []) rows.push(rolloutRow(r));
+      for (const r of hist[app] || []) if (!inProgress.has(r.id)) rows.push(rolloutRow(r));
     }
     if (rows.length) {
       parts.push(el("h3", {}, "History"));
