@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,13 +42,25 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		{[]string{"status", "a", "b"}, want{exitUsage, "", "unexpected arguments [b]"}},
 		{[]string{"pack"}, want{exitUsage, "", "Usage: mesh pack"}},
 	}
-	for _, name := range visibleCommands() {
+	// Every command in the registry, the hidden ones the mesh starts
+	// itself included: help on stdout, an unknown flag on stderr.
+	for _, name := range allCommands() {
 		for _, h := range []string{"-h", "--help"} {
 			tests = append(tests, struct {
 				args []string
 				want
 			}{[]string{name, h}, want{exitOK, "Usage: mesh " + name, ""}})
 		}
+		tests = append(tests, struct {
+			args []string
+			want
+		}{[]string{name, "-no-such-flag"}, want{exitUsage, "", "flag provided but not defined: -no-such-flag\nUsage: mesh " + name}})
+	}
+	for _, args := range [][]string{{"cgroup-exec"}, {"log-relay"}, {"log-relay", "a", "b"}, {"plugin-serve", "health"}} {
+		tests = append(tests, struct {
+			args []string
+			want
+		}{args, want{exitUsage, "", "Usage: mesh " + args[0]}})
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -69,6 +82,16 @@ func TestHelpAndUsageErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// allCommands returns the name of every registered command, hidden or not.
+func allCommands() []string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // flagLine is a flag with a value in PrintDefaults output: "  -name PLACEHOLDER".

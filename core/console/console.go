@@ -27,6 +27,7 @@
 package console
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"embed"
 	"encoding/json"
@@ -160,6 +161,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		if r.URL.Query().Has("wrong") {
+			b = bytes.Replace(b, []byte("<!--wrong-->"), []byte(wrongToken), 1)
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(b)
 	case http.MethodPost:
@@ -177,6 +181,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
 }
+
+// wrongToken is what the sign-in form says after a wrong token.
+const wrongToken = `<p class="bad" role="alert">That is not the control token of this mesh. Try again.</p>`
 
 // loopbackHost reports whether the Host header names a loopback address
 // or localhost.

@@ -136,6 +136,36 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// TestLoginForm: the form says so when the token sent was wrong, and only
+// then.
+func TestLoginForm(t *testing.T) {
+	base := serve(t, New(Options{Token: "s3cret-token"}))
+	for _, tt := range []struct {
+		path  string
+		wrong bool
+	}{
+		{"/console/login", false},
+		{"/console/login?wrong=1", true},
+	} {
+		resp, err := http.Get(base + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s %v", tt.path, resp.Status, err)
+		}
+		page := string(body)
+		if !strings.Contains(page, `<label for="token">`) || !strings.Contains(page, `id="token"`) {
+			t.Errorf("GET %s: the token field has no label:\n%s", tt.path, page)
+		}
+		if got := strings.Contains(page, "not the control token"); got != tt.wrong {
+			t.Errorf("GET %s: says the token was wrong = %v, want %v:\n%s", tt.path, got, tt.wrong, page)
+		}
+	}
+}
+
 func TestLoopbackHost(t *testing.T) {
 	for host, want := range map[string]bool{
 		"127.0.0.1:9090": true, "127.0.0.1": true, "[::1]:9090": true, "localhost:80": true, "LOCALHOST": true,

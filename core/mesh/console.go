@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/mycelium-mesh/mesh/core/config"
 	"github.com/mycelium-mesh/mesh/core/console"
@@ -18,14 +20,19 @@ const consoleHistory = 5
 
 // ConsoleSnapshot is what the console renders: GET /console/api/snapshot.
 type ConsoleSnapshot struct {
-	SchemaVersion int                          `json:"schema_version"`
-	Status        Status                       `json:"status"`
-	History       map[string][]rollout.Rollout `json:"history"`
-	Sites         []Site                       `json:"sites"`
+	SchemaVersion int `json:"schema_version"`
+	// Roles are the parts of the mesh the process serving the console
+	// runs ("control,agents,edge" for `mesh run`): in a cluster, an edge
+	// alone sees no rollouts and no instances but through their endpoints.
+	Roles   []string                     `json:"roles"`
+	Status  Status                       `json:"status"`
+	History map[string][]rollout.Rollout `json:"history"`
+	Sites   []SiteView                   `json:"sites"`
 }
 
 func (m *Mesh) consoleSnapshot() any {
-	doc := ConsoleSnapshot{SchemaVersion: SchemaVersion, Status: m.Status(), History: map[string][]rollout.Rollout{}, Sites: []Site{}}
+	doc := ConsoleSnapshot{SchemaVersion: SchemaVersion, Roles: strings.Split(m.roles().String(), ","),
+		Status: m.Status(), History: map[string][]rollout.Rollout{}, Sites: []SiteView{}}
 	for _, a := range doc.Status.Apps {
 		if h, err := m.History(a.Name, consoleHistory); err == nil {
 			doc.History[a.Name] = h
@@ -33,7 +40,9 @@ func (m *Mesh) consoleSnapshot() any {
 	}
 	if s, err := m.siteStore(); err == nil {
 		s.mu.Lock()
-		doc.Sites = s.listLocked()
+		for _, site := range s.listLocked() {
+			doc.Sites = append(doc.Sites, SiteView(site))
+		}
 		s.mu.Unlock()
 	}
 	return doc
@@ -61,4 +70,17 @@ func (m *Mesh) edgeTotals() map[string]edge.AppTotals {
 		return nil
 	}
 	return e.Totals()
+}
+
+// SiteView is one site served, in the console's snapshot: siteapi.Site
+// (GET /v1/sites, whose keys the site API fixes) with the snake_case keys
+// of the mesh's other documents.
+type SiteView struct {
+	ID       string    `json:"id"`
+	Domains  []string  `json:"domains"`
+	Snapshot string    `json:"snapshot,omitempty"`
+	NotFound string    `json:"not_found,omitempty"`
+	App      string    `json:"app,omitempty"`
+	Content  string    `json:"content,omitempty"`
+	Updated  time.Time `json:"updated"`
 }

@@ -243,7 +243,8 @@ func TestConsoleInBrowser(t *testing.T) {
 			<-deployDone
 		}
 	})
-	b.poll("the rollout in progress", fmt.Sprintf(`!!document.querySelector('#rollouts-active tr[data-digest=%q]')`, v2))
+	b.poll("the rollout in progress", fmt.Sprintf(`!!document.querySelector('#rollouts-active tr[data-digest=%q]')
+		&& !document.querySelector('#rollouts-history tr[data-digest=%q]')`, v2, v2)) // listed once, not in the history yet
 	b.screenshot("rollout-progress")
 	b.poll("the rollout succeeded", fmt.Sprintf(`!!document.querySelector('#rollouts-history tr[data-digest=%q][data-state="succeeded"]')
 		&& !document.querySelector('#rollouts-active')`, v2))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mycelium-mesh/mesh/core/events"
@@ -127,7 +128,10 @@ func (rs *rollouts) emitStep(before rollout.Rollout, r *rollout.Rollout, reverte
 // (the last tail events when tail is set), then with follow=1 every new
 // event until the client goes. Each event is a JSON line (EventLine); a
 // client sending Accept: text/event-stream gets server-sent events instead,
-// one `data:` line each, as a browser's EventSource expects.
+// one `data:` line each, as a browser's EventSource expects, with an id
+// (RUN.SEQ): an EventSource that reconnects sends back the last one it got
+// (Last-Event-ID) and receives only the events after it, not the history
+// again.
 func (m *Mesh) handleEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := events.Filter{App: q.Get("app")}
@@ -150,7 +154,12 @@ func (m *Mesh) handleEvents(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hist = m.events.Recent(f)
 	}
-	if tail >= 0 && len(hist) > tail {
+	run := m.eventRun()
+	if after, ok := resumeAfter(r.Header.Get("Last-Event-ID"), run); sse && ok {
+		// A browser reconnecting: only what it has not seen yet, whatever
+		// the tail it asked for the first time.
+		hist = since(hist, after)
+	} else if tail >= 0 && len(hist) > tail {
 		hist = hist[len(hist)-tail:]
 	}
 	if sse {
@@ -164,6 +173,11 @@ func (m *Mesh) handleEvents(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(bw)
 	write := func(e events.Event) error {
 		if sse {
+			if e.Seq != 0 { // events.lost has none: the last id stays
+				if _, err := fmt.Fprintf(bw, "id: %s.%d\n", run, e.Seq); err != nil {
+					return err
+				}
+			}
 			if _, err := bw.WriteString("data: "); err != nil {
 				return err
 			}
@@ -228,6 +242,37 @@ func (m *Mesh) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// eventRun names this run of the mesh in the ids of server-sent events
+// ("RUN.SEQ"): seq starts again at 1 when the mesh restarts, so an id of an
+// earlier run says nothing about what a browser has seen of this one.
+func (m *Mesh) eventRun() string {
+	if m.started.IsZero() {
+		return "0"
+	}
+	return strconv.FormatInt(m.started.UnixNano(), 36)
+}
+
+// resumeAfter reads the Last-Event-ID a reconnecting EventSource sends:
+// the seq of the last event it received, when that id is of this run.
+func resumeAfter(id, run string) (uint64, bool) {
+	r, seq, ok := strings.Cut(id, ".")
+	if !ok || r != run {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(seq, 10, 64)
+	return n, err == nil
+}
+
+// since returns the events of hist after seq.
+func since(hist []events.Event, seq uint64) []events.Event {
+	for i, e := range hist {
+		if e.Seq > seq {
+			return hist[i:]
+		}
+	}
+	return nil
 }
 
 // EventsQuery selects the events Client.Events streams.

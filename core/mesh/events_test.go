@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -113,22 +114,32 @@ func TestEventsHandler(t *testing.T) {
 		name   string
 		query  string
 		accept string
+		lastID string // Last-Event-ID: an EventSource reconnecting
 		code   int
 		seqs   []uint64
 		sse    bool
 	}{
-		{"all", "", "", 200, []uint64{1, 2, 3, 4}, false},
-		{"one app", "?app=a", "", 200, []uint64{1, 3, 4}, false},
-		{"tail", "?app=a&tail=2", "", 200, []uint64{3, 4}, false},
-		{"tail zero", "?tail=0", "", 200, nil, false},
-		{"bad tail", "?tail=-1", "", 400, nil, false},
-		{"sse", "?app=b", "text/event-stream", 200, []uint64{2}, true},
+		{"all", "", "", "", 200, []uint64{1, 2, 3, 4}, false},
+		{"one app", "?app=a", "", "", 200, []uint64{1, 3, 4}, false},
+		{"tail", "?app=a&tail=2", "", "", 200, []uint64{3, 4}, false},
+		{"tail zero", "?tail=0", "", "", 200, nil, false},
+		{"bad tail", "?tail=-1", "", "", 400, nil, false},
+		{"sse", "?app=b", "text/event-stream", "", 200, []uint64{2}, true},
+		{"sse resumed", "?tail=1", "text/event-stream", "0.2", 200, []uint64{3, 4}, true},
+		{"sse resumed, one app", "?app=a&tail=1", "text/event-stream", "0.1", 200, []uint64{3, 4}, true},
+		{"sse resumed, all seen", "?tail=3", "text/event-stream", "0.4", 200, nil, true},
+		{"sse, id of an earlier run", "?tail=1", "text/event-stream", "kq3v.2", 200, []uint64{4}, true},
+		{"sse, id not ours", "?tail=1", "text/event-stream", "2", 200, []uint64{4}, true},
+		{"json lines ignore the id", "?tail=1", "", "0.2", 200, []uint64{4}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", srv.URL+tt.query, nil)
 			if tt.accept != "" {
 				req.Header.Set("Accept", tt.accept)
+			}
+			if tt.lastID != "" {
+				req.Header.Set("Last-Event-ID", tt.lastID)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -142,11 +153,16 @@ func TestEventsHandler(t *testing.T) {
 				return
 			}
 			var seqs []uint64
+			var id string
 			sc := bufio.NewScanner(resp.Body)
 			for sc.Scan() {
 				line := sc.Text()
 				if tt.sse {
 					if line == "" {
+						continue
+					}
+					if v, ok := strings.CutPrefix(line, "id: "); ok {
+						id = v
 						continue
 					}
 					var ok bool
@@ -160,6 +176,9 @@ func TestEventsHandler(t *testing.T) {
 				}
 				if e.SchemaVersion != SchemaVersion || e.Type != string(events.PlanPublished) {
 					t.Fatalf("line %q", line)
+				}
+				if want := fmt.Sprintf("0.%d", e.Seq); tt.sse && id != want {
+					t.Fatalf("event %d has id %q, want %q", e.Seq, id, want)
 				}
 				seqs = append(seqs, e.Seq)
 			}

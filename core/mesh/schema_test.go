@@ -23,11 +23,12 @@ var jsonDocuments = []struct {
 	name string
 	v    any
 }{
-	{"status", Status{}},                  // GET /v1/status, mesh status -json
-	{"history", HistoryResponse{}},        // GET /v1/apps/{app}/history, mesh history -json
-	{"reload_plan", ReloadPlan{}},         // mesh reload -json
-	{"reload_response", reloadResponse{}}, // POST /v1/reload
-	{"event", EventLine{}},                // each line of GET /v1/events, mesh events -json
+	{"status", Status{}},                    // GET /v1/status, mesh status -json
+	{"history", HistoryResponse{}},          // GET /v1/apps/{app}/history, mesh history -json
+	{"reload_plan", ReloadPlan{}},           // mesh reload -json
+	{"reload_response", reloadResponse{}},   // POST /v1/reload
+	{"event", EventLine{}},                  // each line of GET /v1/events, mesh events -json
+	{"console_snapshot", ConsoleSnapshot{}}, // GET /console/api/snapshot on the admin listener
 }
 
 var snakeKey = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)

@@ -12,6 +12,9 @@
   let series = { apps: {} };
   let refreshTimer = null;
   let inFlight = false;
+  let lostSince = null;
+  let lastRun = null; // the mesh run of the last event (its id is RUN.SEQ)
+  let lastSeq = 0;
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
@@ -26,6 +29,16 @@
       e.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
     return e;
+  }
+
+  // scroll wraps a table in a region that scrolls sideways on a narrow
+  // screen (the page itself never does) and can be reached with Tab.
+  function scroll(label, table) {
+    return el("div", { class: "scroll", tabIndex: 0, role: "region", ariaLabel: label }, table);
+  }
+
+  function plural(n, one, many) {
+    return n + " " + (n === 1 ? one : many);
   }
 
   function short(d) {
@@ -117,9 +130,19 @@
       if (!byApp.has(i.app)) byApp.set(i.app, []);
       byApp.get(i.app).push(i);
     }
+    // Instances on other hosts of a cluster are not this process's: they
+    // show through the endpoints they registered.
+    for (const a of st.apps || []) {
+      const local = new Set((byApp.get(a.name) || []).map((i) => i.node_id));
+      for (const ep of a.endpoints || []) {
+        if (local.has(ep.node_id)) continue;
+        if (!byApp.has(a.name)) byApp.set(a.name, []);
+        byApp.get(a.name).push({ remote: true, app: a.name, node_id: ep.node_id, url: ep.url, digest: ep.digest });
+      }
+    }
     const parts = [];
     for (const [app, list] of byApp) {
-      const rows = list.map((i) =>
+      const rows = list.map((i) => i.remote ? remoteRow(i) :
         el("tr", { "data-instance": i.instance, "data-app": i.app, "data-node": i.node_id, "data-state": i.state, "data-pid": i.pid },
           el("td", { "data-field": "node" }, i.node_id),
           el("td", { class: "mono", "data-field": "instance" }, i.instance),
@@ -131,12 +154,29 @@
           el("td", { "data-field": "restarts" }, i.restarts),
           el("td", { class: "err", "data-field": "last_error", title: i.last_error || "" }, i.last_error || "")));
       parts.push(el("h3", {}, app),
-        el("table", { "data-instances-of": app },
+        scroll("instances of " + app, el("table", { "data-instances-of": app },
           el("thead", {}, el("tr", {}, ...["node", "instance", "digest", "state", "pid", "port", "uptime", "restarts", "last error"].map((h) => el("th", {}, h)))),
-          el("tbody", {}, ...rows)));
+          el("tbody", {}, ...rows))));
     }
     if (!parts.length) parts.push(el("p", { class: "muted" }, "No instances."));
     box.replaceChildren(...parts);
+  }
+
+  function remoteRow(i) {
+    let port = "";
+    try {
+      port = new URL(i.url).port;
+    } catch (e) {
+      port = "";
+    }
+    return el("tr", { "data-remote": "1", "data-app": i.app, "data-node": i.node_id, "data-state": "serving" },
+      el("td", { "data-field": "node" }, i.node_id),
+      el("td", { class: "muted" }, "on another host"),
+      el("td", { class: "mono", title: i.digest || "" }, short(i.digest)),
+      stateCell("serving"),
+      el("td", {}, ""),
+      el("td", { "data-field": "port", title: i.url }, port),
+      el("td", { class: "muted", colSpan: 3 }, "seen through its endpoint " + i.url + "; pid, uptime and restarts are on that host (mesh status there)"));
   }
 
   function renderRollouts(doc) {
@@ -145,22 +185,26 @@
     const active = (doc.status.apps || []).filter((a) => a.rollout);
     if (active.length) {
       parts.push(el("h3", {}, "In progress"));
-      parts.push(el("table", { id: "rollouts-active" },
-        el("thead", {}, el("tr", {}, ...["rollout", "app", "digest", "state", "progress", "started", "who"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, ...active.map((a) => rolloutRow(a.rollout)))));
+      parts.push(scroll("rollouts in progress", el("table", { id: "rollouts-active" },
+        el("thead", {}, el("tr", {}, ...["rollout", "app", "digest", "state", "progress", "started", "who", "detail"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, ...active.map((a) => rolloutRow(a.rollout))))));
+    } else if (!(doc.roles || ["control"]).includes("control")) {
+      parts.push(el("p", { class: "muted", id: "no-control" },
+        "This process (" + doc.roles.join(", ") + ") does not run rollouts: the cluster's control process does, and a console on a process running the control and edge roles together (mesh run -roles control,edge) shows them."));
     } else {
       parts.push(el("p", { class: "muted", id: "no-active-rollouts" }, "No rollout in progress."));
     }
     const hist = doc.history || {};
     const rows = [];
+    const inProgress = new Set(active.map((a) => a.rollout.id)); // shown above
     for (const app of Object.keys(hist).sort()) {
-      for (const r of hist[app] || []) rows.push(rolloutRow(r));
+      for (const r of hist[app] || []) if (!inProgress.has(r.id)) rows.push(rolloutRow(r));
     }
     if (rows.length) {
       parts.push(el("h3", {}, "History"));
-      parts.push(el("table", { id: "rollouts-history" },
+      parts.push(scroll("rollout history", el("table", { id: "rollouts-history" },
         el("thead", {}, el("tr", {}, ...["rollout", "app", "digest", "state", "progress", "started", "who", "detail"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, ...rows)));
+        el("tbody", {}, ...rows))));
     }
     box.replaceChildren(...parts);
   }
@@ -199,7 +243,8 @@
     if (!snapshot) return;
     const st = snapshot.status;
     document.getElementById("summary").textContent =
-      (st.nodes || []).length + " nodes, " + (st.apps || []).length + " apps, up " + ago(st.started);
+      plural((st.nodes || []).length, "node", "nodes") + ", " + plural((st.apps || []).length, "app", "apps") + ", up " + ago(st.started);
+    renderAttention(snapshot);
     renderApps(st);
     renderInstances(st);
     renderRollouts(snapshot);
@@ -208,9 +253,62 @@
     document.body.dataset.rendered = String(Number(document.body.dataset.rendered || 0) + 1);
   }
 
+  // renderAttention lists, above everything, what needs a look: apps
+  // short of instances, failed instances, plugins not running, rollouts
+  // that failed.
+  function renderAttention(doc) {
+    const st = doc.status;
+    const items = [];
+    const lastError = (app) => {
+      const failed = (st.instances || []).filter((i) => i.app === app && i.state === "failed" && i.last_error);
+      return failed.length ? failed[failed.length - 1].last_error : "";
+    };
+    for (const a of st.apps || []) {
+      if (a.degraded) {
+        const why = lastError(a.name);
+        items.push(el("li", { "data-app": a.name }, el("b", {}, a.name), " is degraded: " + a.ready + " of " + a.desired + " ready, fewer endpoints than its min of " + a.min + (why ? ". Last error: " + why : "")));
+      } else if (!a.rollout && a.desired > 0 && a.ready < a.desired) {
+        items.push(el("li", { "data-app": a.name }, el("b", {}, a.name), " has " + a.ready + " of " + a.desired + " instances ready"));
+      }
+    }
+    for (const p of st.plugins || []) {
+      if (p.state !== "running") {
+        items.push(el("li", { "data-plugin": p.kind + "/" + p.name }, el("b", {}, "plugin " + p.kind + "/" + p.name), " is " + p.state + (p.last_error ? ": " + p.last_error : "")));
+      }
+    }
+    for (const app of Object.keys(doc.history || {}).sort()) {
+      const r = (doc.history[app] || [])[0]; // the newest
+      if (r && (r.state === "failed" || r.state === "reverted")) {
+        items.push(el("li", { "data-rollout": r.id }, el("b", {}, "rollout " + r.id), " of " + app + " " + r.state + (r.detail ? ": " + r.detail : "")));
+      }
+    }
+    const box = document.getElementById("attention");
+    box.querySelector("ul").replaceChildren(...items);
+    box.hidden = items.length === 0;
+  }
+
+  // problem says, at the top of the page, why what it shows may be stale;
+  // null clears it.
+  function problem(msg, link) {
+    const box = document.getElementById("problem");
+    if (!msg) {
+      box.hidden = true;
+      return;
+    }
+    box.replaceChildren(msg, link ? el("a", { href: link.href }, link.text) : "");
+    box.hidden = false;
+  }
+
+  class HTTPError extends Error {
+    constructor(path, status) {
+      super(path + ": HTTP " + status);
+      this.status = status;
+    }
+  }
+
   async function getJSON(path) {
     const r = await fetch(api + path, { cache: "no-store", credentials: "same-origin" });
-    if (!r.ok) throw new Error(path + ": " + r.status);
+    if (!r.ok) throw new HTTPError(path, r.status);
     return r.json();
   }
 
@@ -222,8 +320,16 @@
       snapshot = doc;
       series = m || { apps: {} };
       render();
+      lostSince = null;
+      problem(null);
     } catch (e) {
       setLive("reconnecting");
+      if (e.status === 401) {
+        problem("Signed out: the mesh wants its control token again. ", { href: "/console/login", text: "Sign in" });
+      } else {
+        lostSince = lostSince || new Date();
+        problem("Cannot reach the mesh since " + lostSince.toLocaleTimeString() + " (" + e.message + "); this page shows what it last said and keeps trying.");
+      }
     } finally {
       inFlight = false;
     }
@@ -258,13 +364,26 @@
     const list = document.getElementById("events");
     const es = new EventSource(api + "events?follow=1&tail=50");
     es.onopen = () => setLive("live");
-    es.onerror = () => setLive("reconnecting"); // EventSource reconnects by itself
+    es.onerror = () => {
+      setLive("reconnecting");
+      // EventSource reconnects by itself after a dropped connection, but
+      // gives up on an answer that is not a stream (a 401, a proxy's 502):
+      // start over then.
+      if (es.readyState === EventSource.CLOSED) setTimeout(follow, 3000);
+    };
     es.onmessage = (m) => {
       let e;
       try {
         e = JSON.parse(m.data);
       } catch (err) {
         return;
+      }
+      const [run, seq] = (m.lastEventId || "").split(".");
+      if (e.seq && run && run === lastRun && Number(seq) <= lastSeq) return; // seen (a new stream's history)
+      if (e.seq && run) {
+        if (lastRun && run !== lastRun) list.prepend(el("li", { class: "muted", "data-type": "mesh.restarted" }, "— the mesh restarted: its events start again at 1 —"));
+        lastRun = run;
+        lastSeq = Number(seq);
       }
       list.prepend(el("li", { "data-type": e.type, "data-seq": e.seq }, eventText(e)));
       while (list.children.length > keepEvents) list.lastChild.remove();
