@@ -2,7 +2,11 @@ package mesh_test
 
 import (
 	"context"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +21,8 @@ import (
 //
 //   - placement: instances spread one per host, endpoints carry the
 //     hosts' addresses, max holds cluster-wide;
+//   - spores across hosts: each agent host's own repo holds what it runs,
+//     fetched from the control process's listener, which wants the token;
 //   - every process of an agent host SIGKILLed: its endpoints gone within
 //     the lease TTL, its instances back on the other hosts up to min;
 //   - an agent host's link down, then healed: another host takes over, and
@@ -44,6 +50,42 @@ func TestClusterAcrossHosts(t *testing.T) {
 		}
 		if n := len(endpointsOf(st, "billing")); n != 2 {
 			t.Errorf("billing has %d endpoints, want its max 2", n)
+		}
+	})
+
+	t.Run("spores fetched across hosts", func(t *testing.T) {
+		st, _ := c.status()
+		for _, app := range st.Apps {
+			for _, ep := range app.Endpoints {
+				node := strings.SplitN(ep.NodeID, "-", 2)[0] // host0 or host0-n1
+				blob := filepath.Join(c.dir, node, "repo", strings.TrimPrefix(ep.Digest, "sha256:")+".spore")
+				if _, err := os.Stat(blob); err != nil {
+					t.Errorf("%s on %s: spore not in the agent host's own repo: %v", app.Name, ep.NodeID, err)
+				}
+			}
+		}
+		if _, err := os.Stat(filepath.Join(c.dir, "repo")); !os.IsNotExist(err) {
+			t.Errorf("a shared repo directory exists (%v): every process should have its own", err)
+		}
+		// The control listener is off loopback, but every route, the
+		// spores' too, wants the token.
+		url := "http://" + c.controlAddr() + "/v1/spores/" + endpointsOf(st, "web")[0].Digest
+		for _, tc := range []struct {
+			token string
+			want  int
+		}{{"", http.StatusUnauthorized}, {"wrong-token", http.StatusUnauthorized}, {clusterToken, http.StatusOK}} {
+			req, _ := http.NewRequest(http.MethodHead, url, nil)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := c.clientHTTP(1).Do(req)
+			if err != nil {
+				t.Fatalf("HEAD a spore from the client host: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("HEAD a spore with token %q from the client host: %s, want %d", tc.token, resp.Status, tc.want)
+			}
 		}
 	})
 

@@ -28,16 +28,53 @@ import (
 // etcd cluster with one member per host, an agent process (`mesh agent`)
 // on each of three hosts, the control process (`mesh run -roles control`)
 // and an edge (`mesh edge`) on a fourth, and clients on a fifth that reach
-// the apps through the edge only.
+// the apps through the edge only. Every process has its own data, run and
+// repo directories: agents fetch spores from the control process's TCP
+// listener with the bundled http repo backend, and adopt their workloads
+// when they restart.
 
 // clusterLeaseTTL is the fabric lease of every mesh process: a lost host's
 // endpoints and claims expire after it.
 const clusterLeaseTTL = 2 * time.Second
 
-// repoBlock is where every host gets spores from: the hosts share this
-// machine's filesystem, so one local repo directory serves them all.
+// clusterToken is the control token of the harness's control process;
+// agents send it to fetch spores (clusterTokenFile).
+const clusterToken = "cluster-harness-control-token"
+
+// clusterControlPort is the control process's TCP listener, on the edge
+// host's address, where agents on the other hosts fetch spores.
+const clusterControlPort = "7070"
+
+// repoBlock is a repo directory shared by every process of a test: the
+// loopback roles test runs them all on this machine's filesystem.
 func repoBlock(dir string) string {
 	return fmt.Sprintf("repo { dir = %q }\n", filepath.Join(dir, "repo"))
+}
+
+// hostRepoBlock is the repo of one process of the namespace harness: its
+// own directory, and for an agent the bundled http backend against the
+// control process on another host, so spores cross hosts over the network
+// as they do between machines.
+func (c *clusterEnv) hostRepoBlock(node, role string) string {
+	dir := filepath.Join(c.dir, node, "repo")
+	if role != "agent" {
+		return fmt.Sprintf("repo { dir = %q }\n", dir)
+	}
+	return fmt.Sprintf("repo {\n  dir = %q\n  backend = \"http\"\n  url = %q\n  token_file = %q\n}\n",
+		dir, "http://"+c.controlAddr(), filepath.Join(c.dir, "control.token"))
+}
+
+// controlAddr is the control process's TCP listener.
+func (c *clusterEnv) controlAddr() string { return net.JoinHostPort(c.edgeH.IP, clusterControlPort) }
+
+// controlBlock is the control block of a process: a unix socket, and for
+// the control process a TCP listener off loopback with the token.
+func (c *clusterEnv) controlBlock(node, role string) string {
+	sock := filepath.Join(c.dir, node, "control.sock")
+	if role != "control" {
+		return fmt.Sprintf("control { socket = %q }\n", sock)
+	}
+	return fmt.Sprintf("control {\n  socket = %q\n  listen = %q\n  token  = %q\n}\n", sock, c.controlAddr(), clusterToken)
 }
 
 type clusterEnv struct {
@@ -110,6 +147,9 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 	c.edgeH = n.AddHost("edge")
 	c.client = n.AddHost("client")
 
+	if err := os.WriteFile(filepath.Join(c.dir, "control.token"), []byte(clusterToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c.ctl = c.startMesh(c.edgeH, "ctl", "run", "-roles", "control")
 	c.edge = c.startMesh(c.edgeH, "edge", "edge")
 	for i, h := range c.hosts {
@@ -149,9 +189,10 @@ func packApp(t *testing.T, dir, app, v string) string {
 	return out
 }
 
-// config is the mesh.hcl of one process: its own directories, this host's
-// address, the shared repo and etcd, and the apps.
-func (c *clusterEnv) config(h *netnstest.Host, node string) string {
+// config is the mesh.hcl of one process: its own directories and repo,
+// this host's address, etcd, and the apps. role is "control", "edge" or
+// "agent".
+func (c *clusterEnv) config(h *netnstest.Host, node, role string) string {
 	d := filepath.Join(c.dir, node)
 	var eps []string
 	for _, m := range c.etcd {
@@ -165,12 +206,13 @@ grace    = "2s"
 min_healthy = "0s"
 trusted_keys = [%q]
 %s
-control { socket = %q }
+%s
 edge {
   listen = %q
   admin  = ""
   upstream_timeout = "2s"
 }
+agents { adopt = true }
 cluster {
   node      = %q
   advertise = %q
@@ -190,8 +232,8 @@ app "web" {
   min = 3
   max = 3
 }
-`, filepath.Join(d, "data"), filepath.Join(d, "run"), filepath.Join(c.dir, "dev.pub"), repoBlock(c.dir),
-		filepath.Join(d, "control.sock"), net.JoinHostPort(c.edgeH.IP, "8080"), node, h.IP,
+`, filepath.Join(d, "data"), filepath.Join(d, "run"), filepath.Join(c.dir, "dev.pub"), c.hostRepoBlock(node, role),
+		c.controlBlock(node, role), net.JoinHostPort(c.edgeH.IP, "8080"), node, h.IP,
 		strings.Join(eps, ", "), clusterLeaseTTL.String(), c.spores["billing-v1"], c.spores["web-v1"])
 	p := filepath.Join(c.dir, node+".hcl")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
@@ -203,7 +245,11 @@ app "web" {
 // startMesh runs `mesh ARGS -config <node>.hcl` on host h.
 func (c *clusterEnv) startMesh(h *netnstest.Host, node string, args ...string) *meshProc {
 	c.t.Helper()
-	p := &meshProc{t: c.t, host: h, node: node, args: append(args, "-config", c.config(h, node))}
+	role := args[0] // "agent", "edge", or "run -roles control"
+	if role == "run" {
+		role = "control"
+	}
+	p := &meshProc{t: c.t, host: h, node: node, args: append(args, "-config", c.config(h, node, role))}
 	p.start()
 	return p
 }
