@@ -246,8 +246,10 @@ func (i *instance) signalAdopted(sig syscall.Signal) {
 
 // detach lets go of a ready instance without stopping it, as an agent
 // with Adopt does when it stops: the workload keeps serving, its record and
-// endpoint stay, and the next run adopts it. Its claim is given back; the
-// next run claims again.
+// endpoint stay, and the next run adopts it. Its claim is kept
+// (fabric.Lease.Keep): a fabric shared with other hosts holds the slot for
+// the next run, which takes it over when it claims the app again, so no
+// other host starts an instance in its place meanwhile.
 func (i *instance) detach() {
 	i.mu.Lock()
 	select {
@@ -255,8 +257,13 @@ func (i *instance) detach() {
 	default:
 		close(i.detached)
 	}
+	l := i.lease
+	i.lease = nil
 	i.mu.Unlock()
-	i.giveBack()
+	if l != nil {
+		l.Keep()
+		close(i.released)
+	}
 }
 
 func (i *instance) isDetached() bool {

@@ -69,9 +69,14 @@ var _ Store = (*Fabric)(nil)
 
 // NewLease makes the Lease an implementation of Store hands out: revoked
 // is closed when the fabric revokes the claim, release gives it back and
-// is called at most once, however often Release is.
+// is called at most once, however often Release is. Keep releases too.
 func NewLease(revoked <-chan struct{}, release func()) *Lease {
-	l := &Lease{revoked: revoked}
-	l.release = func() { l.once.Do(release) }
-	return l
+	return &Lease{revoked: revoked, release: release, keep: release}
+}
+
+// NewKeptLease is NewLease for a store whose claims outlive the process:
+// keep, called at most once and never after release, leaves the claim to
+// the next run of its node (Lease.Keep).
+func NewKeptLease(revoked <-chan struct{}, release, keep func()) *Lease {
+	return &Lease{revoked: revoked, release: release, keep: keep}
 }

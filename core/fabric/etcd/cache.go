@@ -20,6 +20,9 @@ type claimRec struct {
 	CPU     int  `json:"cpu_milli"`
 	Mem     int  `json:"memory_mb"`
 	Revoked bool `json:"revoked,omitempty"`
+	// Kept: the Store that wrote the claim closed leaving it, with its
+	// instance running, to the next run of the node (Lease.Keep).
+	Kept bool `json:"kept,omitempty"`
 }
 
 // state is the cached content of the prefix.
