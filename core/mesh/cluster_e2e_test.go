@@ -2,11 +2,14 @@ package mesh_test
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,7 +32,10 @@ import (
 //     after healing no app runs above max;
 //   - the etcd leader SIGKILLed: a plan published after it is applied once
 //     a new leader is elected;
-//   - a rolling blue/green update across the three hosts: 0 failed requests.
+//   - a rolling blue/green update across the three hosts: 0 failed requests;
+//   - an agent restarted (SIGTERM, started again) with adopt: its
+//     workloads keep serving and are adopted, same pids, and keep their
+//     slots; 0 failed requests.
 func TestClusterAcrossHosts(t *testing.T) {
 	c := newClusterEnv(t)
 	start := time.Now()
@@ -213,7 +219,77 @@ func TestClusterAcrossHosts(t *testing.T) {
 			t.Error("no request reached web v3")
 		}
 	})
+	t.Run("agent restarted", func(t *testing.T) {
+		st, _ := c.status()
+		victim := c.hostRunning(st, "billing") // it runs web too
+		var before map[string]int
+		c.waitFor(10*time.Second, "one workload of each app on "+victim.host.Name, func() bool {
+			var settled bool
+			before, settled = c.workloadPids(victim)
+			return settled && len(before) == 2
+		})
+		report("before", billing, "billing")
+		report("before", web, "web")
+		restarted := time.Now()
+		if !victim.proc.Stop(20 * time.Second) {
+			t.Fatalf("mesh agent on %s did not stop on SIGTERM", victim.host.Name)
+		}
+		for app, pid := range before {
+			if err := syscall.Kill(pid, 0); err != nil {
+				t.Fatalf("%s's workload (pid %d) did not outlive its agent: %v", app, pid, err)
+			}
+		}
+		victim.start()
+		c.waitFor(30*time.Second, "both workloads adopted by the restarted agent", func() bool {
+			return strings.Count(victim.logs.String(), "adopted workload healthy") == 2
+		})
+		took := time.Since(restarted)
+		if after, _ := c.workloadPids(victim); !maps.Equal(after, before) {
+			t.Errorf("workloads after the restart %v, want the same pids as before %v", after, before)
+		}
+		st, _ = c.status()
+		if h := hostsOf(endpointsOf(st, "billing")); len(h) != 2 || !slices.Contains(h, victim.host.IP) {
+			t.Errorf("billing on %v after the restart, want 2 endpoints, one on %s", h, victim.host.IP)
+		}
+		if n := len(endpointsOf(st, "web")); n != 3 {
+			t.Errorf("web has %d endpoints after the restart, want 3", n)
+		}
+		t.Logf("agent on %s restarted: workloads %v adopted %s after SIGTERM", victim.host.Name, before, took.Round(time.Millisecond))
+		if failed := report("agent restarted", billing, "billing"); failed != 0 {
+			t.Errorf("%d failed billing requests across the agent restart, want 0", failed)
+		}
+		if failed := report("agent restarted", web, "web"); failed != 0 {
+			t.Errorf("%d failed web requests across the agent restart, want 0", failed)
+		}
+	})
 	t.Logf("cluster faults took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// workloadPids reads the instance records of p's agent: app -> pid of
+// each workload that is alive. settled is false while an app has two (a
+// blue/green replacement still draining).
+func (c *clusterEnv) workloadPids(p *meshProc) (pids map[string]int, settled bool) {
+	c.t.Helper()
+	recs, _ := filepath.Glob(filepath.Join(c.dir, p.node, "run", p.node, "instances", "*.json"))
+	pids, settled = map[string]int{}, true
+	for _, f := range recs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // removed as its instance stopped
+		}
+		var r struct {
+			PID int    `json:"pid"`
+			App string `json:"app"`
+		}
+		if json.Unmarshal(b, &r) != nil || r.PID <= 0 || syscall.Kill(r.PID, 0) != nil {
+			continue
+		}
+		if _, dup := pids[r.App]; dup {
+			settled = false
+		}
+		pids[r.App] = r.PID
+	}
+	return pids, settled
 }
 
 // hostRunning returns the agent process of a host with an instance of app.
