@@ -1,6 +1,9 @@
 package fabric
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store is the contract of a control fabric: what agents, edges and the
 // control process use of it. *Fabric, the embedded single-machine store, is
@@ -61,8 +64,28 @@ type Store interface {
 	// each change, until ctx ends or the store is closed.
 	WatchEndpoints(ctx context.Context) <-chan Snapshot
 
+	// ReportStartFailure records that an instance of f.Digest of f.AppName
+	// failed to start on f.NodeID, replacing that node's earlier report of
+	// the app, so that the control process (on another host, in a cluster)
+	// judges the rollout without waiting for its deadline. A report lives
+	// as long as its writer: in a cluster, under the writer's lease.
+	ReportStartFailure(f StartFailure)
+	// ClearStartFailure removes the report of app on nodeID, if any.
+	ClearStartFailure(app, nodeID string)
+	// StartFailures returns the reports of app sorted by NodeID.
+	StartFailures(app string) []StartFailure
+
 	// Close ends every subscription and watch and releases the store.
 	Close() error
+}
+
+// StartFailure is an agent's report that an instance did not start.
+type StartFailure struct {
+	AppName string    `json:"app"`
+	NodeID  string    `json:"node"`
+	Digest  string    `json:"digest"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"` // the agent's clock
 }
 
 var _ Store = (*Fabric)(nil)

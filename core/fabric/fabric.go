@@ -188,6 +188,7 @@ type Fabric struct {
 	epVersion uint64
 	snapshot  Snapshot
 	watchers  map[chan Snapshot]struct{}
+	failures  map[string]map[string]StartFailure // app -> node; in memory only (failures.go)
 }
 
 type claim struct {
