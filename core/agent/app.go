@@ -68,8 +68,8 @@ type appCtl struct {
 	// reported is the digest whose start failure on this node is in the
 	// fabric, "" for none (failures.go)
 	reported string
-	timer     *time.Timer
-	timerC    <-chan time.Time
+	timer    *time.Timer
+	timerC   <-chan time.Time
 }
 
 func newAppCtl(a *Agent, name string) *appCtl {
