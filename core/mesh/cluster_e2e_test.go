@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mycelium-mesh/mesh/core/mesh"
+	"github.com/mycelium-mesh/mesh/core/rollout"
 	"github.com/mycelium-mesh/mesh/internal/netnstest"
 )
 
@@ -35,7 +36,9 @@ import (
 //   - a rolling blue/green update across the three hosts: 0 failed requests;
 //   - an agent restarted (SIGTERM, started again) with adopt: its
 //     workloads keep serving and are adopted, same pids, and keep their
-//     slots; 0 failed requests.
+//     slots; 0 failed requests;
+//   - a version that never turns healthy on the agent hosts: reverted as
+//     soon as their failures are reported, 0 failed requests.
 func TestClusterAcrossHosts(t *testing.T) {
 	c := newClusterEnv(t)
 	start := time.Now()
@@ -260,6 +263,48 @@ func TestClusterAcrossHosts(t *testing.T) {
 		}
 		if failed := report("agent restarted", web, "web"); failed != 0 {
 			t.Errorf("%d failed web requests across the agent restart, want 0", failed)
+		}
+	})
+	t.Run("version that never turns healthy reverted at once", func(t *testing.T) {
+		report("before", billing, "billing")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cl := c.controlClient()
+		st, _ := c.status()
+		good := endpointsOf(st, "billing")[0].Digest
+		d, err := cl.PublishSpore(ctx, c.spores["billing-broken"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		res, err := cl.Deploy(ctx, "billing", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The control process runs no agent: it learns of the failures on
+		// the agent hosts from their reports in the fabric, and reverts
+		// long before the progress deadline (5m).
+		var r rollout.Rollout
+		c.waitFor(30*time.Second, "the broken version's rollout reverted", func() bool {
+			rctx, rcancel := context.WithTimeout(ctx, time.Second)
+			defer rcancel()
+			r, err = cl.GetRollout(rctx, res.Rollout.ID)
+			return err == nil && r.State.Terminal()
+		})
+		if r.State != rollout.Reverted || r.LastGood != good {
+			t.Fatalf("broken version: %s (last good %s, want reverted to %s): %s", r.State, r.LastGood, good, r.Detail)
+		}
+		if !strings.Contains(r.Detail, "not healthy") {
+			t.Errorf("the rollout does not say why the version failed: %s", r.Detail)
+		}
+		t.Logf("broken version reverted %s after the deploy: %s", time.Since(began).Round(time.Millisecond), r.Detail)
+		c.waitFor(10*time.Second, "billing serving the good version on two hosts", func() bool {
+			st, ok := c.status()
+			eps := endpointsOf(st, "billing")
+			return ok && len(eps) == 2 && !slices.ContainsFunc(eps, func(e mesh.Endpoint) bool { return e.Digest != good })
+		})
+		if failed := report("broken version", billing, "billing"); failed != 0 {
+			t.Errorf("%d failed billing requests while the broken version was tried, want 0", failed)
 		}
 	})
 	t.Logf("cluster faults took %s", time.Since(start).Round(time.Millisecond))

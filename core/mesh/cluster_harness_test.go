@@ -121,6 +121,7 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 			c.spores[app+"-"+v] = packApp(t, c.dir, app, v)
 		}
 	}
+	c.spores["billing-broken"] = packApp(t, c.dir, "billing", "v9", `"HELLO_HEALTH":"fail"`)
 	var initial []string
 	for i := range 3 {
 		h := n.AddHost(fmt.Sprintf("etcd%d", i))
@@ -174,12 +175,17 @@ func (m *etcdMember) start(t *testing.T) {
 	go func() { <-m.proc.Exited(); logf.Close() }()
 }
 
-// packApp packs the hello workload as app at version v.
-func packApp(t *testing.T, dir, app, v string) string {
+// packApp packs the hello workload as app at version v; env are more
+// entries of its environment, as JSON members ("HELLO_HEALTH":"fail").
+func packApp(t *testing.T, dir, app, v string, env ...string) string {
+	extra := ""
+	for _, e := range env {
+		extra += "," + e
+	}
 	man := fmt.Sprintf(`{"identity":{"kind":"Spore","name":%q,"version":"%s.0.0"},
-"runtime":{"command":"./binary","args":[],"env":{"HELLO_VERSION":"%s"}},
+"runtime":{"command":"./binary","args":[],"env":{"HELLO_VERSION":"%s"%s}},
 "resources":{"nutrients":{"cpu_milli":100,"memory_mb":64}},"slo":{"p99_budget_ms":50},
-"security":{"lsm_profile":"","read_only_fs":false}}`, app, v, v)
+"security":{"lsm_profile":"","read_only_fs":false}}`, app, v, v, extra)
 	mf := filepath.Join(dir, app+"-"+v+".json")
 	if err := os.WriteFile(mf, []byte(man), 0o644); err != nil {
 		t.Fatal(err)
@@ -212,7 +218,10 @@ edge {
   admin  = ""
   upstream_timeout = "2s"
 }
-agents { adopt = true }
+agents {
+  adopt          = true
+  health_timeout = "3s"
+}
 cluster {
   node      = %q
   advertise = %q
