@@ -20,6 +20,8 @@
 //     dead or cut-off host vanish within the lease TTL. If the lease is
 //     lost, the Store takes a new one, writes its endpoints again and
 //     revokes its claims (their slots are gone; agents claim again).
+//   - Agents' reports of failed starts (<prefix>failures/<app>/<node>)
+//     are written under the lease too, and read from the cache.
 //   - An agent that stops leaving its workloads running for its next run
 //     (adoption) keeps their claims (Lease.Keep): they are marked kept and
 //     Close leaves the lease to expire rather than revoking it, so the
