@@ -37,8 +37,9 @@ import (
 //   - an agent restarted (SIGTERM, started again) with adopt: its
 //     workloads keep serving and are adopted, same pids, and keep their
 //     slots; 0 failed requests;
-//   - a version that never turns healthy on the agent hosts: reverted as
-//     soon as their failures are reported, 0 failed requests.
+//   - a version that never turns healthy on the agent hosts, and one whose
+//     bytes the control host serves damaged: reverted as soon as the
+//     agents report their failures, 0 failed requests.
 func TestClusterAcrossHosts(t *testing.T) {
 	c := newClusterEnv(t)
 	start := time.Now()
@@ -265,48 +266,56 @@ func TestClusterAcrossHosts(t *testing.T) {
 			t.Errorf("%d failed web requests across the agent restart, want 0", failed)
 		}
 	})
-	t.Run("version that never turns healthy reverted at once", func(t *testing.T) {
-		report("before", billing, "billing")
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cl := c.controlClient()
-		st, _ := c.status()
-		good := endpointsOf(st, "billing")[0].Digest
-		d, err := cl.PublishSpore(ctx, c.spores["billing-broken"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		began := time.Now()
-		res, err := cl.Deploy(ctx, "billing", d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The control process runs no agent: it learns of the failures on
-		// the agent hosts from their reports in the fabric, and reverts
-		// long before the progress deadline (5m).
-		var r rollout.Rollout
-		c.waitFor(30*time.Second, "the broken version's rollout reverted", func() bool {
-			rctx, rcancel := context.WithTimeout(ctx, time.Second)
-			defer rcancel()
-			r, err = cl.GetRollout(rctx, res.Rollout.ID)
-			return err == nil && r.State.Terminal()
+	// A version that cannot start on the agent hosts, because it never
+	// turns healthy or because the agents do not trust its signer (they
+	// verify what they fetch against their own trusted keys, here fewer
+	// than the control process's), is reverted as soon as the agents
+	// report their failures: the control process runs no agent and would
+	// otherwise wait for the progress deadline (5m).
+	for _, tc := range []struct{ name, spore, why string }{
+		{"version that never turns healthy reverted at once", "billing-broken", "not healthy"},
+		{"spore the agents do not trust refused and reverted", "billing-other", "signer key not trusted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			report("before", billing, "billing")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cl := c.controlClient()
+			st, _ := c.status()
+			good := endpointsOf(st, "billing")[0].Digest
+			d, err := cl.PublishSpore(ctx, c.spores[tc.spore])
+			if err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			res, err := cl.Deploy(ctx, "billing", d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r rollout.Rollout
+			c.waitFor(30*time.Second, "the rollout reverted", func() bool {
+				rctx, rcancel := context.WithTimeout(ctx, time.Second)
+				defer rcancel()
+				r, err = cl.GetRollout(rctx, res.Rollout.ID)
+				return err == nil && r.State.Terminal()
+			})
+			if r.State != rollout.Reverted || r.LastGood != good {
+				t.Fatalf("%s: %s (last good %s, want reverted to %s): %s", tc.spore, r.State, r.LastGood, good, r.Detail)
+			}
+			if !strings.Contains(r.Detail, tc.why) {
+				t.Errorf("the rollout does not say why the version failed (%q): %s", tc.why, r.Detail)
+			}
+			t.Logf("%s reverted %s after the deploy: %s", tc.spore, time.Since(began).Round(time.Millisecond), r.Detail)
+			c.waitFor(10*time.Second, "billing serving the good version on two hosts", func() bool {
+				st, ok := c.status()
+				eps := endpointsOf(st, "billing")
+				return ok && len(eps) == 2 && !slices.ContainsFunc(eps, func(e mesh.Endpoint) bool { return e.Digest != good })
+			})
+			if failed := report(tc.spore, billing, "billing"); failed != 0 {
+				t.Errorf("%d failed billing requests while %s was tried, want 0", failed, tc.spore)
+			}
 		})
-		if r.State != rollout.Reverted || r.LastGood != good {
-			t.Fatalf("broken version: %s (last good %s, want reverted to %s): %s", r.State, r.LastGood, good, r.Detail)
-		}
-		if !strings.Contains(r.Detail, "not healthy") {
-			t.Errorf("the rollout does not say why the version failed: %s", r.Detail)
-		}
-		t.Logf("broken version reverted %s after the deploy: %s", time.Since(began).Round(time.Millisecond), r.Detail)
-		c.waitFor(10*time.Second, "billing serving the good version on two hosts", func() bool {
-			st, ok := c.status()
-			eps := endpointsOf(st, "billing")
-			return ok && len(eps) == 2 && !slices.ContainsFunc(eps, func(e mesh.Endpoint) bool { return e.Digest != good })
-		})
-		if failed := report("broken version", billing, "billing"); failed != 0 {
-			t.Errorf("%d failed billing requests while the broken version was tried, want 0", failed)
-		}
-	})
+	}
 	t.Logf("cluster faults took %s", time.Since(start).Round(time.Millisecond))
 }
 

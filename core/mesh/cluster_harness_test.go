@@ -122,6 +122,9 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 		}
 	}
 	c.spores["billing-broken"] = packApp(t, c.dir, "billing", "v9", `"HELLO_HEALTH":"fail"`)
+	// Signed by a key only the control process trusts (trustedKeys).
+	runCLI(t, "keygen", "-out", filepath.Join(c.dir, "other"))
+	c.spores["billing-other"] = packAppKey(t, c.dir, "other", "billing", "v8")
 	var initial []string
 	for i := range 3 {
 		h := n.AddHost(fmt.Sprintf("etcd%d", i))
@@ -175,9 +178,15 @@ func (m *etcdMember) start(t *testing.T) {
 	go func() { <-m.proc.Exited(); logf.Close() }()
 }
 
-// packApp packs the hello workload as app at version v; env are more
-// entries of its environment, as JSON members ("HELLO_HEALTH":"fail").
+// packApp packs the hello workload as app at version v, signed with the
+// dev key; env are more entries of its environment, as JSON members
+// ("HELLO_HEALTH":"fail").
 func packApp(t *testing.T, dir, app, v string, env ...string) string {
+	return packAppKey(t, dir, "dev", app, v, env...)
+}
+
+// packAppKey is packApp signed with <dir>/<key>.key.
+func packAppKey(t *testing.T, dir, key, app, v string, env ...string) string {
 	extra := ""
 	for _, e := range env {
 		extra += "," + e
@@ -191,8 +200,19 @@ func packApp(t *testing.T, dir, app, v string, env ...string) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, app+"-"+v+".spore")
-	runCLI(t, "pack", "-binary", helloBn, "-manifest", mf, "-key", filepath.Join(dir, "dev.key"), "-out", out)
+	runCLI(t, "pack", "-binary", helloBn, "-manifest", mf, "-key", filepath.Join(dir, key+".key"), "-out", out)
 	return out
+}
+
+// trustedKeys is a process's trusted_keys: the dev key, and for the
+// control process the other key too, so that it accepts spores the agents
+// must refuse.
+func (c *clusterEnv) trustedKeys(role string) string {
+	keys := fmt.Sprintf("%q", filepath.Join(c.dir, "dev.pub"))
+	if role == "control" {
+		keys += fmt.Sprintf(", %q", filepath.Join(c.dir, "other.pub"))
+	}
+	return keys
 }
 
 // config is the mesh.hcl of one process: its own directories and repo,
@@ -210,7 +230,7 @@ run_dir  = %q
 warmup   = "300ms"
 grace    = "2s"
 min_healthy = "0s"
-trusted_keys = [%q]
+trusted_keys = [%s]
 %s
 %s
 edge {
@@ -241,7 +261,7 @@ app "web" {
   min = 3
   max = 3
 }
-`, filepath.Join(d, "data"), filepath.Join(d, "run"), filepath.Join(c.dir, "dev.pub"), c.hostRepoBlock(node, role),
+`, filepath.Join(d, "data"), filepath.Join(d, "run"), c.trustedKeys(role), c.hostRepoBlock(node, role),
 		c.controlBlock(node, role), net.JoinHostPort(c.edgeH.IP, "8080"), node, h.IP,
 		strings.Join(eps, ", "), clusterLeaseTTL.String(), c.spores["billing-v1"], c.spores["web-v1"])
 	p := filepath.Join(c.dir, node+".hcl")
