@@ -62,7 +62,7 @@ func TestValidateCommand(t *testing.T) {
 	}
 
 	public := filepath.Join(dir, "public.hcl")
-	if err := os.WriteFile(public, []byte("control {\n  listen = \"0.0.0.0:7000\"\n  token  = \"0123456789abcdef\"\n}\n"), 0o644); err != nil {
+	if err := os.WriteFile(public, []byte("control {\n  listen = \"0.0.0.0:7000\"\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -95,7 +95,7 @@ func TestValidateCommand(t *testing.T) {
 		},
 		{
 			name: "control listen off loopback", dir: dir, args: []string{"validate", "public.hcl"}, code: 1,
-			stderr: []string{"Error: Control listener not on loopback", "on public.hcl line 2", `"0.0.0.0:7000"`},
+			stderr: []string{"Error: Control listener without token", "on public.hcl line 2", `"0.0.0.0:7000"`},
 		},
 		{
 			name: "default file missing", dir: dir, args: []string{"validate"}, code: 1,

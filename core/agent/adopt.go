@@ -26,10 +26,11 @@ import (
 // names a live process whose /proc start time and process group are the
 // recorded ones (a pid reused by another process has another start time,
 // and from the moment the pidfd is open the check cannot be raced); its
-// cgroup, when it had one, still holds it; the plan of its app names the
-// recorded digest; it was started with a log relay; and no other record of
-// its app was adopted already. Anything else is stopped as a leftover,
-// as without Adopt.
+// cgroup, when it had one, still holds it; it listens on the address the
+// agent's workloads listen on now (the advertise address in a cluster);
+// the plan of its app names the recorded digest; it was started with a
+// log relay; and no other record of its app was adopted already. Anything
+// else is stopped as a leftover, as without Adopt.
 //
 // An adopted workload is gated on health again, registered as the node's
 // endpoint (replacing the endpoint the previous run registered, so traffic
@@ -62,6 +63,9 @@ func (a *Agent) adoptable(r record, taken map[string]bool) (*adoptee, string) {
 	}
 	if r.Port <= 0 || r.Port > 65535 {
 		return nil, "no port in the record"
+	}
+	if r.host() != a.opts.Host {
+		return nil, fmt.Sprintf("it listens on %s, and this agent's workloads on %s", r.host(), a.opts.Host)
 	}
 	digest := ""
 	for _, p := range a.opts.Fabric.Plans() {
@@ -135,7 +139,7 @@ func (c *appCtl) adopt(ad *adoptee) {
 		adopted:  ad,
 		pid:      r.PID,
 		port:     r.Port,
-		url:      "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)),
+		url:      "http://" + net.JoinHostPort(r.host(), strconv.Itoa(r.Port)),
 		group:    ad.group,
 	}
 	handedOut.Lock()
@@ -246,8 +250,10 @@ func (i *instance) signalAdopted(sig syscall.Signal) {
 
 // detach lets go of a ready instance without stopping it, as an agent
 // with Adopt does when it stops: the workload keeps serving, its record and
-// endpoint stay, and the next run adopts it. Its claim is given back; the
-// next run claims again.
+// endpoint stay, and the next run adopts it. Its claim is kept
+// (fabric.Lease.Keep): a fabric shared with other hosts holds the slot for
+// the next run, which takes it over when it claims the app again, so no
+// other host starts an instance in its place meanwhile.
 func (i *instance) detach() {
 	i.mu.Lock()
 	select {
@@ -255,8 +261,13 @@ func (i *instance) detach() {
 	default:
 		close(i.detached)
 	}
+	l := i.lease
+	i.lease = nil
 	i.mu.Unlock()
-	i.giveBack()
+	if l != nil {
+		l.Keep()
+		close(i.released)
+	}
 }
 
 func (i *instance) isDetached() bool {

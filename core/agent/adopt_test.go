@@ -59,15 +59,25 @@ func TestAdoptAfterAgentRestart(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		noCgroups bool
+		host      string // the address workloads listen on; "" is the default
 	}{
-		{"cgroup when available", false},
-		{"process group", true},
+		{"cgroup when available", false, ""},
+		{"process group", true, ""},
+		// In a cluster workloads listen on the host's advertise address:
+		// the adopted one is checked and registered there, not on 127.0.0.1.
+		{"process group, on the host's advertise address", true, "127.0.0.2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			d := e.spore("v1", nil)
 			e.publish(fabric.Plan{Digest: d, Restart: fabric.RestartAlways})
-			a1 := e.startAgent("n1", adopting(t, tc.noCgroups))
+			opts := func(o *Options) {
+				adopting(t, tc.noCgroups)(o)
+				if tc.host != "" {
+					o.Host = tc.host
+				}
+			}
+			a1 := e.startAgent("n1", opts)
 			s1 := a1.readyWith(t, "billing", d, 10*time.Second)
 			if _, err := get(s1.URL + "/hello"); err != nil {
 				t.Fatal(err)
@@ -84,7 +94,7 @@ func TestAdoptAfterAgentRestart(t *testing.T) {
 				t.Fatalf("endpoint withdrawn when the agent stopped: %+v %v", ep, ok)
 			}
 
-			a2 := e.startAgent("n1", adopting(t, tc.noCgroups))
+			a2 := e.startAgent("n1", opts)
 			select {
 			case <-a2.Adopted():
 			case <-time.After(10 * time.Second):

@@ -65,8 +65,11 @@ type appCtl struct {
 	backoff   time.Duration
 	restarts  int
 	refused   bool // last claim was refused (logged once per streak)
-	timer     *time.Timer
-	timerC    <-chan time.Time
+	// reported is the digest whose start failure on this node is in the
+	// fabric, "" for none (failures.go)
+	reported string
+	timer    *time.Timer
+	timerC   <-chan time.Time
 }
 
 func newAppCtl(a *Agent, name string) *appCtl {
@@ -156,6 +159,9 @@ func (c *appCtl) onPlan(p fabric.Plan) {
 		c.refused = false
 	}
 	c.plan, c.havePlan, c.down = p, true, false
+	if c.reported != "" && c.reported != p.Digest {
+		c.clearStartFailure() // about a version no longer planned
+	}
 	c.removeDirsIfWithdrawn()
 }
 
@@ -376,6 +382,7 @@ func (c *appCtl) onReady(inst *instance) {
 	inst.setState(StateReady, "")
 	c.a.opts.Fabric.RegisterEndpoint(ep)
 	inst.log.Info("endpoint register", "url", ep.URL)
+	c.clearStartFailure()
 	if inst.adopted != nil {
 		inst.adopted.settle()
 	}
@@ -426,6 +433,7 @@ func (c *appCtl) onOver(out *outcome) {
 		c.pending = nil
 		inst.setState(StateFailed, errText(out.err))
 		inst.log.Error("instance failed to start", "error", out.err)
+		c.reportStartFailure(inst, out.err)
 		c.applyPolicy(false, 0)
 	case wasActive:
 		c.active = nil

@@ -328,7 +328,7 @@ func (i *instance) launch(sporeDir string, m spore.Manifest, wantPort int) error
 	st, err := readProcStat(pid)
 	if err == nil {
 		rec := record{PID: pid, PGID: pid, StartTime: st.StartTime, Dir: dir, App: i.app, Digest: i.digest, Instance: i.id,
-			Port: port, Logs: []string{filepath.Join(dir, "stdout.log"), filepath.Join(dir, "stderr.log")}, Relayed: i.relayed}
+			Port: port, Logs: []string{filepath.Join(dir, "stdout.log"), filepath.Join(dir, "stderr.log")}, Relayed: i.relayed, Host: a.opts.Host}
 		if group != nil {
 			rec.Cgroups = group.Paths()
 		}

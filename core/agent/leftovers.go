@@ -33,6 +33,17 @@ type record struct {
 	Port    int      `json:"port,omitempty"`
 	Logs    []string `json:"logs,omitempty"`
 	Relayed bool     `json:"relayed,omitempty"`
+	// Host is the address the workload listens on (Options.Host); empty
+	// in records written before it was kept, which meant DefaultHost.
+	Host string `json:"host,omitempty"`
+}
+
+// host is the address the recorded workload listens on.
+func (r record) host() string {
+	if r.Host == "" {
+		return DefaultHost
+	}
+	return r.Host
 }
 
 func (a *Agent) recordsDir() string { return filepath.Join(a.nodeDir, "instances") }

@@ -257,13 +257,15 @@ func allLoopback(eps []string) bool {
 
 // clusterNodeIDs derives the agents' node IDs of a host in a cluster: the
 // node name alone for the single default agent, else "<node>-<id>" for each
-// declared or counted one, so IDs are unique across hosts.
+// declared or counted one, so IDs are unique across hosts. An agents block
+// that only sets other attributes (adopt, health_timeout, ...) keeps the
+// single default agent.
 func (d *decoder) clusterNodeIDs(cfg *Config, agentsBlock *hcl.Block) {
 	cl := cfg.Cluster
 	if cl == nil || cl.Node == "" {
 		return
 	}
-	if agentsBlock == nil {
+	if agentsBlock == nil || !d.agentsDeclared {
 		cfg.Agents.Count = defaults.ClusterAgentCount
 		cfg.Agents.NodeIDs = []string{cl.Node}
 		return

@@ -61,6 +61,11 @@ func TestCluster(t *testing.T) {
 				t.Fatalf("nodes %v", c.Agents.NodeIDs)
 			}
 		}},
+		{name: "agents block without count keeps one agent per host", src: "agents {\n  adopt = true\n  health_timeout = \"5s\"\n}\ncluster {\n  node = \"h\"\n  advertise = \"10.0.0.5\"\n" + etcd + "}\n", check: func(t *testing.T, c *Config) {
+			if !reflect.DeepEqual(c.Agents.NodeIDs, []string{"h"}) || c.Agents.Count != 1 || !c.Agents.Adopt {
+				t.Fatalf("nodes %v, count %d, adopt %v", c.Agents.NodeIDs, c.Agents.Count, c.Agents.Adopt)
+			}
+		}},
 		{name: "declared agents are host-qualified", src: "agents {\n  node \"x\" {}\n}\ncluster {\n  node = \"h\"\n  advertise = \"10.0.0.5\"\n" + etcd + "}\n", check: func(t *testing.T, c *Config) {
 			if !reflect.DeepEqual(c.Agents.NodeIDs, []string{"h-x"}) {
 				t.Fatalf("nodes %v", c.Agents.NodeIDs)

@@ -335,9 +335,9 @@ func TestDiagnostics(t *testing.T) {
 		{"control listen without token", "control {\n  listen = \"127.0.0.1:7000\"\n}", "Control listener without token", 2, "token"},
 		{"control token from unset env", "control {\n  listen = \"127.0.0.1:7000\"\n  token = env(\"MESH_TEST_EMPTY\")\n}", "Control listener without token", 2, "environment variable"},
 		{"control bad listen", "control {\n  listen = \"7000\"\n  token = \"0123456789abcdef\"\n}", "Invalid listen address", 2, ""},
-		{"control listen on every interface", "control {\n  listen = \":7000\"\n  token = \"0123456789abcdef\"\n}", "Control listener not on loopback", 2, "loopback"},
-		{"control listen on a public address", "control {\n  listen = \"192.0.2.7:7000\"\n  token = \"0123456789abcdef\"\n}", "Control listener not on loopback", 2, "SSH tunnel"},
-		{"control listen on a host name", "control {\n  listen = \"mesh.example:7000\"\n  token = \"0123456789abcdef\"\n}", "Control listener not on loopback", 2, ""},
+		{"control listen on every interface without token", "control {\n  listen = \":7000\"\n}", "Control listener without token", 2, "not a loopback address"},
+		{"control listen on a public address without token", "control {\n  listen = \"192.0.2.7:7000\"\n}", "Control listener without token", 2, "refused without a bearer token"},
+		{"control listen on a host name, token from unset env", "control {\n  listen = \"mesh.example:7000\"\n  token = env(\"MESH_TEST_EMPTY\")\n}", "Control listener without token", 2, "environment variable"},
 		{"env without argument", "data_dir = env()", "Not enough function arguments", 1, ""},
 		{"env bad name", "data_dir = env(\"\")", "Invalid function argument", 1, ""},
 		{"unknown function", "data_dir = file(\"x\")", "Call to unknown function", 1, ""},
@@ -438,6 +438,9 @@ func TestWarnings(t *testing.T) {
 		{"budget below min", "app \"a\" {\n  digest = \"" + goodDigest + "\"\n  min = 3\n  max = 3\n  budget {\n    max_instances = 2\n  }\n}", "Budget below min", 6},
 		{"short token", "control {\n  listen = \"127.0.0.1:7000\"\n  token = \"abc\"\n}", "Short control token", 3},
 		{"control disabled", "\ncontrol {\n  socket = \"\"\n}", "Control API disabled", 2},
+		{"control listen on every interface", "control {\n  listen = \":7000\"\n  token = \"0123456789abcdef\"\n}", "Control listener off loopback", 2},
+		{"control listen on a public address", "control {\n  token = \"0123456789abcdef\"\n  listen = \"192.0.2.7:7000\"\n}", "Control listener off loopback", 3},
+		{"control listen on a host name", "control {\n  listen = \"mesh.example:7000\"\n  token = \"0123456789abcdef\"\n}", "Control listener off loopback", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -137,6 +137,9 @@ type decoder struct {
 	ctx   *hcl.EvalContext
 	base  string // directory relative paths are resolved against
 	diags hcl.Diagnostics
+	// agentsDeclared: the agents block has count or node blocks (in a
+	// cluster, anything else keeps the one agent named after the host).
+	agentsDeclared bool
 }
 
 func (d *decoder) errorf(subject hcl.Range, summary, format string, a ...any) {
@@ -518,18 +521,24 @@ func (d *decoder) control(b *hcl.Block, cfg *Config) {
 	ctl := &cfg.Control
 	d.path(a, "socket", &ctl.Socket, true)
 	listenRange, hasListen := d.str(a, "listen", &ctl.Listen)
+	public := false
 	if hasListen && ctl.Listen != "" {
-		if d.listenAddr("listen", ctl.Listen, listenRange, false) && !IsLoopback(ctl.Listen) {
-			d.errorf(listenRange, "Control listener not on loopback", "control listen %q is not a loopback address. The control API serves plain HTTP and can start binaries, so it listens on loopback (127.0.0.1, ::1 or localhost) or a unix socket only; reach it from elsewhere through an SSH tunnel or a TLS proxy you run.", ctl.Listen)
-		}
+		public = d.listenAddr("listen", ctl.Listen, listenRange, false) && !IsLoopback(ctl.Listen)
 	}
 	tokenRange, hasToken := d.str(a, "token", &ctl.Token)
-	if ctl.Listen != "" && ctl.Token == "" {
+	switch {
+	case ctl.Listen != "" && ctl.Token == "":
 		detail := "The control API can start arbitrary binaries; a TCP listener requires a bearer token (for example token = env(\"MESH_TOKEN\"))."
+		if public {
+			detail = fmt.Sprintf("control listen %q is not a loopback address: the control API can start arbitrary binaries, so a listener off loopback is refused without a bearer token (for example token = env(\"MESH_TOKEN\")).", ctl.Listen)
+		}
 		if hasToken {
 			detail += " The token expression evaluated to an empty string; is the environment variable set?"
 		}
 		d.errorf(listenRange, "Control listener without token", "%s", detail)
+	case public:
+		// Agents on other hosts fetch spores here (the http repo backend).
+		d.warnf(listenRange, "Control listener off loopback", "control listen %q is reachable from other hosts. Every request must carry the bearer token, but the API serves plain HTTP: the token and the spores cross the network in clear text, so keep this address on a private network (or behind a TLS proxy you run).", ctl.Listen)
 	}
 	if hasToken && ctl.Token != "" && len(ctl.Token) < 16 {
 		d.warnf(tokenRange, "Short control token", "The control token has %d characters; use at least 16 random ones.", len(ctl.Token))
@@ -562,6 +571,7 @@ func (d *decoder) agents(b *hcl.Block, cfg *Config) {
 	}
 	a := c.Attributes
 	countRange, hasCount := d.integer(a, "count", &cfg.Agents.Count)
+	d.agentsDeclared = hasCount
 	if hasCount && (cfg.Agents.Count < 1 || cfg.Agents.Count > maxAgents) {
 		d.errorf(countRange, "Invalid agent count", "count must be between 1 and %d; got %d.", maxAgents, cfg.Agents.Count)
 		cfg.Agents.Count = 0
@@ -578,6 +588,7 @@ func (d *decoder) agents(b *hcl.Block, cfg *Config) {
 	if len(nodes) == 0 {
 		return
 	}
+	d.agentsDeclared = true
 	if hasCount {
 		d.errorf(countRange, "Both count and node blocks",
 			"Declare agents either with count or with node blocks, not both; node blocks start at %s.", at(nodes[0].DefRange))

@@ -1,6 +1,9 @@
 package fabric
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store is the contract of a control fabric: what agents, edges and the
 // control process use of it. *Fabric, the embedded single-machine store, is
@@ -61,17 +64,42 @@ type Store interface {
 	// each change, until ctx ends or the store is closed.
 	WatchEndpoints(ctx context.Context) <-chan Snapshot
 
+	// ReportStartFailure records that an instance of f.Digest of f.AppName
+	// failed to start on f.NodeID, replacing that node's earlier report of
+	// the app, so that the control process (on another host, in a cluster)
+	// judges the rollout without waiting for its deadline. A report lives
+	// as long as its writer: in a cluster, under the writer's lease.
+	ReportStartFailure(f StartFailure)
+	// ClearStartFailure removes the report of app on nodeID, if any.
+	ClearStartFailure(app, nodeID string)
+	// StartFailures returns the reports of app sorted by NodeID.
+	StartFailures(app string) []StartFailure
+
 	// Close ends every subscription and watch and releases the store.
 	Close() error
+}
+
+// StartFailure is an agent's report that an instance did not start.
+type StartFailure struct {
+	AppName string    `json:"app"`
+	NodeID  string    `json:"node"`
+	Digest  string    `json:"digest"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"` // the agent's clock
 }
 
 var _ Store = (*Fabric)(nil)
 
 // NewLease makes the Lease an implementation of Store hands out: revoked
 // is closed when the fabric revokes the claim, release gives it back and
-// is called at most once, however often Release is.
+// is called at most once, however often Release is. Keep releases too.
 func NewLease(revoked <-chan struct{}, release func()) *Lease {
-	l := &Lease{revoked: revoked}
-	l.release = func() { l.once.Do(release) }
-	return l
+	return &Lease{revoked: revoked, release: release, keep: release}
+}
+
+// NewKeptLease is NewLease for a store whose claims outlive the process:
+// keep, called at most once and never after release, leaves the claim to
+// the next run of its node (Lease.Keep).
+func NewKeptLease(revoked <-chan struct{}, release, keep func()) *Lease {
+	return &Lease{revoked: revoked, release: release, keep: keep}
 }

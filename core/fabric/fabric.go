@@ -188,6 +188,7 @@ type Fabric struct {
 	epVersion uint64
 	snapshot  Snapshot
 	watchers  map[chan Snapshot]struct{}
+	failures  map[string]map[string]StartFailure // app -> node; in memory only (failures.go)
 }
 
 type claim struct {
@@ -201,12 +202,21 @@ type claim struct {
 type Lease struct {
 	revoked <-chan struct{}
 	release func()
-	once    sync.Once
+	keep    func()
+	once    sync.Once // Release and Keep: whichever comes first, once
 }
 
 // Release gives the claim back. It is safe to call more than once and after
 // the lease was revoked.
-func (l *Lease) Release() { l.release() }
+func (l *Lease) Release() { l.once.Do(l.release) }
+
+// Keep lets go of the claim without giving it back, for an agent that
+// stops and leaves its instance running for its next run to adopt. A
+// store whose claims outlive the process (etcd) keeps the claim for the
+// next run of the same node, which takes it over when it claims that app
+// again; the embedded store, whose claims live and die with the process,
+// gives it back as Release does. After Keep, Release does nothing.
+func (l *Lease) Keep() { l.once.Do(l.keep) }
 
 // Revoked is closed when the fabric revokes the claim because the app's
 // limits were lowered below what the claims hold and the holder's node is in

@@ -183,11 +183,13 @@ func (m *Mesh) clusterDesired(p fabric.Plan) int {
 }
 
 // observeCluster is observe for a clustered mesh: instances on other hosts
-// are seen through their endpoints, which carry the digest they serve. An
-// endpoint counts as ready since the control process first saw it; failed
-// starts on other hosts are not seen, so a version that never turns
-// healthy there is reverted at its progress deadline.
-func (m *Mesh) observeCluster(app, digest string) rollout.Observation {
+// are seen through their endpoints, which carry the digest they serve, and
+// their failed starts through the agents' reports in the fabric (those at
+// or after since, by the reporting agent's clock). An endpoint counts as
+// ready since the control process first saw it. Instances still starting
+// are not seen: one host's failure judges the step broken even while
+// another host is still starting the version.
+func (m *Mesh) observeCluster(app, digest string, since time.Time) rollout.Observation {
 	var o rollout.Observation
 	if p, ok := m.fabric.Plan(app); ok {
 		o.Progress.Desired = m.clusterDesired(p)
@@ -222,6 +224,11 @@ func (m *Mesh) observeCluster(app, digest string) rollout.Observation {
 	}
 	m.seenMu.Unlock()
 	sort.Slice(o.ReadySince, func(i, j int) bool { return o.ReadySince[i].Before(o.ReadySince[j]) })
+	for _, f := range m.fabric.StartFailures(app) {
+		if f.Digest == digest && !f.At.Before(since) {
+			o.Failures = append(o.Failures, fmt.Sprintf("%s: %s", f.NodeID, f.Reason))
+		}
+	}
 	o.Claimed = m.fabric.Usage(app).Instances
 	return o
 }

@@ -28,16 +28,53 @@ import (
 // etcd cluster with one member per host, an agent process (`mesh agent`)
 // on each of three hosts, the control process (`mesh run -roles control`)
 // and an edge (`mesh edge`) on a fourth, and clients on a fifth that reach
-// the apps through the edge only.
+// the apps through the edge only. Every process has its own data, run and
+// repo directories: agents fetch spores from the control process's TCP
+// listener with the bundled http repo backend, and adopt their workloads
+// when they restart.
 
 // clusterLeaseTTL is the fabric lease of every mesh process: a lost host's
 // endpoints and claims expire after it.
 const clusterLeaseTTL = 2 * time.Second
 
-// repoBlock is where every host gets spores from: the hosts share this
-// machine's filesystem, so one local repo directory serves them all.
+// clusterToken is the control token of the harness's control process;
+// agents send it to fetch spores (clusterTokenFile).
+const clusterToken = "cluster-harness-control-token"
+
+// clusterControlPort is the control process's TCP listener, on the edge
+// host's address, where agents on the other hosts fetch spores.
+const clusterControlPort = "7070"
+
+// repoBlock is a repo directory shared by every process of a test: the
+// loopback roles test runs them all on this machine's filesystem.
 func repoBlock(dir string) string {
 	return fmt.Sprintf("repo { dir = %q }\n", filepath.Join(dir, "repo"))
+}
+
+// hostRepoBlock is the repo of one process of the namespace harness: its
+// own directory, and for an agent the bundled http backend against the
+// control process on another host, so spores cross hosts over the network
+// as they do between machines.
+func (c *clusterEnv) hostRepoBlock(node, role string) string {
+	dir := filepath.Join(c.dir, node, "repo")
+	if role != "agent" {
+		return fmt.Sprintf("repo { dir = %q }\n", dir)
+	}
+	return fmt.Sprintf("repo {\n  dir = %q\n  backend = \"http\"\n  url = %q\n  token_file = %q\n}\n",
+		dir, "http://"+c.controlAddr(), filepath.Join(c.dir, "control.token"))
+}
+
+// controlAddr is the control process's TCP listener.
+func (c *clusterEnv) controlAddr() string { return net.JoinHostPort(c.edgeH.IP, clusterControlPort) }
+
+// controlBlock is the control block of a process: a unix socket, and for
+// the control process a TCP listener off loopback with the token.
+func (c *clusterEnv) controlBlock(node, role string) string {
+	sock := filepath.Join(c.dir, node, "control.sock")
+	if role != "control" {
+		return fmt.Sprintf("control { socket = %q }\n", sock)
+	}
+	return fmt.Sprintf("control {\n  socket = %q\n  listen = %q\n  token  = %q\n}\n", sock, c.controlAddr(), clusterToken)
 }
 
 type clusterEnv struct {
@@ -84,6 +121,10 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 			c.spores[app+"-"+v] = packApp(t, c.dir, app, v)
 		}
 	}
+	c.spores["billing-broken"] = packApp(t, c.dir, "billing", "v9", `"HELLO_HEALTH":"fail"`)
+	// Signed by a key only the control process trusts (trustedKeys).
+	runCLI(t, "keygen", "-out", filepath.Join(c.dir, "other"))
+	c.spores["billing-other"] = packAppKey(t, c.dir, "other", "billing", "v8")
 	var initial []string
 	for i := range 3 {
 		h := n.AddHost(fmt.Sprintf("etcd%d", i))
@@ -110,6 +151,9 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 	c.edgeH = n.AddHost("edge")
 	c.client = n.AddHost("client")
 
+	if err := os.WriteFile(filepath.Join(c.dir, "control.token"), []byte(clusterToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c.ctl = c.startMesh(c.edgeH, "ctl", "run", "-roles", "control")
 	c.edge = c.startMesh(c.edgeH, "edge", "edge")
 	for i, h := range c.hosts {
@@ -134,24 +178,47 @@ func (m *etcdMember) start(t *testing.T) {
 	go func() { <-m.proc.Exited(); logf.Close() }()
 }
 
-// packApp packs the hello workload as app at version v.
-func packApp(t *testing.T, dir, app, v string) string {
+// packApp packs the hello workload as app at version v, signed with the
+// dev key; env are more entries of its environment, as JSON members
+// ("HELLO_HEALTH":"fail").
+func packApp(t *testing.T, dir, app, v string, env ...string) string {
+	return packAppKey(t, dir, "dev", app, v, env...)
+}
+
+// packAppKey is packApp signed with <dir>/<key>.key.
+func packAppKey(t *testing.T, dir, key, app, v string, env ...string) string {
+	extra := ""
+	for _, e := range env {
+		extra += "," + e
+	}
 	man := fmt.Sprintf(`{"identity":{"kind":"Spore","name":%q,"version":"%s.0.0"},
-"runtime":{"command":"./binary","args":[],"env":{"HELLO_VERSION":"%s"}},
+"runtime":{"command":"./binary","args":[],"env":{"HELLO_VERSION":"%s"%s}},
 "resources":{"nutrients":{"cpu_milli":100,"memory_mb":64}},"slo":{"p99_budget_ms":50},
-"security":{"lsm_profile":"","read_only_fs":false}}`, app, v, v)
+"security":{"lsm_profile":"","read_only_fs":false}}`, app, v, v, extra)
 	mf := filepath.Join(dir, app+"-"+v+".json")
 	if err := os.WriteFile(mf, []byte(man), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, app+"-"+v+".spore")
-	runCLI(t, "pack", "-binary", helloBn, "-manifest", mf, "-key", filepath.Join(dir, "dev.key"), "-out", out)
+	runCLI(t, "pack", "-binary", helloBn, "-manifest", mf, "-key", filepath.Join(dir, key+".key"), "-out", out)
 	return out
 }
 
-// config is the mesh.hcl of one process: its own directories, this host's
-// address, the shared repo and etcd, and the apps.
-func (c *clusterEnv) config(h *netnstest.Host, node string) string {
+// trustedKeys is a process's trusted_keys: the dev key, and for the
+// control process the other key too, so that it accepts spores the agents
+// must refuse.
+func (c *clusterEnv) trustedKeys(role string) string {
+	keys := fmt.Sprintf("%q", filepath.Join(c.dir, "dev.pub"))
+	if role == "control" {
+		keys += fmt.Sprintf(", %q", filepath.Join(c.dir, "other.pub"))
+	}
+	return keys
+}
+
+// config is the mesh.hcl of one process: its own directories and repo,
+// this host's address, etcd, and the apps. role is "control", "edge" or
+// "agent".
+func (c *clusterEnv) config(h *netnstest.Host, node, role string) string {
 	d := filepath.Join(c.dir, node)
 	var eps []string
 	for _, m := range c.etcd {
@@ -163,13 +230,17 @@ run_dir  = %q
 warmup   = "300ms"
 grace    = "2s"
 min_healthy = "0s"
-trusted_keys = [%q]
+trusted_keys = [%s]
 %s
-control { socket = %q }
+%s
 edge {
   listen = %q
   admin  = ""
   upstream_timeout = "2s"
+}
+agents {
+  adopt          = true
+  health_timeout = "3s"
 }
 cluster {
   node      = %q
@@ -190,8 +261,8 @@ app "web" {
   min = 3
   max = 3
 }
-`, filepath.Join(d, "data"), filepath.Join(d, "run"), filepath.Join(c.dir, "dev.pub"), repoBlock(c.dir),
-		filepath.Join(d, "control.sock"), net.JoinHostPort(c.edgeH.IP, "8080"), node, h.IP,
+`, filepath.Join(d, "data"), filepath.Join(d, "run"), c.trustedKeys(role), c.hostRepoBlock(node, role),
+		c.controlBlock(node, role), net.JoinHostPort(c.edgeH.IP, "8080"), node, h.IP,
 		strings.Join(eps, ", "), clusterLeaseTTL.String(), c.spores["billing-v1"], c.spores["web-v1"])
 	p := filepath.Join(c.dir, node+".hcl")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
@@ -203,7 +274,11 @@ app "web" {
 // startMesh runs `mesh ARGS -config <node>.hcl` on host h.
 func (c *clusterEnv) startMesh(h *netnstest.Host, node string, args ...string) *meshProc {
 	c.t.Helper()
-	p := &meshProc{t: c.t, host: h, node: node, args: append(args, "-config", c.config(h, node))}
+	role := args[0] // "agent", "edge", or "run -roles control"
+	if role == "run" {
+		role = "control"
+	}
+	p := &meshProc{t: c.t, host: h, node: node, args: append(args, "-config", c.config(h, node, role))}
 	p.start()
 	return p
 }

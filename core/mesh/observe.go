@@ -13,7 +13,7 @@ import (
 // the caller.
 func (m *Mesh) observe(app, digest string, since time.Time) rollout.Observation {
 	if m.clustered {
-		return m.observeCluster(app, digest) // cluster.go
+		return m.observeCluster(app, digest, since) // cluster.go
 	}
 	var o rollout.Observation
 	if p, ok := m.fabric.Plan(app); ok {

@@ -175,17 +175,18 @@ func TestStateLostRefused(t *testing.T) {
 }
 
 // TestRunRefusesPublicControl: `mesh run` refuses a control listener off
-// loopback while validating the file, before anything is created or started.
+// loopback without a token while validating the file, before anything is
+// created or started.
 func TestRunRefusesPublicControl(t *testing.T) {
 	e := newEnv(t)
-	e.controlExtra = fmt.Sprintf("  listen = \"0.0.0.0:%d\"\n  token  = \"0123456789abcdef\"\n", testutil.FreePort(t))
+	e.controlExtra = fmt.Sprintf("  listen = \"0.0.0.0:%d\"\n", testutil.FreePort(t))
 	e.writeConfig()
 	cmd := exec.Command(meshBin, "run", "-config", e.cfgPath)
 	out, err := cmd.CombinedOutput()
 	if err == nil || cmd.ProcessState.ExitCode() != 1 {
 		t.Fatalf("mesh run with a public control listener: %v\n%s", err, out)
 	}
-	mustContain(t, "refusal", string(out), "Control listener not on loopback", "mesh.hcl line")
+	mustContain(t, "refusal", string(out), "Control listener without token", "not a loopback address", "mesh.hcl line")
 	if _, err := os.Stat(filepath.Join(e.dir, "data")); !os.IsNotExist(err) {
 		t.Fatalf("data_dir created before the refusal (%v)", err)
 	}

@@ -20,6 +20,9 @@ type claimRec struct {
 	CPU     int  `json:"cpu_milli"`
 	Mem     int  `json:"memory_mb"`
 	Revoked bool `json:"revoked,omitempty"`
+	// Kept: the Store that wrote the claim closed leaving it, with its
+	// instance running, to the next run of the node (Lease.Keep).
+	Kept bool `json:"kept,omitempty"`
 }
 
 // state is the cached content of the prefix.
@@ -28,6 +31,7 @@ type state struct {
 	budgets   map[string]fabric.Budget
 	claims    map[string]map[string]map[string]claimRec // app -> node -> key
 	endpoints map[string]map[string]fabric.Endpoint     // app -> node
+	failures  map[string]map[string]fabric.StartFailure // app -> node (failures.go)
 }
 
 func newState() state {
@@ -36,6 +40,7 @@ func newState() state {
 		budgets:   map[string]fabric.Budget{},
 		claims:    map[string]map[string]map[string]claimRec{},
 		endpoints: map[string]map[string]fabric.Endpoint{},
+		failures:  map[string]map[string]fabric.StartFailure{},
 	}
 }
 
@@ -141,6 +146,23 @@ func (s *Store) apply(st *state, key string, value []byte) change {
 			st.endpoints[app] = map[string]fabric.Endpoint{}
 		}
 		st.endpoints[app][node] = e
+	case "failures":
+		app, node, _ := strings.Cut(name, "/")
+		if value == nil {
+			delete(st.failures[app], node)
+			if len(st.failures[app]) == 0 {
+				delete(st.failures, app)
+			}
+			return c
+		}
+		var r fabric.StartFailure
+		if err := json.Unmarshal(value, &r); err != nil {
+			return bad(err)
+		}
+		if st.failures[app] == nil {
+			st.failures[app] = map[string]fabric.StartFailure{}
+		}
+		st.failures[app][node] = r
 	}
 	return c
 }

@@ -37,10 +37,26 @@ func sizes(claims map[string]map[string]claimRec) fabric.AppClaims {
 	out := fabric.AppClaims{}
 	for node, cs := range claims {
 		for _, c := range cs {
-			out[node] = append(out[node], fabric.ClaimSize(c))
+			out[node] = append(out[node], c.size())
 		}
 	}
 	return out
+}
+
+func (c claimRec) size() fabric.ClaimSize {
+	return fabric.ClaimSize{CPU: c.CPU, Mem: c.Mem, Revoked: c.Revoked}
+}
+
+// keptClaim returns a claim of a node that a previous run of it kept
+// (Lease.Keep), if there is one: the claim a new claim of the node takes
+// over.
+func keptClaim(claims map[string]claimRec) string {
+	for key, c := range claims {
+		if c.Kept && !c.Revoked {
+			return key
+		}
+	}
+	return ""
 }
 
 // Usage returns what the claims of app hold, as this Store last saw them.
@@ -102,8 +118,18 @@ func (s *Store) Acquire(app, nodeID string, cpuMilli, memoryMB int) (*fabric.Lea
 			s.apply(&st, string(kv.Key), kv.Value)
 		}
 		claims = st.claims[app]
-		if err := sizes(claims).Admit(app, nodeID, fabric.LimitsOf(p, hasPlan, b), fabric.ClaimSize(rec)); err != nil {
+		// A claim the node's previous run kept is this one's slot: it is
+		// not counted, and the write below replaces it.
+		prev := keptClaim(claims[nodeID])
+		if prev != "" {
+			delete(claims[nodeID], prev)
+		}
+		if err := sizes(claims).Admit(app, nodeID, fabric.LimitsOf(p, hasPlan, b), rec.size()); err != nil {
 			return nil, err
+		}
+		ops := []clientv3.Op{clientv3.OpPut(key, string(data), clientv3.WithLease(lease))}
+		if prev != "" {
+			ops = append(ops, clientv3.OpDelete(prev))
 		}
 		oc := &ownClaim{app: app, node: nodeID, rec: rec, lease: lease, revoked: make(chan struct{})}
 		s.mu.Lock()
@@ -113,7 +139,7 @@ func (s *Store) Acquire(app, nodeID string, cpuMilli, memoryMB int) (*fabric.Lea
 			clientv3.Compare(clientv3.ModRevision(prefix).WithPrefix(), "<", rev+1),
 			clientv3.Compare(clientv3.ModRevision(planKey), "<", rev+1),
 			clientv3.Compare(clientv3.ModRevision(budgetKey), "<", rev+1),
-		).Then(clientv3.OpPut(key, string(data), clientv3.WithLease(lease))).Commit()
+		).Then(ops...).Commit()
 		if err != nil || !resp.Succeeded {
 			s.mu.Lock()
 			delete(s.own, key)
@@ -126,7 +152,10 @@ func (s *Store) Acquire(app, nodeID string, cpuMilli, memoryMB int) (*fabric.Lea
 		if err := s.waitRev(ctx, resp.Header.Revision); err != nil {
 			return nil, fmt.Errorf("claim %s on %s: %w", app, nodeID, err)
 		}
-		return fabric.NewLease(oc.revoked, func() { s.release(key, oc) }), nil
+		if prev != "" {
+			s.log.Info("claim kept by the node's previous run taken over", "app", app, "node", nodeID)
+		}
+		return fabric.NewKeptLease(oc.revoked, func() { s.release(key, oc) }, func() { s.keep(key, oc) }), nil
 	}
 	return nil, fmt.Errorf("claim %s on %s: still contended after %d attempts", app, nodeID, contention)
 }
@@ -170,6 +199,46 @@ func (s *Store) release(key string, oc *ownClaim) {
 			}
 		}
 	}()
+}
+
+// keep marks a claim kept for the next run of its node (Lease.Keep) and
+// lets go of it: Close then leaves the Store's lease to expire instead of
+// revoking it, so the claim, and the endpoint of its running instance,
+// last for the lease TTL after this process ends. The next run takes the
+// claim over when it claims the app on the node again (Acquire); if none
+// comes within the TTL, both expire as a dead host's do. When the mark
+// cannot be written (etcd out of reach), the claim is released instead.
+func (s *Store) keep(key string, oc *ownClaim) {
+	s.mu.Lock()
+	oc.releasing = true // never revoked from now on
+	live := oc.lease == s.lease && !s.closed && !oc.gone
+	s.mu.Unlock()
+	if !live { // went with its lease, or is being given back anyway
+		s.release(key, oc)
+		return
+	}
+	rec := oc.rec
+	rec.Kept = true
+	data, err := json.Marshal(rec)
+	if err == nil {
+		ctx, cancel := s.opCtx()
+		var resp *clientv3.TxnResponse
+		resp, err = s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
+			Then(clientv3.OpPut(key, string(data), clientv3.WithLease(oc.lease))).Commit()
+		cancel()
+		if err == nil && !resp.Succeeded {
+			err = fmt.Errorf("claim %s is gone", key)
+		}
+	}
+	if err != nil {
+		s.log.Warn("claim not kept for the next run; giving it back", "key", key, "error", err)
+		s.release(key, oc)
+		return
+	}
+	s.mu.Lock()
+	delete(s.own, key)
+	s.kept++
+	s.mu.Unlock()
 }
 
 // deleteClaim deletes a claim key and waits until the cache saw it.

@@ -20,6 +20,15 @@
 //     dead or cut-off host vanish within the lease TTL. If the lease is
 //     lost, the Store takes a new one, writes its endpoints again and
 //     revokes its claims (their slots are gone; agents claim again).
+//   - Agents' reports of failed starts (<prefix>failures/<app>/<node>)
+//     are written under the lease too, and read from the cache.
+//   - An agent that stops leaving its workloads running for its next run
+//     (adoption) keeps their claims (Lease.Keep): they are marked kept and
+//     Close leaves the lease to expire rather than revoking it, so the
+//     claims and endpoints last one TTL longer. The next run's claim of
+//     the same app on the same node takes the kept claim over in the
+//     claim's own transaction, so a restart within the TTL never loses
+//     the slot to another host.
 //   - Acquire reads the plan, the budget and the app's claims at one
 //     revision, decides as the embedded store does, and writes the claim in
 //     a transaction that fails when any of them changed since: claims are
@@ -93,6 +102,7 @@ type Store struct {
 	own      map[string]*ownClaim       // claim key -> claim this Store holds
 	desired  map[string]fabric.Endpoint // endpoint key -> what this Store registered
 	seq      uint64
+	kept     int // claims kept for the next run (Lease.Keep); Close leaves the lease then
 	reassert chan struct{}
 	// stopWatch ends the current watch; hold, when set, keeps the watch
 	// from resuming until it is closed. Both serve tests of resumption.
@@ -215,7 +225,8 @@ func (s *Store) shut() {
 }
 
 // Close revokes the Store's lease (its claims and endpoints go at once),
-// ends every subscription and watch and closes the client.
+// unless claims were kept for the next run (then the lease expires after
+// its TTL), ends every subscription and watch and closes the client.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -223,7 +234,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	lease := s.lease
+	lease, kept := s.lease, s.kept
 	for f := range s.subs {
 		f.Stop()
 	}
@@ -235,9 +246,14 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-	rctx, cancel := context.WithTimeout(context.Background(), s.opts.OpTimeout)
-	_, rerr := s.cli.Revoke(rctx, lease)
-	cancel()
+	var rerr error
+	if kept > 0 {
+		s.log.Info("lease left to expire: claims kept for the next run", "claims", kept, "ttl", s.opts.LeaseTTL)
+	} else {
+		rctx, cancel := context.WithTimeout(context.Background(), s.opts.OpTimeout)
+		_, rerr = s.cli.Revoke(rctx, lease)
+		cancel()
+	}
 	if err := s.cli.Close(); err != nil {
 		return fmt.Errorf("etcd fabric: close client: %w", err)
 	}

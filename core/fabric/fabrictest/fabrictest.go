@@ -51,6 +51,7 @@ func Run(t *testing.T, newFabric Factory) {
 		{"LoweredLimitsRevoke", testRevoke},
 		{"Endpoints", testEndpoints},
 		{"WatchEndpointsAcrossHandles", testWatchAcross},
+		{"StartFailuresAcrossHandles", testStartFailures},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
@@ -417,6 +418,45 @@ func testWatchAcross(t *testing.T, open func() fabric.Store) {
 	}
 	agent.DeregisterEndpoint("a", "n1")
 	untilSnap(t, w, func(s fabric.Snapshot) bool { return len(s.Apps["a"]) == 0 })
+}
+
+// testStartFailures: an agent's report of a failed start is read back at
+// once by its own handle and, in time, by the control process's; a newer
+// report of the same node replaces it, and clearing removes it.
+func testStartFailures(t *testing.T, open func() fabric.Store) {
+	agent, control := open(), open()
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	report := func(node string, n int, reason string) fabric.StartFailure {
+		return fabric.StartFailure{AppName: "a", NodeID: node, Digest: Digest(n), Reason: reason, At: at}
+	}
+	seen := func(f fabric.Store, want ...fabric.StartFailure) {
+		t.Helper()
+		deadline := time.Now().Add(Wait)
+		for {
+			got := f.StartFailures("a")
+			if fmt.Sprint(got) == fmt.Sprint(want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("StartFailures = %+v, want %+v", got, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	agent.ReportStartFailure(report("n2", 1, "not healthy"))
+	agent.ReportStartFailure(report("n1", 1, "exited"))
+	if got := agent.StartFailures("a"); len(got) != 2 || got[0].NodeID != "n1" || !got[0].At.Equal(at) {
+		t.Fatalf("own handle reads %+v, want n1 then n2 at once", got)
+	}
+	seen(control, report("n1", 1, "exited"), report("n2", 1, "not healthy"))
+	agent.ReportStartFailure(report("n1", 2, "digest mismatch"))
+	seen(control, report("n1", 2, "digest mismatch"), report("n2", 1, "not healthy"))
+	agent.ClearStartFailure("a", "n2")
+	agent.ClearStartFailure("a", "n2")
+	seen(control, report("n1", 2, "digest mismatch"))
+	if got := control.StartFailures("b"); len(got) != 0 {
+		t.Fatalf("another app's reports = %+v", got)
+	}
 }
 
 func nextSnap(t *testing.T, ch <-chan fabric.Snapshot) fabric.Snapshot {
