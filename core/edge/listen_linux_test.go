@@ -9,7 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// acceptOne dials ln once and returns the accepted side.
+// acceptOne dials ln once, sends a byte (a deferring listener hands over
+// a connection once something came) and returns the accepted side.
 func acceptOne(t *testing.T, ln net.Listener) net.Conn {
 	t.Helper()
 	d, err := net.Dial("tcp", ln.Addr().String())
@@ -17,6 +18,9 @@ func acceptOne(t *testing.T, ln net.Listener) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	if _, err := d.Write([]byte{'G'}); err != nil {
+		t.Fatal(err)
+	}
 	c, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -95,5 +99,56 @@ func TestClientListenerDoesNotRearmAccepted(t *testing.T) {
 	c := acceptOne(t, ln)
 	if got := sockopt(t, c, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); got != marker {
 		t.Errorf("TCP_KEEPIDLE on the accepted socket = %d, want the listener's %d", got, marker)
+	}
+}
+
+// The listener hands over connections once their first bytes are in, and
+// a connection that sent them is accepted with them readable.
+func TestClientListenerDefersAccept(t *testing.T) {
+	ln, err := listenClients(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := sc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if v <= 0 {
+		t.Fatalf("TCP_DEFER_ACCEPT on the listener = %d, want it set", v)
+	}
+
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	if _, err := d.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(req))
+	n := 0
+	if err := rc.Control(func(fd uintptr) {
+		n, _, gerr = unix.Recvfrom(int(fd), buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if gerr != nil || n == 0 {
+		t.Fatalf("accepted connection has nothing to read (%d bytes, %v)", n, gerr)
 	}
 }
