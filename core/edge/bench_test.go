@@ -27,7 +27,7 @@ import (
 // client and endpoint cost on their own.
 
 // rawServer answers every request on every connection with answer.
-func rawServer(b *testing.B, answer []byte) string {
+func rawServer(b testing.TB, answer []byte) string {
 	ln := listenLoopback(b)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
