@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -26,7 +27,7 @@ import (
 // client and endpoint cost on their own.
 
 // rawServer answers every request on every connection with answer.
-func rawServer(b *testing.B, answer []byte) string {
+func rawServer(b testing.TB, answer []byte) string {
 	ln := listenLoopback(b)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -113,7 +114,17 @@ func readAnswer(br *bufio.Reader) (int, error) {
 }
 
 func benchRaw(b *testing.B, addr, target string) {
-	req := []byte("GET " + target + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	benchRawConn(b, addr, target, false)
+}
+
+// benchRawConn loads addr as benchRaw does; with perConn, each request
+// comes on a connection of its own, closed by the server's answer.
+func benchRawConn(b *testing.B, addr, target string, perConn bool) {
+	hdr := ""
+	if perConn {
+		hdr = "Connection: close\r\n"
+	}
+	req := []byte("GET " + target + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n" + hdr + "\r\n")
 	b.ReportAllocs()
 	b.SetParallelism(2)
 	cpu0 := processCPU(b)
@@ -123,6 +134,28 @@ func benchRaw(b *testing.B, addr, target string) {
 		b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 	}()
 	b.RunParallel(func(pb *testing.PB) {
+		if perConn {
+			for pb.Next() {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, err = c.Write(req)
+				if err == nil {
+					var st int
+					if st, err = readAnswer(bufio.NewReader(c)); err == nil && st != 200 {
+						err = fmt.Errorf("status %d", st)
+					}
+				}
+				c.Close()
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+			return
+		}
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Error(err)
@@ -161,4 +194,14 @@ func BenchmarkForwardRaw(b *testing.B) {
 		b.Run("direct/"+strconv.Itoa(size), func(b *testing.B) { benchRaw(b, up, "/x") })
 		b.Run("edge/"+strconv.Itoa(size), func(b *testing.B) { benchRaw(b, e.Addr().String(), "/up/x") })
 	}
+}
+
+// BenchmarkForwardNewConn is BenchmarkForwardRaw's small answer with a new
+// client connection per request (the endpoint connection stays pooled):
+// its allocations are what accepting and serving a connection costs.
+func BenchmarkForwardNewConn(b *testing.B) {
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
+	up := rawServer(b, answer)
+	e := edgeTo(b, "http://"+up, Options{})
+	benchRawConn(b, e.Addr().String(), "/up/x", true)
 }

@@ -63,14 +63,18 @@ func (x *clientCtx) Done() <-chan struct{} {
 	return x.done
 }
 
-// cancel records that the client is gone.
-func (x *clientCtx) cancel(err error) {
+// errCanceled is the error of every ended client context, shared so that
+// ending one allocates nothing.
+var errCanceled = context.Canceled
+
+// cancel records that the client is gone: Err is context.Canceled from now.
+func (x *clientCtx) cancel() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.err.Load() != nil {
 		return
 	}
-	x.err.Store(&err)
+	x.err.Store(&errCanceled)
 	if x.done != nil {
 		close(x.done)
 	}
@@ -131,5 +135,5 @@ func (x *clientCtx) watch() {
 		return
 	}
 	x.c.readErr = err // the connection is not read again
-	x.cancel(context.Canceled)
+	x.cancel()
 }

@@ -316,9 +316,9 @@ func (e *Edge) Start(addr string) error {
 	e.started = true
 	e.mu.Unlock()
 
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenClients(context.Background(), addr)
 	if err != nil {
-		return fmt.Errorf("edge: listen %s: %w", addr, err)
+		return fmt.Errorf("edge: %w", err)
 	}
 	if e.opts.AdminAddr != "" {
 		aln, err := net.Listen("tcp", e.opts.AdminAddr)

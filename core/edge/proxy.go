@@ -473,15 +473,59 @@ func hopByHop(k string) bool {
 	return false
 }
 
-// connectionTokens calls fn with each header named in Connection.
+// connectionTokens calls fn with each header named in Connection, in its
+// canonical form. Walking the list allocates nothing for the options
+// clients send (close, keep-alive, upgrade), spelled in any case.
 func connectionTokens(h http.Header, fn func(string)) {
 	for _, v := range h["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
+		for v != "" {
+			tok := v
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				tok, v = v[:i], v[i+1:]
+			} else {
+				v = ""
+			}
 			if tok = strings.TrimSpace(tok); tok != "" {
-				fn(textproto.CanonicalMIMEHeaderKey(tok))
+				fn(canonicalToken(tok))
 			}
 		}
 	}
+}
+
+// commonTokens are the canonical names of the connection options clients
+// send, returned without building a new string.
+var commonTokens = [...]string{"Close", "Keep-Alive", "Upgrade"}
+
+// canonicalToken is textproto.CanonicalMIMEHeaderKey(tok).
+func canonicalToken(tok string) string {
+	for _, c := range commonTokens {
+		if asciiEqualFold(tok, c) {
+			return c
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(tok)
+}
+
+// asciiEqualFold reports whether a and b are equal ignoring ASCII case
+// only, as header names are compared (strings.EqualFold also folds
+// non-ASCII letters such as the Kelvin sign into ASCII ones).
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func upgradeType(h http.Header) string {

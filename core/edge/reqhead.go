@@ -46,7 +46,19 @@ func newOutReq(r *http.Request, path string, st []string, trusted bool, body *bo
 	}
 	o.target = target
 	if _, ok := r.Header["Connection"]; ok {
-		connectionTokens(r.Header, func(t string) { o.named = append(o.named, t) })
+		connectionTokens(r.Header, func(t string) {
+			if len(o.named) == 0 {
+				// One common option, as most clients send: a shared
+				// one-element list, which an append would copy.
+				for i, c := range commonTokens {
+					if t == c {
+						o.named = namedCommon[i : i+1 : i+1]
+						return
+					}
+				}
+			}
+			o.named = append(o.named, t)
+		})
 	}
 	for _, v := range r.Header["Te"] {
 		if strings.Contains(strings.ToLower(v), "trailers") {
@@ -63,6 +75,10 @@ func newOutReq(r *http.Request, path string, st []string, trusted bool, body *bo
 	}
 	return o
 }
+
+// namedCommon backs the named list of a request whose Connection field
+// names one common option; never written to.
+var namedCommon = commonTokens
 
 // skipField tells whether the client's field k is not forwarded as it is.
 func (o *outReq) skipField(k string) bool {

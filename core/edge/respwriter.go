@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -322,7 +321,7 @@ func (w *respWriter) send(extra ...[]byte) {
 	w.out = w.out[:0]
 	if err != nil {
 		w.werr = err
-		w.c.ctx.cancel(context.Canceled) // as net/http: a failed write cancels the request
+		w.c.ctx.cancel() // as net/http: a failed write cancels the request
 	}
 }
 

@@ -45,6 +45,7 @@ type front struct {
 	ln       *capListener
 	fallback *http.Server
 	handoff  *handoffListener
+	workers  *workers
 
 	mu       sync.Mutex
 	conns    map[*clientConn]struct{}
@@ -58,6 +59,7 @@ func newFront(e *Edge, ln *capListener, fallback *http.Server) *front {
 		ln:       ln,
 		fallback: fallback,
 		handoff:  newHandoffListener(ln.Addr()),
+		workers:  newWorkers(),
 		conns:    map[*clientConn]struct{}{},
 	}
 }
@@ -72,6 +74,7 @@ func (f *front) serve() {
 	}()
 	f.wg.Add(1)
 	defer f.wg.Done()
+	defer f.workers.stop()
 	var backoff time.Duration
 	for {
 		c, err := f.ln.Accept()
@@ -95,7 +98,7 @@ func (f *front) serve() {
 		f.mu.Lock()
 		f.conns[cc] = struct{}{}
 		f.mu.Unlock()
-		go cc.serve()
+		f.workers.run(cc)
 	}
 }
 

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bufio"
-	"context"
 	"net"
 	"net/http"
 	"net/url"
@@ -90,7 +89,7 @@ func (c *clientConn) serve() {
 	handed := false
 	defer func() {
 		c.f.forget(c)
-		c.ctx.cancel(context.Canceled)
+		c.ctx.cancel()
 		c.br.Reset(nil)
 		readers.Put(c.br)
 		if !handed {

@@ -109,7 +109,7 @@ func (r *recorder) serve(c net.Conn) {
 				return
 			}
 		}
-		rec := fmt.Sprintf("%s\nbody=%q trailer=%s", r.normalise(head), body, r.normalise(trailer))
+		rec := fmt.Sprintf("%s\nbody=%q trailer=%s", r.normalise(head), body, r.normaliseFields(trailer))
 		r.mu.Lock()
 		r.got = append(r.got, rec)
 		r.mu.Unlock()
@@ -162,6 +162,19 @@ func (r *recorder) normalise(head []byte) string {
 	}
 	sort.Strings(fields)
 	return lines[0] + "\n" + strings.Join(fields, "\n")
+}
+
+// normaliseFields is normalise for a block of fields alone (a trailer),
+// whose order carries no meaning either: net/http writes a trailer's
+// fields in map order.
+func (r *recorder) normaliseFields(block []byte) string {
+	b := strings.TrimRight(string(block), "\r\n")
+	if b == "" {
+		return ""
+	}
+	fields := strings.Split(b, "\r\n")
+	sort.Strings(fields)
+	return strings.Join(fields, "\n")
 }
 
 func (r *recorder) reset() {
