@@ -154,15 +154,17 @@ func runScale(ctx context.Context, s *setup, round int) (*scaleRound, error) {
 
 // simAgent claims every planned app it does not hold, as an agent does:
 // at once when the plan arrives, then every retry while refused (never
-// again when retry is 0), and again when a claim it held is revoked.
+// again when retry is 0) but only once its store shows the app below its
+// max, and again when a claim it held is revoked.
 func simAgent(ctx context.Context, st *etcd.Store, node string, idx int, retry time.Duration, n *claimCounts) {
 	never := time.Duration(1<<62 - 1)
 	if retry <= 0 {
 		retry = never
 	}
 	type want struct {
-		plan fabric.Plan
-		due  time.Time
+		plan    fabric.Plan
+		due     time.Time
+		refused bool // the last claim was refused
 	}
 	var mu sync.Mutex
 	pending := map[string]*want{}
@@ -203,6 +205,10 @@ func simAgent(ctx context.Context, st *etcd.Store, node string, idx int, retry t
 				return
 			}
 			app := w.plan.AppName
+			if w.refused && w.plan.Max > 0 && st.Usage(app).Instances >= w.plan.Max {
+				w.due = time.Now().Add(retry) // still full in the store's view: no claim
+				continue
+			}
 			l, err := st.Acquire(app, node, 0, 0)
 			switch {
 			case err == nil:
@@ -226,6 +232,7 @@ func simAgent(ctx context.Context, st *etcd.Store, node string, idx int, retry t
 				mu.Unlock()
 			case errors.Is(err, fabric.ErrBudgetExceeded):
 				n.refused.Add(1)
+				w.refused = true
 				w.due = time.Now().Add(retry)
 			default:
 				n.failed.Add(1)

@@ -191,7 +191,30 @@ func (c *appCtl) reconcile() {
 		c.arm(wait)
 		return
 	}
+	if c.refused && c.active == nil && c.fabricFull() {
+		// Still full as the fabric last showed it: look again later
+		// instead of a claim round trip that would be refused (in a
+		// cluster each one is an etcd transaction, every second, for
+		// every refused node of every app).
+		c.log.Debug("budget refusal: the app is still at its instance limit; no claim tried")
+		c.holdUntil = time.Now().Add(claimRetry)
+		c.arm(claimRetry)
+		return
+	}
 	c.launch(want)
+}
+
+// fabricFull reports whether the claims of the app, as this node's fabric
+// store last saw them, already fill its plan's max or its budget's
+// instance limit. The answer is a cheap local read and may be stale; a
+// stale "full" only delays the next claim until the store catches up, a
+// stale "not full" costs one refused claim.
+func (c *appCtl) fabricFull() bool {
+	limit := c.plan.Max
+	if b, ok := c.a.opts.Fabric.GetBudget(c.name); ok && b.MaxInstances > 0 && (limit <= 0 || b.MaxInstances < limit) {
+		limit = b.MaxInstances
+	}
+	return limit > 0 && c.a.opts.Fabric.Usage(c.name).Instances >= limit
 }
 
 func (c *appCtl) arm(d time.Duration) {
