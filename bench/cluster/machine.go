@@ -41,14 +41,16 @@ func markCPU() cpuMark {
 	return m
 }
 
-// treeCPU sums the CPU ticks of root and its descendants, reaped children
-// included.
-func treeCPU(root int) uint64 {
-	type st struct {
-		ppid int
-		cpu  uint64
-	}
-	all := map[int]st{}
+// procEntry is what /proc/PID/stat says of one process: its parent and
+// the CPU ticks it and its reaped children used.
+type procEntry struct {
+	ppid int
+	cpu  uint64
+}
+
+// procTable reads every process's entry from /proc.
+func procTable() map[int]procEntry {
+	all := map[int]procEntry{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -74,19 +76,31 @@ func treeCPU(root int) uint64 {
 				cpu += uint64(v)
 			}
 		}
-		all[pid] = st{ppid, cpu}
+		all[pid] = procEntry{ppid, cpu}
 	}
+	return all
+}
+
+// subtree lists root and every process below it in all, root first.
+func subtree(all map[int]procEntry, root int) []int {
 	children := map[int][]int{}
 	for pid, s := range all {
 		children[s.ppid] = append(children[s.ppid], pid)
 	}
+	out := []int{root}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// treeCPU sums the CPU ticks of root and its descendants, reaped children
+// included.
+func treeCPU(root int) uint64 {
+	all := procTable()
 	var sum uint64
-	queue := []int{root}
-	for len(queue) > 0 {
-		pid := queue[0]
-		queue = queue[1:]
+	for _, pid := range subtree(all, root) {
 		sum += all[pid].cpu
-		queue = append(queue, children[pid]...)
 	}
 	return sum
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 )
@@ -102,5 +104,17 @@ grpc_server_handled_total{grpc_code="OK",grpc_method="Txn"} %g
 	}
 	if l.fsyncMean < 0.0299 || l.fsyncMean > 0.0301 { // (0.9-0.3) s over 20 syncs
 		t.Errorf("fsync mean %g s, want 0.03", l.fsyncMean)
+	}
+}
+
+func TestSubtree(t *testing.T) {
+	all := map[int]procEntry{1: {0, 1}, 10: {1, 2}, 11: {10, 3}, 12: {10, 4}, 20: {1, 5}}
+	got := subtree(all, 10)
+	sort.Ints(got[1:])
+	if want := []int{10, 11, 12}; !slices.Equal(got, want) {
+		t.Fatalf("subtree(10) = %v, want %v", got, want)
+	}
+	if got := subtree(all, 99); !slices.Equal(got, []int{99}) {
+		t.Fatalf("subtree of an unknown pid = %v, want [99]", got)
 	}
 }
