@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/mycelium-mesh/mesh/core/mesh"
 )
@@ -41,13 +36,7 @@ func runEvents(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
-	if *follow {
-		ctx, cancel = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	} else {
-		ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
-	}
+	ctx, cancel := streamContext(*follow)
 	defer cancel()
 	enc := json.NewEncoder(stdout)
 	q := mesh.EventsQuery{App: *app, Follow: *follow, Tail: *tail}

@@ -40,17 +40,21 @@ func runLogs(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "%v", err)
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
-	if *follow {
-		ctx, cancel = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	} else {
-		ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
-	}
+	ctx, cancel := streamContext(*follow)
 	defer cancel()
 	q := mesh.LogsQuery{App: fs.Arg(0), Node: *node, Instance: *instance, Stream: *stream, Tail: *tail, Follow: *follow}
 	if err := c.Logs(ctx, q, stdout); err != nil {
 		return fail(stderr, "%v", err)
 	}
 	return exitOK
+}
+
+// streamContext is the context of a command that reads a stream from the
+// control API: when following, until Ctrl-C or SIGTERM; otherwise for a
+// minute at most.
+func streamContext(follow bool) (context.Context, context.CancelFunc) {
+	if follow {
+		return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	}
+	return context.WithTimeout(context.Background(), time.Minute)
 }
